@@ -1,0 +1,1 @@
+//! synod-bench: load generators and criterion micro-benchmarks.

@@ -1,0 +1,7 @@
+//! synod-engine: the sans-IO Multi-Paxos replica, the state machines on its
+//! log, a linearizability checker and (feature `sim`) the deterministic
+//! simulator that drives them all on virtual time.
+
+pub mod check;
+
+pub use synod_net::wire;

@@ -1,0 +1,359 @@
+//! The wire module: protocol numbers, batches and replica messages.
+//!
+//! Every type here crosses a process boundary (network or disk), so integers
+//! are fixed width and every protocol number has its own newtype: swapping a
+//! slot and a ballot does not compile.
+//!
+//! Invariants:
+//! - A [`Batch`] never changes after it is built; clones share its bytes.
+//! - A [`Batch`]'s bytes start on a 16-byte boundary, so an rkyv archive inside
+//!   it can be accessed in place.
+//! - [`Ballot`]s are totally ordered by (round, node id); two proposers never
+//!   share a ballot because the node id is part of it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+
+/// A replica's identity, a small integer 1..=N given in the configuration.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct NodeId(pub u8);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// A log position: the index of one Paxos instance. Slot 0 is never used for
+/// a value; it stands for "nothing yet" in commit points.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Slot(pub u64);
+
+impl Slot {
+    /// The slot after this one.
+    ///
+    /// # Panics
+    /// On overflow of the u64 slot space (never reached in practice).
+    #[must_use]
+    pub fn next(self) -> Slot {
+        Slot(self.0.checked_add(1).expect("slot space is u64; it does not run out"))
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// A Paxos ballot (proposal number): a round and the proposer's node id,
+/// ordered by round first. Ballot zero (round 0) is below every real ballot
+/// and means "no promise / nothing accepted".
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Ballot {
+    /// The round; a candidate picks one above every round it has seen.
+    pub round: u64,
+    /// The proposer that owns this ballot.
+    pub node: NodeId,
+}
+
+impl Ballot {
+    /// The ballot below every real ballot.
+    pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
+}
+
+impl fmt::Display for Ballot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b{}.{}", self.round, self.node.0)
+    }
+}
+
+/// A client's session identity. Clients choose it (at random, 64 bits) and
+/// open the session with a command of sequence number zero.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct ClientId(pub u64);
+
+/// A command's sequence number within its client session; the first command
+/// after opening is 1.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Seq(pub u64);
+
+/// The rising number that tags the persist items of one `Ready`: once the
+/// driver has made them durable it reports that number back.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct PersistSeq(pub u64);
+
+/// The commands of one slot: an immutable, reference-counted, 16-byte
+/// aligned byte buffer. The replica, the transport and the log carry it as
+/// opaque bytes and never re-encode it; an empty batch is a no-op.
+#[derive(Clone, Default)]
+pub struct Batch {
+    bytes: Arc<AlignedVec<16>>,
+}
+
+impl Batch {
+    /// The empty batch: the no-op a new leader fills holes with.
+    #[must_use]
+    pub fn noop() -> Batch {
+        Batch::default()
+    }
+
+    /// Wraps bytes that are already aligned (an rkyv archive), without a copy.
+    #[must_use]
+    pub fn from_aligned(bytes: AlignedVec<16>) -> Batch {
+        Batch { bytes: Arc::new(bytes) }
+    }
+
+    /// Copies arbitrary bytes (for example a misaligned receive) into a new batch.
+    #[must_use]
+    pub fn copy_from_slice(bytes: &[u8]) -> Batch {
+        let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        Batch::from_aligned(aligned)
+    }
+
+    /// The batch's bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// The length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True for the no-op batch.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// True when both handles share one buffer (a clone, not a copy).
+    #[must_use]
+    pub fn shares_buffer_with(&self, other: &Batch) -> bool {
+        Arc::ptr_eq(&self.bytes, &other.bytes)
+    }
+}
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.shares_buffer_with(other) || self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Batch {}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Batch({} bytes)", self.len())
+    }
+}
+
+/// One client command as it travels in a batch. The payload is opaque: only
+/// the state machine reads it.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct Command {
+    /// The client session.
+    pub client_id: u64,
+    /// The command's sequence number in its session; 0 opens the session.
+    pub seq: u64,
+    /// Every sequence number below this one has been answered to the client,
+    /// so the session table may forget their results.
+    pub acknowledged_below: u64,
+    /// The state machine's request bytes.
+    pub payload: Vec<u8>,
+}
+
+/// The archived layout of a batch: the leader's clock when it built the
+/// batch (sessions expire deterministically against it) and the commands.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct BatchBody {
+    /// The proposing leader's clock in nanoseconds when it built the batch.
+    pub proposed_at_ns: u64,
+    /// The commands, applied in this order.
+    pub commands: Vec<Command>,
+}
+
+/// An error decoding a batch that came from outside.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The bytes are not a valid archived [`BatchBody`].
+    #[error("batch of {length} bytes failed validation: {reason}")]
+    Invalid {
+        /// The batch's length in bytes.
+        length: usize,
+        /// What bytecheck reported.
+        reason: String,
+    },
+}
+
+impl Batch {
+    /// Archives a batch body into one contiguous batch: the leader does this
+    /// once per slot; nobody re-encodes it afterwards.
+    ///
+    /// # Panics
+    /// Only if rkyv fails to serialize into memory, which it does not for
+    /// these plain types.
+    #[must_use]
+    pub fn encode(body: &BatchBody) -> Batch {
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(body)
+            .expect("serializing plain integers and byte vectors into memory cannot fail");
+        Batch::from_aligned(bytes)
+    }
+
+    /// Validates the batch and gives access to its archived commands in place.
+    ///
+    /// # Errors
+    /// [`BatchError::Invalid`] when the bytes are not an archived batch. The
+    /// no-op batch is not an archive; check [`Batch::is_empty`] first.
+    pub fn access(&self) -> Result<&ArchivedBatchBody, BatchError> {
+        rkyv::access::<ArchivedBatchBody, rkyv::rancor::Error>(self.as_bytes()).map_err(|error| {
+            BatchError::Invalid { length: self.len(), reason: error.to_string() }
+        })
+    }
+}
+
+/// A value an acceptor has accepted: the slot, the ballot it was accepted
+/// in, and the batch. In a promise it tells the new leader what may already
+/// be chosen; on disk it is one acceptor record.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AcceptedEntry {
+    /// The slot.
+    pub slot: Slot,
+    /// The ballot the value was accepted in.
+    pub ballot: Ballot,
+    /// The value.
+    pub batch: Batch,
+}
+
+/// A state machine snapshot (session table included) taken after applying
+/// every slot up to and including `slot`. Its bytes are opaque to the
+/// replica, which only stores and ships them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Snapshot {
+    /// The last slot the snapshot includes.
+    pub slot: Slot,
+    /// The encoded state machine and session table.
+    pub bytes: Batch,
+}
+
+/// The messages replicas exchange. Each names the sender's ballot where it
+/// has one; the transport adds the sender's node id.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Message {
+    /// Phase 1a: a candidate asks for a promise covering every slot from
+    /// `from_slot` onward.
+    Prepare {
+        /// The candidate's ballot.
+        ballot: Ballot,
+        /// The first slot the candidate does not know to be chosen.
+        from_slot: Slot,
+    },
+    /// Phase 1b: the acceptor promises to accept nothing below `ballot` and
+    /// reports every value it accepted at or above `from_slot`.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// Echo of the prepare's `from_slot`.
+        from_slot: Slot,
+        /// The acceptor's last accepted value per slot at or above `from_slot`.
+        accepted: Vec<AcceptedEntry>,
+        /// The acceptor's commit point: every slot up to it is chosen.
+        commit_point: Slot,
+    },
+    /// A rejection: the acceptor has promised `promised`, above the ballot of
+    /// the message it refuses. A leader or candidate that sees it steps down.
+    Reject {
+        /// The ballot the refused message carried.
+        ballot: Ballot,
+        /// The acceptor's promised ballot.
+        promised: Ballot,
+    },
+    /// Phase 2a: the leader asks to accept `batches[i]` at `first_slot + i`.
+    /// The leader's commit point rides along.
+    Accept {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The slot of the first batch.
+        first_slot: Slot,
+        /// One batch per consecutive slot.
+        batches: Vec<Batch>,
+        /// The leader's commit point.
+        commit_point: Slot,
+    },
+    /// Phase 2b: the acceptor has durably accepted the slots
+    /// `first_slot .. first_slot + slot_count` in `ballot`.
+    Accepted {
+        /// The ballot accepted in.
+        ballot: Ballot,
+        /// The first slot accepted.
+        first_slot: Slot,
+        /// How many consecutive slots.
+        slot_count: u64,
+        /// The acceptor's commit point, so the leader sees who lags.
+        commit_point: Slot,
+    },
+    /// The leader's keep-alive: it asserts leadership, carries the commit
+    /// point, and asks for an acknowledgement that renews the lease and
+    /// confirms read indexes.
+    Heartbeat {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The leader's commit point.
+        commit_point: Slot,
+        /// Identifies the heartbeat round for the lease and read confirmation.
+        round: u64,
+    },
+    /// An acceptor's answer to a heartbeat: it has promised nothing above
+    /// `ballot`, and grants the lease for `round`.
+    HeartbeatAck {
+        /// The leader's ballot, echoed.
+        ballot: Ballot,
+        /// The heartbeat round, echoed.
+        round: u64,
+        /// The acceptor's commit point.
+        commit_point: Slot,
+    },
+    /// Catch-up: chosen values, one per consecutive slot from `first_slot`,
+    /// for a replica that lacks them.
+    Chosen {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The slot of the first batch.
+        first_slot: Slot,
+        /// The chosen batches.
+        batches: Vec<Batch>,
+        /// The leader's commit point.
+        commit_point: Slot,
+    },
+    /// Catch-up when the entries were compacted away: the state machine at
+    /// `snapshot.slot`; chosen entries after it follow as [`Message::Chosen`].
+    InstallSnapshot {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The snapshot.
+        snapshot: Snapshot,
+    },
+    /// A replica whose durable state was damaged asks what it might have
+    /// accepted or promised before it may vote again.
+    RecoveryQuery {
+        /// Matches the answers to this query.
+        nonce: u64,
+    },
+    /// The answer to a [`Message::RecoveryQuery`].
+    RecoveryInfo {
+        /// The query's nonce.
+        nonce: u64,
+        /// The answering acceptor's promised ballot.
+        promised: Ballot,
+        /// The highest slot the answering replica has accepted or knows chosen.
+        last_slot: Slot,
+        /// The answering replica's commit point.
+        commit_point: Slot,
+    },
+}

@@ -1,0 +1,1 @@
+//! synod-tests: integration tests and the simulate driver.
