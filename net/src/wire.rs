@@ -38,7 +38,11 @@ impl Slot {
     /// On overflow of the u64 slot space (never reached in practice).
     #[must_use]
     pub fn next(self) -> Slot {
-        Slot(self.0.checked_add(1).expect("slot space is u64; it does not run out"))
+        Slot(
+            self.0
+                .checked_add(1)
+                .expect("slot space is u64; it does not run out"),
+        )
     }
 }
 
@@ -61,7 +65,10 @@ pub struct Ballot {
 
 impl Ballot {
     /// The ballot below every real ballot.
-    pub const ZERO: Ballot = Ballot { round: 0, node: NodeId(0) };
+    pub const ZERO: Ballot = Ballot {
+        round: 0,
+        node: NodeId(0),
+    };
 }
 
 impl fmt::Display for Ballot {
@@ -103,7 +110,9 @@ impl Batch {
     /// Wraps bytes that are already aligned (an rkyv archive), without a copy.
     #[must_use]
     pub fn from_aligned(bytes: AlignedVec<16>) -> Batch {
-        Batch { bytes: Arc::new(bytes) }
+        Batch {
+            bytes: Arc::new(bytes),
+        }
     }
 
     /// Copies arbitrary bytes (for example a misaligned receive) into a new batch.
@@ -213,7 +222,10 @@ impl Batch {
     /// no-op batch is not an archive; check [`Batch::is_empty`] first.
     pub fn access(&self) -> Result<&ArchivedBatchBody, BatchError> {
         rkyv::access::<ArchivedBatchBody, rkyv::rancor::Error>(self.as_bytes()).map_err(|error| {
-            BatchError::Invalid { length: self.len(), reason: error.to_string() }
+            BatchError::Invalid {
+                length: self.len(),
+                reason: error.to_string(),
+            }
         })
     }
 }
@@ -265,6 +277,10 @@ pub enum Message {
         accepted: Vec<AcceptedEntry>,
         /// The acceptor's commit point: every slot up to it is chosen.
         commit_point: Slot,
+        /// The acceptor's snapshot slot: it no longer holds the values of
+        /// slots up to here, so a candidate whose `from_slot` is not above it
+        /// cannot learn them from this promise.
+        snapshot_slot: Slot,
     },
     /// A rejection: the acceptor has promised `promised`, above the ballot of
     /// the message it refuses. A leader or candidate that sees it steps down.
@@ -329,6 +345,11 @@ pub enum Message {
         /// The chosen batches.
         batches: Vec<Batch>,
         /// The leader's commit point.
+        commit_point: Slot,
+    },
+    /// A replica that lacks chosen values asks for those after `commit_point`.
+    CatchUp {
+        /// The asking replica's commit point.
         commit_point: Slot,
     },
     /// Catch-up when the entries were compacted away: the state machine at

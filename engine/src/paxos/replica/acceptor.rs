@@ -1,0 +1,209 @@
+//! The acceptor: phase 1b (promise), phase 2b (accepted), heartbeat
+//! acknowledgements and the lease an acknowledgement grants.
+
+use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, Slot};
+
+use super::{LogEntry, Replica};
+use crate::paxos::{PersistItem, Role};
+
+impl Replica {
+    /// True while a lease this acceptor granted (or may have granted before
+    /// a restart) forbids promising `ballot`.
+    pub(super) fn lease_forbids(&self, ballot: Ballot) -> bool {
+        #[cfg(feature = "sim")]
+        if self.config.bugs.skip_lease_wait {
+            return false;
+        }
+        if self.now_ns >= self.lease_granted_until_ns {
+            return false;
+        }
+        self.lease_granted_to
+            .is_none_or(|holder| holder.node != ballot.node)
+    }
+
+    /// Records that this acceptor acknowledged leader `ballot` now: it
+    /// promises no other candidate for `lease_ns` by its own clock.
+    fn grant_lease(&mut self, ballot: Ballot) {
+        if self.config.lease_ns == 0 {
+            return;
+        }
+        if self.lease_granted_to.is_none() && self.now_ns < self.lease_granted_until_ns {
+            return; // The restart guard still runs: keep refusing every candidate.
+        }
+        // A later grant never shortens an earlier one: whoever held it, its
+        // time is still owed.
+        self.lease_granted_to = Some(ballot);
+        self.lease_granted_until_ns = self
+            .lease_granted_until_ns
+            .max(self.now_ns + self.config.lease_ns);
+    }
+
+    pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
+        if self.role == Role::NonVoter {
+            return;
+        }
+        if ballot < self.promised {
+            self.send(
+                from,
+                Message::Reject {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
+            return;
+        }
+        if ballot > self.promised && self.lease_forbids(ballot) {
+            return; // The candidate retries once the lease has run out.
+        }
+        self.raise_promise(ballot);
+        let message = self.promise_message(ballot, from_slot);
+        self.send_after_persist(from, message);
+    }
+
+    /// Phase 1b: every value accepted at or above `from_slot`.
+    pub(super) fn promise_message(&self, ballot: Ballot, from_slot: Slot) -> Message {
+        assert!(
+            self.promised == ballot,
+            "a promise is only sent for the promised ballot"
+        );
+        let accepted = self
+            .log
+            .range(from_slot..)
+            .map(|(&slot, entry)| AcceptedEntry {
+                slot,
+                ballot: entry.ballot,
+                batch: entry.batch.clone(),
+            })
+            .collect();
+        Message::Promise {
+            ballot,
+            from_slot,
+            accepted,
+            commit_point: self.commit_point,
+            snapshot_slot: self.compacted_through,
+        }
+    }
+
+    /// Common to accept and heartbeat: a message from leader `ballot`.
+    /// Returns false (after rejecting) when the ballot is stale.
+    fn hear_from_leader(&mut self, from: NodeId, ballot: Ballot) -> bool {
+        if ballot < self.promised {
+            self.send(
+                from,
+                Message::Reject {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
+            return false;
+        }
+        if self.role == Role::NonVoter {
+            self.leader_hint = Some(ballot.node);
+            return true;
+        }
+        self.raise_promise(ballot);
+        if self.leader.is_none() {
+            self.candidate = None;
+            self.role = Role::Follower;
+            self.leader_hint = Some(ballot.node);
+            self.reset_election_deadline();
+            self.grant_lease(ballot);
+        }
+        true
+    }
+
+    pub(super) fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        first_slot: Slot,
+        batches: Vec<Batch>,
+        commit_point: Slot,
+    ) {
+        if !self.hear_from_leader(from, ballot) {
+            return;
+        }
+        if self.role == Role::NonVoter {
+            self.learn_commit_point(from, ballot, commit_point);
+            return;
+        }
+        let slot_count = batches.len() as u64;
+        let mut slot = first_slot;
+        for batch in batches {
+            self.accept_value(slot, ballot, batch);
+            slot = slot.next();
+        }
+        let reply = Message::Accepted {
+            ballot,
+            first_slot,
+            slot_count,
+            commit_point: self.commit_point,
+        };
+        self.send_after_persist(from, reply);
+        self.learn_commit_point(from, ballot, commit_point);
+    }
+
+    /// Phase 2b for one slot. A slot already chosen here can only be offered
+    /// its chosen value again (agreement), so it is acknowledged as is.
+    pub(super) fn accept_value(&mut self, slot: Slot, ballot: Ballot, batch: Batch) {
+        assert!(
+            ballot >= self.promised,
+            "accepting {ballot} below the promise {}",
+            self.promised
+        );
+        assert!(slot > Slot(0), "slot 0 holds no value");
+        if slot <= self.compacted_through {
+            return;
+        }
+        if slot <= self.commit_point {
+            let chosen = &self.log[&slot].batch;
+            assert!(
+                *chosen == batch,
+                "agreement violated: {slot} chosen as {chosen:?}, offered {batch:?} in {ballot}"
+            );
+        }
+        let entry = AcceptedEntry {
+            slot,
+            ballot,
+            batch: batch.clone(),
+        };
+        self.log.insert(slot, LogEntry { ballot, batch });
+        self.persist(PersistItem::Accepted(entry));
+    }
+
+    pub(super) fn on_heartbeat(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        commit_point: Slot,
+        round: u64,
+    ) {
+        if !self.hear_from_leader(from, ballot) {
+            return;
+        }
+        if self.role != Role::NonVoter {
+            let ack = Message::HeartbeatAck {
+                ballot,
+                round,
+                commit_point: self.commit_point,
+            };
+            self.send(from, ack);
+        }
+        self.learn_commit_point(from, ballot, commit_point);
+    }
+
+    pub(super) fn on_recovery_query(&mut self, from: NodeId, nonce: u64) {
+        if self.role == Role::NonVoter {
+            return; // Its own state is in doubt: it cannot vouch for anyone.
+        }
+        let last_accepted = self.log.keys().next_back().copied().unwrap_or(Slot(0));
+        let last_slot = last_accepted.max(self.commit_point);
+        let info = Message::RecoveryInfo {
+            nonce,
+            promised: self.promised,
+            last_slot,
+            commit_point: self.commit_point,
+        };
+        self.send(from, info);
+    }
+}

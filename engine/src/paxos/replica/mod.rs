@@ -1,0 +1,651 @@
+//! The replica: one acceptor, one learner and (while it leads) one proposer
+//! of a Multi-Paxos group, as a deterministic state machine.
+//!
+//! Invariants:
+//! - An acceptor never accepts or promises a ballot below `promised`, and
+//!   `promised` never decreases.
+//! - A promise or accepted reply leaves only after the state it vouches for
+//!   is durable (it sits in `messages_after_persist`); the replica's own
+//!   votes count only after `on_persisted`.
+//! - Agreement: a slot at or below the commit point never changes value;
+//!   learning a different value for it panics.
+//! - `committed` hands out slots in order, each once.
+//! - A leader serves a lease read only while its lease (shortened for drift)
+//!   runs, and acceptors refuse promises to other candidates while a lease
+//!   they granted runs (also for `lease_ns` after a restart).
+//! - A non-voter sends no promise, accepted or heartbeat acknowledgement.
+
+mod acceptor;
+mod leader;
+mod learner;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, PersistSeq, Slot, Snapshot};
+
+use super::{
+    Committed, Config, ConfigError, Metadata, Outgoing, PersistItem, ProposeError, ReadError,
+    ReadId, Ready, Recovered, Role,
+};
+
+/// A set of replicas as a bit mask over their positions in `Config::nodes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NodeSet(u64);
+
+impl NodeSet {
+    fn insert(&mut self, index: usize) -> bool {
+        let bit = 1u64 << index;
+        let fresh = self.0 & bit == 0;
+        self.0 |= bit;
+        fresh
+    }
+
+    fn contains(self, index: usize) -> bool {
+        self.0 & (1u64 << index) != 0
+    }
+
+    fn count(self) -> usize {
+        self.0.count_ones() as usize
+    }
+}
+
+/// One accepted value in the acceptor's log.
+#[derive(Clone, Debug)]
+struct LogEntry {
+    ballot: Ballot,
+    batch: Batch,
+}
+
+/// A slot the leader has proposed and not yet seen chosen.
+#[derive(Debug)]
+struct InFlight {
+    votes: NodeSet,
+    sent_at_ns: u64,
+}
+
+/// A heartbeat round: acknowledged by a phase-2 quorum it renews the lease
+/// and confirms the reads that waited for it.
+#[derive(Debug)]
+struct Round {
+    number: u64,
+    sent_at_ns: u64,
+    acks: NodeSet,
+}
+
+/// A read waiting for a heartbeat round to confirm leadership.
+#[derive(Debug)]
+struct PendingRead {
+    read_id: ReadId,
+    read_slot: Slot,
+    round_needed: u64,
+}
+
+/// What a candidate has gathered in phase 1.
+#[derive(Debug)]
+struct CandidateState {
+    ballot: Ballot,
+    from_slot: Slot,
+    promises: NodeSet,
+    self_promise_seq: Option<PersistSeq>,
+    values: BTreeMap<Slot, LogEntry>,
+    prepare_sent_ns: u64,
+}
+
+/// What a leader tracks.
+#[derive(Debug)]
+struct LeaderState {
+    ballot: Ballot,
+    next_slot: Slot,
+    unsent_from: Slot,
+    in_flight: BTreeMap<Slot, InFlight>,
+    queue: VecDeque<Batch>,
+    ready_slot: Slot,
+    lease_until_ns: u64,
+    next_round: u64,
+    rounds: VecDeque<Round>,
+    confirmed_round: u64,
+    last_quorum_ns: u64,
+    reads: VecDeque<PendingRead>,
+    round_wanted: bool,
+    next_heartbeat_ns: u64,
+}
+
+/// What a non-voter gathers before it may vote again.
+#[derive(Debug)]
+struct RecoveryState {
+    nonce: u64,
+    answers: NodeSet,
+    target_slot: Slot,
+    promised_seen: Ballot,
+    quorum_reached: bool,
+    best_peer: Option<(NodeId, Slot)>,
+    next_query_ns: u64,
+}
+
+/// A vote of this replica's own acceptor that counts once it is durable.
+#[derive(Debug)]
+enum SelfVote {
+    Promise { ballot: Ballot },
+    Accepted { ballot: Ballot, slot: Slot },
+}
+
+/// A tiny deterministic generator for election timeouts and nonces, seeded
+/// by the driver (SplitMix64).
+#[derive(Debug)]
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        assert!(low < high);
+        low + self.next() % (high - low)
+    }
+}
+
+/// One member of a Multi-Paxos group: acceptor, learner, and proposer when
+/// it leads. See the module documentation of [`crate::paxos`] for the
+/// driver's contract.
+#[derive(Debug)]
+pub struct Replica {
+    config: Config,
+    node: NodeId,
+    node_index: usize,
+    random: Random,
+    now_ns: u64,
+    started: bool,
+    role: Role,
+    leader_hint: Option<NodeId>,
+    ballot_seen: Ballot,
+    // Acceptor.
+    promised: Ballot,
+    log: BTreeMap<Slot, LogEntry>,
+    commit_point: Slot,
+    snapshot: Option<Snapshot>,
+    compacted_through: Slot,
+    lease_granted_to: Option<Ballot>,
+    lease_granted_until_ns: u64,
+    // Timers.
+    election_deadline_ns: u64,
+    catch_up_requested_ns: Option<u64>,
+    // Proposer.
+    candidate: Option<CandidateState>,
+    leader: Option<LeaderState>,
+    recovery: Option<RecoveryState>,
+    // Outputs.
+    out: Ready,
+    metadata_dirty: bool,
+    persist_seq: PersistSeq,
+    durable_seq: PersistSeq,
+    self_votes: VecDeque<(PersistSeq, SelfVote)>,
+}
+
+impl Replica {
+    /// Builds replica `node` of a group from what it recovered from disk.
+    /// `seed` drives its election timeouts (the driver owns randomness).
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the configuration is unsafe or inconsistent.
+    pub fn new(
+        config: Config,
+        node: NodeId,
+        seed: u64,
+        recovered: Recovered,
+    ) -> Result<Replica, ConfigError> {
+        config.validate(node)?;
+        let node_index = config
+            .nodes
+            .iter()
+            .position(|&member| member == node)
+            .expect("validate() checked that the node is a member");
+        let mut replica = Replica {
+            config,
+            node,
+            node_index,
+            random: Random(seed ^ u64::from(node.0).wrapping_mul(0x2545_F491_4F6C_DD1D)),
+            now_ns: 0,
+            started: false,
+            role: Role::Follower,
+            leader_hint: None,
+            ballot_seen: Ballot::ZERO,
+            promised: Ballot::ZERO,
+            log: BTreeMap::new(),
+            commit_point: Slot(0),
+            snapshot: None,
+            compacted_through: Slot(0),
+            lease_granted_to: None,
+            lease_granted_until_ns: 0,
+            election_deadline_ns: 0,
+            catch_up_requested_ns: None,
+            candidate: None,
+            leader: None,
+            recovery: None,
+            out: Ready::default(),
+            metadata_dirty: false,
+            persist_seq: PersistSeq(0),
+            durable_seq: PersistSeq(0),
+            self_votes: VecDeque::new(),
+        };
+        replica.restore_recovered(recovered);
+        Ok(replica)
+    }
+
+    /// This replica's node id.
+    #[must_use]
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The role it plays now.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The replica this one believes leads (itself when leading).
+    #[must_use]
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+
+    /// The highest ballot promised by this acceptor.
+    #[must_use]
+    pub fn promised_ballot(&self) -> Ballot {
+        self.promised
+    }
+
+    /// Every slot up to here is chosen and has been handed out as committed.
+    #[must_use]
+    pub fn commit_point(&self) -> Slot {
+        self.commit_point
+    }
+
+    /// The slot of the latest snapshot (0 when none).
+    #[must_use]
+    pub fn snapshot_slot(&self) -> Slot {
+        self.snapshot
+            .as_ref()
+            .map_or(Slot(0), |snapshot| snapshot.slot)
+    }
+
+    /// True while this replica leads and its lease lets it serve reads locally.
+    #[must_use]
+    pub fn has_lease(&self) -> bool {
+        self.leader
+            .as_ref()
+            .is_some_and(|leader| self.now_ns < leader.lease_until_ns)
+    }
+
+    /// Advances the replica's clock to `now_ns` (local, monotonic) and runs
+    /// its timers: elections, heartbeats, retransmissions, recovery queries.
+    ///
+    /// # Panics
+    /// If time goes backwards (a driver bug).
+    pub fn on_tick(&mut self, now_ns: u64) {
+        assert!(
+            now_ns >= self.now_ns,
+            "time went backwards: {now_ns} < {}",
+            self.now_ns
+        );
+        self.now_ns = now_ns;
+        if !self.started {
+            self.start();
+        }
+        match self.role {
+            Role::Leader => self.leader_tick(),
+            Role::Candidate | Role::Follower => {
+                if self.role == Role::Candidate {
+                    self.candidate_tick();
+                }
+                if now_ns >= self.election_deadline_ns {
+                    self.election_timeout();
+                }
+            }
+            Role::NonVoter => self.recovery_tick(),
+        }
+    }
+
+    /// Handles a message from peer `from`.
+    pub fn on_message(&mut self, from: NodeId, message: Message) {
+        let Some(from_index) = self.index_of(from) else {
+            return; // Not a member of this group: ignore it.
+        };
+        if from == self.node {
+            return;
+        }
+        match message {
+            Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            Message::Promise {
+                ballot,
+                accepted,
+                commit_point,
+                snapshot_slot,
+                ..
+            } => {
+                self.on_promise(from_index, ballot, accepted, commit_point, snapshot_slot);
+            }
+            Message::Reject { ballot, promised } => self.on_reject(ballot, promised),
+            Message::Accept {
+                ballot,
+                first_slot,
+                batches,
+                commit_point,
+            } => {
+                self.on_accept(from, ballot, first_slot, batches, commit_point);
+            }
+            Message::Accepted {
+                ballot,
+                first_slot,
+                slot_count,
+                commit_point,
+            } => {
+                self.on_accepted(from_index, ballot, first_slot, slot_count, commit_point);
+            }
+            Message::Heartbeat {
+                ballot,
+                commit_point,
+                round,
+            } => {
+                self.on_heartbeat(from, ballot, commit_point, round);
+            }
+            Message::HeartbeatAck {
+                ballot,
+                round,
+                commit_point: _,
+            } => {
+                self.on_heartbeat_ack(from_index, ballot, round);
+            }
+            Message::Chosen {
+                ballot,
+                first_slot,
+                batches,
+                commit_point,
+            } => {
+                self.on_chosen(from, ballot, first_slot, batches, commit_point);
+            }
+            Message::CatchUp { commit_point } => self.on_catch_up(from, commit_point),
+            Message::InstallSnapshot { ballot, snapshot } => {
+                self.on_install_snapshot(from, ballot, snapshot);
+            }
+            Message::RecoveryQuery { nonce } => self.on_recovery_query(from, nonce),
+            Message::RecoveryInfo {
+                nonce,
+                promised,
+                last_slot,
+                commit_point,
+            } => {
+                self.on_recovery_info(from, from_index, nonce, promised, last_slot, commit_point);
+            }
+        }
+    }
+
+    /// Proposes a batch for the next free slot. The batch waits in a bounded
+    /// queue while the window of slots in flight is full.
+    ///
+    /// # Errors
+    /// [`ProposeError::NotLeader`] unless this replica leads;
+    /// [`ProposeError::Busy`] when the queue is full.
+    pub fn propose(&mut self, batch: Batch) -> Result<(), ProposeError> {
+        let leader_hint = self.leader_hint;
+        let Some(leader) = self.leader.as_mut() else {
+            return Err(ProposeError::NotLeader { leader_hint });
+        };
+        if leader.queue.len() >= self.config.proposal_queue_max {
+            return Err(ProposeError::Busy);
+        }
+        leader.queue.push_back(batch);
+        self.fill_window();
+        Ok(())
+    }
+
+    /// Asks to serve a linearizable read. It becomes ready at once under a
+    /// valid lease, else after a heartbeat round confirms leadership.
+    ///
+    /// # Errors
+    /// [`ReadError::NotLeader`] unless this replica leads;
+    /// [`ReadError::Busy`] when too many reads wait.
+    pub fn read(&mut self, read_id: ReadId) -> Result<(), ReadError> {
+        self.leader_read(read_id)
+    }
+
+    /// Everything handed out with a persist sequence number up to
+    /// `persist_seq` is durable.
+    ///
+    /// # Panics
+    /// If `persist_seq` was never handed out (a driver bug).
+    pub fn on_persisted(&mut self, persist_seq: PersistSeq) {
+        assert!(
+            persist_seq <= self.persist_seq,
+            "persisted {persist_seq:?} was never handed out"
+        );
+        if persist_seq <= self.durable_seq {
+            return;
+        }
+        self.durable_seq = persist_seq;
+        while self
+            .self_votes
+            .front()
+            .is_some_and(|(seq, _)| *seq <= persist_seq)
+        {
+            let (_, vote) = self.self_votes.pop_front().expect("front() was Some");
+            match vote {
+                SelfVote::Promise { ballot } => self.count_self_promise(ballot),
+                SelfVote::Accepted { ballot, slot } => {
+                    self.count_vote(self.node_index, ballot, slot)
+                }
+            }
+        }
+    }
+
+    /// The driver took a snapshot of the state machine at `snapshot.slot`
+    /// (it has applied exactly that far). The replica keeps it for lagging
+    /// peers, persists it, and drops log entries at or below its slot.
+    ///
+    /// # Panics
+    /// If the snapshot is beyond the commit point (a driver bug).
+    pub fn on_snapshot(&mut self, snapshot: Snapshot) {
+        assert!(
+            snapshot.slot <= self.commit_point,
+            "snapshot beyond the commit point"
+        );
+        if snapshot.slot <= self.snapshot_slot() {
+            return;
+        }
+        self.keep_snapshot(snapshot);
+    }
+
+    /// Takes the outputs gathered since the last call.
+    pub fn ready(&mut self) -> Ready {
+        if self.leader.is_some() {
+            self.flush_leader();
+        }
+        if self.metadata_dirty {
+            self.metadata_dirty = false;
+            let metadata = Metadata {
+                promised: self.promised,
+                commit_point: self.commit_point,
+            };
+            self.out.persist.push(PersistItem::Metadata(metadata));
+        }
+        if !self.out.persist.is_empty() {
+            self.persist_seq = PersistSeq(self.persist_seq.0 + 1);
+        }
+        let mut ready = std::mem::take(&mut self.out);
+        ready.persist_seq = self.persist_seq;
+        ready
+    }
+
+    /// The persist sequence number the next `ready()` will hand out if it
+    /// has items: votes recorded now count once it is durable.
+    fn pending_persist_seq(&self) -> PersistSeq {
+        PersistSeq(self.persist_seq.0 + 1)
+    }
+
+    fn index_of(&self, node: NodeId) -> Option<usize> {
+        self.config.nodes.iter().position(|&member| member == node)
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let node = self.node;
+        self.config
+            .nodes
+            .iter()
+            .copied()
+            .filter(move |&member| member != node)
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.out.messages_now.push(Outgoing { to, message });
+    }
+
+    /// Queues a reply that vouches for durable state.
+    fn send_after_persist(&mut self, to: NodeId, message: Message) {
+        #[cfg(feature = "sim")]
+        if self.config.bugs.reply_before_persist {
+            self.out.messages_now.push(Outgoing { to, message });
+            return;
+        }
+        self.out
+            .messages_after_persist
+            .push(Outgoing { to, message });
+    }
+
+    fn persist(&mut self, item: PersistItem) {
+        self.out.persist.push(item);
+    }
+
+    fn reset_election_deadline(&mut self) {
+        let timeout = self.random.between(
+            self.config.election_timeout_min_ns,
+            self.config.election_timeout_max_ns,
+        );
+        self.election_deadline_ns = self.now_ns + timeout;
+    }
+
+    /// The first tick: arm the election timer and wait out any lease this
+    /// acceptor may have granted before it restarted.
+    fn start(&mut self) {
+        self.started = true;
+        self.reset_election_deadline();
+        #[cfg(feature = "sim")]
+        if self.config.bugs.skip_lease_wait {
+            return;
+        }
+        if self.config.lease_ns > 0 {
+            self.lease_granted_to = None;
+            self.lease_granted_until_ns = self.now_ns + self.config.lease_ns;
+        }
+    }
+
+    fn restore_recovered(&mut self, recovered: Recovered) {
+        let Recovered {
+            metadata,
+            accepted,
+            snapshot,
+            mut damaged,
+        } = recovered;
+        self.promised = metadata.promised;
+        self.ballot_seen = metadata.promised;
+        let snapshot_slot = snapshot.as_ref().map_or(Slot(0), |snapshot| snapshot.slot);
+        for entry in accepted {
+            if entry.slot > snapshot_slot {
+                let AcceptedEntry {
+                    slot,
+                    ballot,
+                    batch,
+                } = entry;
+                self.log.insert(slot, LogEntry { ballot, batch });
+            }
+        }
+        // Slots up to the durable commit point must all be present; a gap
+        // means a synced record is gone.
+        let mut commit_point = snapshot_slot;
+        while commit_point < metadata.commit_point && self.log.contains_key(&commit_point.next()) {
+            commit_point = commit_point.next();
+        }
+        if commit_point < metadata.commit_point {
+            damaged = true;
+        }
+        if let Some(snapshot) = snapshot {
+            self.out.snapshot_to_restore = Some(snapshot.clone());
+            self.snapshot = Some(snapshot);
+        }
+        self.commit_point = snapshot_slot;
+        self.compacted_through = snapshot_slot;
+        self.advance_commit_to(commit_point);
+        if damaged {
+            self.role = Role::NonVoter;
+            let nonce = self.random.next();
+            self.recovery = Some(RecoveryState {
+                nonce,
+                answers: NodeSet::default(),
+                target_slot: Slot(0),
+                promised_seen: Ballot::ZERO,
+                quorum_reached: false,
+                best_peer: None,
+                next_query_ns: 0,
+            });
+        }
+    }
+
+    /// Hands out committed slots from the log up to `target`, in order.
+    fn advance_commit_to(&mut self, target: Slot) {
+        while self.commit_point < target {
+            let slot = self.commit_point.next();
+            let entry = self
+                .log
+                .get(&slot)
+                .expect("callers only advance over slots present in the log");
+            self.out.committed.push(Committed {
+                slot,
+                batch: entry.batch.clone(),
+            });
+            self.commit_point = slot;
+            self.metadata_dirty = true;
+        }
+    }
+
+    /// Gives up candidacy or leadership: pending reads fail, queued
+    /// proposals are dropped (clients retry with the same sequence numbers).
+    fn step_down(&mut self, leader_hint: Option<NodeId>) {
+        if let Some(leader) = self.leader.take() {
+            for read in leader.reads {
+                self.out
+                    .reads_failed
+                    .push((read.read_id, ReadError::NotLeader { leader_hint }));
+            }
+        }
+        self.candidate = None;
+        if self.role != Role::NonVoter {
+            self.role = Role::Follower;
+        }
+        self.leader_hint = leader_hint;
+        self.reset_election_deadline();
+    }
+
+    /// Raises the promised ballot (never lowers it) and marks it for persisting.
+    fn raise_promise(&mut self, ballot: Ballot) {
+        assert!(ballot >= self.promised, "promised ballot must not decrease");
+        if ballot > self.promised {
+            self.promised = ballot;
+            self.metadata_dirty = true;
+        }
+        self.ballot_seen = self.ballot_seen.max(ballot);
+        let own_ballot = self.leader.as_ref().map(|leader| leader.ballot);
+        let candidate_ballot = self.candidate.as_ref().map(|candidate| candidate.ballot);
+        if own_ballot.is_some_and(|own| own < ballot)
+            || candidate_ballot.is_some_and(|own| own < ballot)
+        {
+            self.step_down(Some(ballot.node));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
