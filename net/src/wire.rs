@@ -204,14 +204,33 @@ pub enum BatchError {
 impl Batch {
     /// Archives a batch body into one contiguous batch: the leader does this
     /// once per slot; nobody re-encodes it afterwards.
+    #[must_use]
+    pub fn encode(body: &BatchBody) -> Batch {
+        Batch::encode_commands(body.proposed_at_ns, &body.commands)
+    }
+
+    /// Archives borrowed commands into one contiguous batch (the same layout
+    /// as [`BatchBody`]), into a buffer sized up front so it grows once.
     ///
     /// # Panics
     /// Only if rkyv fails to serialize into memory, which it does not for
     /// these plain types.
     #[must_use]
-    pub fn encode(body: &BatchBody) -> Batch {
-        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(body)
-            .expect("serializing plain integers and byte vectors into memory cannot fail");
+    pub fn encode_commands(proposed_at_ns: u64, commands: &[Command]) -> Batch {
+        let payload_bytes: usize = commands
+            .iter()
+            .map(|command| command.payload.len().next_multiple_of(8))
+            .sum();
+        let capacity = 64 + commands.len() * size_of::<ArchivedCommand>() + payload_bytes;
+        let body = BorrowedBody {
+            proposed_at_ns,
+            commands,
+        };
+        let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+            &body,
+            AlignedVec::<16>::with_capacity(capacity),
+        )
+        .expect("serializing plain integers and byte vectors into memory cannot fail");
         Batch::from_aligned(bytes)
     }
 
@@ -377,4 +396,114 @@ pub enum Message {
         /// The answering replica's commit point.
         commit_point: Slot,
     },
+}
+
+/// A batch body over borrowed commands: archives exactly as [`BatchBody`].
+struct BorrowedBody<'a> {
+    proposed_at_ns: u64,
+    commands: &'a [Command],
+}
+
+impl rkyv::Archive for BorrowedBody<'_> {
+    type Archived = ArchivedBatchBody;
+    type Resolver = rkyv::vec::VecResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::munge::munge!(let ArchivedBatchBody { proposed_at_ns, commands } = out);
+        self.proposed_at_ns.resolve((), proposed_at_ns);
+        rkyv::vec::ArchivedVec::resolve_from_len(self.commands.len(), resolver, commands);
+    }
+}
+
+impl<S> rkyv::Serialize<S> for BorrowedBody<'_>
+where
+    S: rkyv::rancor::Fallible + rkyv::ser::Allocator + rkyv::ser::Writer + ?Sized,
+    Command: rkyv::Serialize<S, Archived = ArchivedCommand>,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        rkyv::vec::ArchivedVec::serialize_from_slice(self.commands, serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commands(count: u64) -> Vec<Command> {
+        (0..count)
+            .map(|index| Command {
+                client_id: index,
+                seq: index + 1,
+                acknowledged_below: index,
+                payload: vec![index as u8; index as usize % 40],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_round_trips_through_its_archive_in_place() {
+        let body = BatchBody {
+            proposed_at_ns: 42,
+            commands: commands(100),
+        };
+        let batch = Batch::encode(&body);
+        assert_eq!(batch.as_bytes().as_ptr() as usize % 16, 0);
+        let archived = batch.access().expect("a batch we built validates");
+        assert_eq!(archived.proposed_at_ns.to_native(), 42);
+        assert_eq!(archived.commands.len(), 100);
+        for (archived, command) in archived.commands.iter().zip(&body.commands) {
+            assert_eq!(archived.client_id.to_native(), command.client_id);
+            assert_eq!(archived.seq.to_native(), command.seq);
+            assert_eq!(
+                archived.acknowledged_below.to_native(),
+                command.acknowledged_below
+            );
+            assert_eq!(archived.payload.as_slice(), command.payload.as_slice());
+        }
+    }
+
+    #[test]
+    fn borrowed_and_owned_encodings_are_identical() {
+        let body = BatchBody {
+            proposed_at_ns: 7,
+            commands: commands(33),
+        };
+        let owned = rkyv::to_bytes::<rkyv::rancor::Error>(&body).expect("serializes");
+        assert_eq!(
+            Batch::encode_commands(7, &body.commands).as_bytes(),
+            owned.as_slice()
+        );
+    }
+
+    #[test]
+    fn garbage_fails_validation_without_panicking() {
+        for length in [0usize, 1, 7, 16, 64, 333] {
+            let garbage: Vec<u8> = (0..length).map(|index| (index * 131 % 251) as u8).collect();
+            let batch = Batch::copy_from_slice(&garbage);
+            let _ = batch.access();
+        }
+        assert!(Batch::copy_from_slice(&[0xFF; 32]).access().is_err());
+    }
+
+    #[test]
+    fn clones_share_the_buffer_and_ballots_order_by_round_then_node() {
+        let batch = Batch::copy_from_slice(b"abc");
+        assert!(batch.clone().shares_buffer_with(&batch));
+        assert!(Batch::noop().is_empty());
+        let low = Ballot {
+            round: 1,
+            node: NodeId(9),
+        };
+        let high = Ballot {
+            round: 2,
+            node: NodeId(1),
+        };
+        assert!(low < high && Ballot::ZERO < low);
+        assert!(
+            Ballot {
+                round: 2,
+                node: NodeId(2)
+            } > high
+        );
+    }
 }
