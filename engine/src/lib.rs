@@ -3,5 +3,6 @@
 //! simulator that drives them all on virtual time.
 
 pub mod check;
+pub mod sm;
 
 pub use synod_net::wire;
