@@ -16,7 +16,8 @@ use synod_net::wire::{Slot, Snapshot};
 
 use crate::error::Result;
 use crate::format::{
-    encode_metadata_copy, encode_snapshot, Metadata, RecordHeader, SegmentId, BLOCK_BYTES,
+    encode_metadata_copy, encode_snapshot, CommitSeq, Metadata, MetadataCopy, RecordHeader,
+    SegmentId, BLOCK_BYTES,
 };
 use crate::log::Log;
 use crate::recovery::{Recovered, Resume, METADATA_FILE, SNAPSHOT_FILE};
@@ -31,6 +32,7 @@ pub(crate) struct DurableState {
     metadata_in_file: Metadata,
     metadata_file_seq: u64,
     snapshot_slot: Slot,
+    first_commit: BTreeMap<SegmentId, CommitSeq>,
 }
 
 impl DurableState {
@@ -60,6 +62,12 @@ impl DurableState {
                 .snapshot
                 .as_ref()
                 .map_or(Slot(0), |snapshot| snapshot.slot),
+            first_commit: recovered
+                .report
+                .segments
+                .iter()
+                .filter_map(|report| Some((report.segment, report.commits?.0)))
+                .collect(),
         }
     }
 
@@ -69,6 +77,7 @@ impl DurableState {
 
     pub(crate) fn forget_segment(&mut self, segment: SegmentId) {
         self.live.remove(&segment);
+        self.first_commit.remove(&segment);
         self.slot_index.retain(|_, holder| *holder != segment);
     }
 
@@ -88,6 +97,10 @@ impl DurableState {
             }
             slot = slot.next();
         }
+    }
+
+    pub(crate) fn note_durable_group(&mut self, segment: SegmentId, commit_seq: CommitSeq) {
+        self.first_commit.entry(segment).or_insert(commit_seq);
     }
 
     pub(crate) fn note_durable_metadata(&mut self, metadata: Metadata) {
@@ -121,11 +134,31 @@ impl<S: Storage> Log<S> {
     /// # Errors
     /// I/O errors (a full disk among them); the last good copy is intact.
     pub fn persist_metadata(&mut self, metadata: Metadata) -> Result<()> {
+        let log_start = self.first_kept_commit();
+        self.write_metadata_file(metadata, log_start)
+    }
+
+    /// The first group of the oldest segment kept (or the next group when
+    /// the kept segments hold none).
+    fn first_kept_commit(&self) -> CommitSeq {
+        self.state
+            .live
+            .keys()
+            .find_map(|segment| self.state.first_commit.get(segment).copied())
+            .unwrap_or(self.next_commit_seq())
+    }
+
+    fn write_metadata_file(&mut self, metadata: Metadata, log_start: CommitSeq) -> Result<()> {
         let metadata = self.state.metadata.max(metadata);
         let write_seq = self.state.metadata_file_seq + 1;
         let copy_index = (write_seq % 2) as usize;
         let mut block = vec![0u8; BLOCK_BYTES];
-        encode_metadata_copy(&mut block, write_seq, metadata);
+        let copy = MetadataCopy {
+            write_seq,
+            metadata,
+            log_start,
+        };
+        encode_metadata_copy(&mut block, &copy);
         let exists = self
             .storage
             .read(METADATA_FILE, 2 * BLOCK_BYTES as u64)?
@@ -194,10 +227,21 @@ impl<S: Storage> Log<S> {
         if dead.is_empty() {
             return Ok(());
         }
-        if self.state.metadata_in_file != self.state.metadata || self.state.metadata_file_seq == 0 {
-            self.persist_metadata(self.state.metadata)?;
-        }
+        // The oldest kept group after the retirement, written first: a crash
+        // in between leaves older segments whose groups lie below it, which
+        // recovery accepts.
+        let survivor = self
+            .state
+            .live
+            .keys()
+            .find(|segment| !dead.contains(segment))
+            .copied();
+        let log_start = survivor
+            .and_then(|segment| self.state.first_commit.get(&segment).copied())
+            .unwrap_or(self.next_commit_seq());
+        self.write_metadata_file(self.state.metadata, log_start)?;
         for segment in dead {
+            self.state.first_commit.remove(&segment);
             self.storage
                 .retire_segment(segment, self.config.spare_segments_max)?;
             self.state.live.remove(&segment);

@@ -31,7 +31,7 @@ pub const ENTRY_PREFIX_BYTES: usize = 16;
 /// The segment header's meaningful prefix (the rest of its block is zero).
 pub const SEGMENT_HEADER_BYTES: usize = 36;
 /// One metadata copy's meaningful prefix (each copy has its own block).
-pub const METADATA_COPY_BYTES: usize = 52;
+pub const METADATA_COPY_BYTES: usize = 60;
 /// The snapshot file's header size.
 pub const SNAPSHOT_HEADER_BYTES: usize = 48;
 
@@ -434,26 +434,39 @@ impl Metadata {
     }
 }
 
-/// Encodes one metadata copy (the copy with write number `write_seq` goes
-/// to block `write_seq % 2`).
-pub fn encode_metadata_copy(block: &mut [u8], write_seq: u64, metadata: Metadata) {
+/// One copy of the metadata file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetadataCopy {
+    /// Rises by one per write; the copy with write number `n` lives in
+    /// block `n % 2`.
+    pub write_seq: u64,
+    /// The acceptor metadata.
+    pub metadata: Metadata,
+    /// The commit sequence number of the first group of the oldest segment
+    /// kept when this copy was written (recovery's hint for the first group).
+    pub log_start: CommitSeq,
+}
+
+/// Encodes one metadata copy into its block.
+pub fn encode_metadata_copy(block: &mut [u8], copy: &MetadataCopy) {
     assert_eq!(block.len(), BLOCK_BYTES, "a metadata copy fills one block");
     block.fill(0);
     block[0..8].copy_from_slice(&METADATA_MAGIC);
     block[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    block[16..24].copy_from_slice(&write_seq.to_le_bytes());
-    block[24..32].copy_from_slice(&metadata.promised.round.to_le_bytes());
-    block[32] = metadata.promised.node.0;
-    block[40..48].copy_from_slice(&metadata.commit_point.0.to_le_bytes());
-    let crc = crc32c::crc32c(&block[0..48]);
-    block[48..52].copy_from_slice(&crc.to_le_bytes());
+    block[16..24].copy_from_slice(&copy.write_seq.to_le_bytes());
+    block[24..32].copy_from_slice(&copy.metadata.promised.round.to_le_bytes());
+    block[32] = copy.metadata.promised.node.0;
+    block[40..48].copy_from_slice(&copy.metadata.commit_point.0.to_le_bytes());
+    block[48..56].copy_from_slice(&copy.log_start.0.to_le_bytes());
+    let crc = crc32c::crc32c(&block[0..56]);
+    block[56..60].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes one metadata copy: `Ok(None)` for an all-zero (never written) block.
 ///
 /// # Errors
 /// A newer version, or a damaged copy (described).
-pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<(u64, Metadata)>, HeaderDefect> {
+pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, HeaderDefect> {
     if block.len() < METADATA_COPY_BYTES || block[..METADATA_COPY_BYTES].iter().all(|&b| b == 0) {
         return Ok(None);
     }
@@ -464,19 +477,22 @@ pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<(u64, Metadata)>, Hea
     if version > FORMAT_VERSION {
         return Err(HeaderDefect::NewerVersion(version));
     }
-    if crc32c::crc32c(&block[0..48]) != read_u32(block, 48) {
+    if crc32c::crc32c(&block[0..56]) != read_u32(block, 56) {
         return Err(HeaderDefect::Corrupt(
             "metadata checksum mismatch".to_string(),
         ));
     }
-    let metadata = Metadata {
-        promised: Ballot {
-            round: read_u64(block, 24),
-            node: NodeId(block[32]),
+    Ok(Some(MetadataCopy {
+        write_seq: read_u64(block, 16),
+        metadata: Metadata {
+            promised: Ballot {
+                round: read_u64(block, 24),
+                node: NodeId(block[32]),
+            },
+            commit_point: Slot(read_u64(block, 40)),
         },
-        commit_point: Slot(read_u64(block, 40)),
-    };
-    Ok(Some((read_u64(block, 16), metadata)))
+        log_start: CommitSeq(read_u64(block, 48)),
+    }))
 }
 
 /// Encodes a snapshot file: header, then the bytes.

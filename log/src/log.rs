@@ -407,6 +407,8 @@ impl<S: Storage> Log<S> {
         }
         assert!(self.durable < Some(write.commit_seq), "durability rises");
         self.durable = Some(write.commit_seq);
+        self.state
+            .note_durable_group(write.segment, write.commit_seq);
         if self.health == Health::DiskFull {
             self.health = Health::Healthy;
         }
@@ -479,6 +481,12 @@ impl<S: Storage> Log<S> {
     #[must_use]
     pub fn into_storage(self) -> S {
         self.storage
+    }
+
+    /// The commit sequence number the group being built will have.
+    #[must_use]
+    pub fn next_commit_seq(&self) -> CommitSeq {
+        self.next_commit
     }
 
     /// The active segment and the offset the next group will be written at.

@@ -24,7 +24,7 @@ use synod_net::wire::{AcceptedEntry, Batch, Slot, Snapshot};
 use crate::error::{LogError, Result};
 use crate::format::{
     decode_metadata_copy, decode_segment_header, decode_snapshot, entries, CommitSeq, HeaderDefect,
-    Metadata, RecordKind, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
+    Metadata, MetadataCopy, RecordKind, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
 };
 use crate::report::{Damage, RecoveryReport, SegmentReport};
 use crate::scan::{find_later_group, scan_segment, SegmentEnd};
@@ -63,6 +63,8 @@ pub(crate) struct Resume {
     pub(crate) segments: Vec<SegmentId>,
     pub(crate) slot_index: BTreeMap<Slot, SegmentId>,
     pub(crate) metadata_file_seq: u64,
+    /// The metadata file's word on the oldest kept group (0: none).
+    pub(crate) log_start_hint: CommitSeq,
     /// What to drop after a corruption, when the policy allows going on.
     pub(crate) repair: Option<Repair>,
 }
@@ -94,7 +96,7 @@ pub(crate) fn recover(
         .filter_map(|name| SegmentId::from_file_name(name))
         .collect();
     segment_ids.sort();
-    let mut walk = Walk::new(group_bytes_max);
+    let mut walk = Walk::new(group_bytes_max, resume.log_start_hint);
     for &segment in &segment_ids {
         let name = segment.file_name();
         let path = storage.path_of(&name);
@@ -183,18 +185,18 @@ fn recover_metadata_file(
     let Some(file) = storage.read(METADATA_FILE, 2 * BLOCK_BYTES as u64)? else {
         return Ok(());
     };
-    let mut best: Option<(u64, Metadata)> = None;
+    let mut best: Option<MetadataCopy> = None;
     for copy_index in 0..2 {
         let block = file.get(copy_index * BLOCK_BYTES..(copy_index + 1) * BLOCK_BYTES);
         match block.map(decode_metadata_copy) {
             None | Some(Ok(None)) => {}
-            Some(Ok(Some((write_seq, metadata)))) => {
+            Some(Ok(Some(copy))) => {
                 recovered
                     .report
                     .metadata_copies
-                    .push((copy_index, write_seq, metadata));
-                if best.is_none_or(|(best_seq, _)| write_seq > best_seq) {
-                    best = Some((write_seq, metadata));
+                    .push((copy_index, copy.write_seq, copy.metadata));
+                if best.is_none_or(|best| copy.write_seq > best.write_seq) {
+                    best = Some(copy);
                 }
             }
             Some(Err(HeaderDefect::NewerVersion(found))) => {
@@ -211,9 +213,10 @@ fn recover_metadata_file(
             }),
         }
     }
-    if let Some((write_seq, metadata)) = best {
-        recovered.metadata = metadata;
-        resume.metadata_file_seq = write_seq;
+    if let Some(copy) = best {
+        recovered.metadata = copy.metadata;
+        resume.metadata_file_seq = copy.write_seq;
+        resume.log_start_hint = copy.log_start;
     }
     Ok(())
 }
@@ -236,6 +239,8 @@ struct Stop {
 
 struct Walk {
     group_bytes_max: usize,
+    /// The first group of the log, when the metadata file knows it.
+    log_start_hint: CommitSeq,
     expected: Option<CommitSeq>,
     previous: Option<SegmentId>,
     stop: Option<Stop>,
@@ -247,9 +252,10 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(group_bytes_max: usize) -> Walk {
+    fn new(group_bytes_max: usize, log_start_hint: CommitSeq) -> Walk {
         Walk {
             group_bytes_max,
+            log_start_hint: CommitSeq(log_start_hint.0.max(1)),
             expected: None,
             previous: None,
             stop: None,
@@ -377,9 +383,8 @@ impl Walk {
                 reason,
             } => {
                 // The broken group is `expected`; a group after it proves damage.
-                let same_min = self
-                    .expected
-                    .map_or(CommitSeq(u64::MAX), |next| CommitSeq(next.0 + 1));
+                let broken_group = self.expected.unwrap_or(self.log_start_hint);
+                let same_min = CommitSeq(broken_group.0 + 1);
                 self.evidence =
                     find_later_group(bytes, segment, group_offset + BLOCK_BYTES, same_min)
                         .map(|(found, commit)| (file.clone(), found as u64, commit));

@@ -68,7 +68,7 @@ struct MemFile {
     unsynced: Vec<(usize, usize)>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct MemDisk {
     files: BTreeMap<String, MemFile>,
     capacity_bytes: Option<u64>,
@@ -93,6 +93,15 @@ impl MemStorage {
     #[must_use]
     pub fn new() -> MemStorage {
         MemStorage::default()
+    }
+
+    /// A deep copy of the disk as it is now (unsynced writes included): a
+    /// simulator or test can branch several crashes from one state.
+    #[must_use]
+    pub fn fork(&self) -> MemStorage {
+        MemStorage {
+            disk: Rc::new(RefCell::new(self.disk.borrow().clone())),
+        }
     }
 
     /// Limits the total bytes of all files (`None`: unlimited); growing
