@@ -144,6 +144,7 @@ pub struct Log<S: Storage> {
     in_flight: Option<CommitSeq>,
     pub(crate) active: SegmentId,
     pub(crate) active_offset_bytes: u64,
+    active_bytes: u64,
     next_commit: CommitSeq,
     durable: Option<CommitSeq>,
     health: Health,
@@ -194,6 +195,7 @@ impl<S: Storage> Log<S> {
             in_flight: None,
             active: SegmentId(1),
             active_offset_bytes: BLOCK_BYTES as u64,
+            active_bytes: config.segment_bytes,
             next_commit: resume.next_commit,
             durable: resume.durable_commit,
             health: Health::Healthy,
@@ -210,7 +212,15 @@ impl<S: Storage> Log<S> {
             self.move_damaged_aside(repair, &resume.segments)?;
         }
         let (segment, offset) = resume.active.unwrap_or((SegmentId(1), BLOCK_BYTES as u64));
-        let segment_bytes = self.config.segment_bytes;
+        let segment_bytes = resume
+            .segment_sizes
+            .get(&segment)
+            .copied()
+            .unwrap_or(self.config.segment_bytes);
+        assert!(
+            offset <= segment_bytes,
+            "the valid prefix lies inside its segment"
+        );
         self.storage.activate_segment(segment, segment_bytes)?;
         if resume.scrub || resume.repair.is_some() {
             let scrub_end = match resume.repair {
@@ -225,8 +235,10 @@ impl<S: Storage> Log<S> {
         }
         self.active = segment;
         self.active_offset_bytes = offset;
+        self.active_bytes = segment_bytes;
         self.state.note_segment(segment);
-        self.storage.prepare_segment(segment.next(), segment_bytes);
+        self.storage
+            .prepare_segment(segment.next(), self.config.segment_bytes);
         Ok(())
     }
 
@@ -322,11 +334,11 @@ impl<S: Storage> Log<S> {
             return Ok(None);
         }
         let length_bytes = self.building.sealed_bytes();
-        if self.active_offset_bytes + length_bytes as u64 > self.config.segment_bytes {
+        if self.active_offset_bytes + length_bytes as u64 > self.active_bytes {
             self.roll_over()?;
         }
         assert!(
-            self.active_offset_bytes + length_bytes as u64 <= self.config.segment_bytes,
+            self.active_offset_bytes + length_bytes as u64 <= self.active_bytes,
             "a group fits an empty segment (validated config)"
         );
         let commit_seq = self.next_commit;
@@ -366,6 +378,7 @@ impl<S: Storage> Log<S> {
         self.storage.release_segment(self.active);
         self.active = next;
         self.active_offset_bytes = BLOCK_BYTES as u64;
+        self.active_bytes = self.config.segment_bytes;
         self.state.note_segment(next);
         self.storage
             .prepare_segment(next.next(), self.config.segment_bytes);

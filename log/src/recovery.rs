@@ -57,6 +57,8 @@ pub struct Recovered {
 #[derive(Debug, Default)]
 pub(crate) struct Resume {
     pub(crate) active: Option<(SegmentId, u64)>,
+    /// Each segment's actual length (a configuration change leaves older sizes).
+    pub(crate) segment_sizes: BTreeMap<SegmentId, u64>,
     pub(crate) scrub: bool,
     pub(crate) next_commit: CommitSeq,
     pub(crate) durable_commit: Option<CommitSeq>,
@@ -104,6 +106,7 @@ pub(crate) fn recover(
             continue;
         };
         check_segment_header(&bytes, segment, path.clone())?;
+        resume.segment_sizes.insert(segment, bytes.len() as u64);
         walk.segment(segment, path, &bytes, &mut recovered);
     }
     walk.finish(&mut recovered, &mut resume);

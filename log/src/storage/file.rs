@@ -170,7 +170,11 @@ fn prepare_segment_file(
         }
         None => {
             let temporary = directory.join(format!("{}.tmp", segment.file_name()));
-            write_zero_filled(&temporary, &header, segment_bytes)?;
+            if let Err(error) = write_zero_filled(&temporary, &header, segment_bytes) {
+                // Give the space back: a full disk must be able to recover.
+                let _ = std::fs::remove_file(&temporary);
+                return Err(error);
+            }
             temporary
         }
     };
