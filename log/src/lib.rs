@@ -15,6 +15,7 @@
 //!   report; [`inspect`] prints it for `synod log inspect`.
 
 pub mod aligned;
+pub mod bench;
 mod compaction;
 pub mod error;
 pub mod format;

@@ -55,6 +55,7 @@ pub struct UringWriter {
     sync_mode: SyncMode,
     registered: Option<SegmentId>,
     in_flight: Option<InFlight>,
+    sync_count: u64,
 }
 
 impl UringWriter {
@@ -66,6 +67,7 @@ impl UringWriter {
             sync_mode,
             registered: None,
             in_flight: None,
+            sync_count: 0,
         }
     }
 
@@ -73,6 +75,12 @@ impl UringWriter {
     #[must_use]
     pub fn owns(&self, user_data: u64) -> bool {
         (self.slots.tag_base..self.slots.tag_base + TAG_COUNT).contains(&user_data)
+    }
+
+    /// How many `fdatasync` operations this writer has put on the ring.
+    #[must_use]
+    pub fn sync_count(&self) -> u64 {
+        self.sync_count
     }
 
     /// True while a group commit is on the ring.
@@ -147,6 +155,7 @@ impl UringWriter {
                 .user_data(self.slots.tag_base + 1);
             // SAFETY: fsync takes no buffer; the file slot stays registered.
             unsafe { queue.push(&sync_entry) }.expect("room was checked above");
+            self.sync_count += 1;
         }
         self.in_flight = Some(InFlight {
             write,
@@ -342,6 +351,16 @@ impl DiskLog {
         match self {
             DiskLog::Uring(uring) => uring.commit(),
             DiskLog::Portable(log) => log.commit(),
+        }
+    }
+
+    /// How many `fdatasync` calls group commits made (0 under `O_DSYNC`,
+    /// where each write is durable by itself).
+    #[must_use]
+    pub fn sync_count(&self) -> u64 {
+        match self {
+            DiskLog::Uring(uring) => uring.writer.sync_count(),
+            DiskLog::Portable(log) => log.storage().sync_count(),
         }
     }
 

@@ -33,6 +33,7 @@ pub struct FileStorage {
     sync_mode: SyncMode,
     segments: HashMap<SegmentId, File>,
     preparing: Option<(SegmentId, JoinHandle<Result<()>>)>,
+    sync_count: u64,
 }
 
 fn sync_directory(directory: &Path) -> Result<()> {
@@ -78,6 +79,7 @@ impl FileStorage {
             sync_mode,
             segments: HashMap::new(),
             preparing: None,
+            sync_count: 0,
         };
         for name in storage.list()? {
             if name.ends_with(".tmp") {
@@ -114,6 +116,27 @@ impl FileStorage {
     #[must_use]
     pub fn segment_fd(&self, segment: SegmentId) -> Option<RawFd> {
         self.segments.get(&segment).map(AsRawFd::as_raw_fd)
+    }
+
+    /// How many `fdatasync` calls group commits made through this storage.
+    #[must_use]
+    pub fn sync_count(&self) -> u64 {
+        self.sync_count
+    }
+
+    /// Waits until the background preparation of the next segment is done
+    /// (benchmarks call this so zero-filling does not compete with them).
+    ///
+    /// # Errors
+    /// The preparation failed (a full disk, for example).
+    pub fn wait_for_preparation(&mut self) -> Result<()> {
+        match self.join_preparation() {
+            Some((segment, Err(error))) => {
+                let _ = segment;
+                Err(error)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn sync_self_directory(&self) -> Result<()> {
@@ -349,6 +372,7 @@ impl Storage for FileStorage {
         file.write_all_at(&buffer.as_slice()[..length_bytes], offset_bytes)
             .map_err(|error| LogError::from_io("writing segment", &path, error))?;
         if self.sync_mode == SyncMode::Fdatasync {
+            self.sync_count += 1;
             file.sync_data()
                 .map_err(|error| LogError::from_io("syncing segment", &path, error))?;
         }

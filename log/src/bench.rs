@@ -1,0 +1,410 @@
+//! The load loop behind `synod bench log` and the criterion benchmark:
+//! appends/s, MB/s and group-commit latency of both back ends, with bare
+//! baselines measured in the same run on the same disk.
+//!
+//! Baselines, per cell (same bytes per group commit as the log writes):
+//! - `bare O_DIRECT+fdatasync`: a loop of block-aligned overwrites of a
+//!   zero-filled file, each followed by `fdatasync` (the yardstick);
+//! - `bare O_DIRECT|O_DSYNC`: the same with `O_DSYNC` instead of the sync;
+//! - `bare O_DIRECT+fdatasync, fallocate only`: into unwritten extents (what
+//!   zero-filling ahead avoids);
+//! - `buffered write+fdatasync`: appending the payload bytes to a growing
+//!   file with `write` and syncing each group.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot};
+
+use crate::aligned::AlignedBuf;
+use crate::error::{LogError, Result};
+use crate::format::{BLOCK_BYTES, ENTRY_PREFIX_BYTES, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES};
+use crate::log::LogConfig;
+use crate::storage::SyncMode;
+use crate::uring::{open_best, Backend};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Where the temporary files go (a directory on the disk to measure).
+    pub directory: PathBuf,
+    /// Time per cell and repeat.
+    pub seconds_per_cell: f64,
+    /// Repeats per cell; the median is reported.
+    pub repeats: usize,
+    /// Batch sizes in bytes.
+    pub record_sizes: Vec<usize>,
+    /// Records per group commit.
+    pub records_per_group: Vec<usize>,
+    /// The log's sync mode.
+    pub sync_mode: SyncMode,
+}
+
+impl Default for BenchConfig {
+    fn default() -> BenchConfig {
+        BenchConfig {
+            directory: std::env::temp_dir(),
+            seconds_per_cell: 0.5,
+            repeats: 3,
+            record_sizes: vec![64, 1024, 64 * 1024],
+            records_per_group: vec![1, 16, 256],
+            sync_mode: SyncMode::Fdatasync,
+        }
+    }
+}
+
+/// One measured line.
+#[derive(Clone, Debug)]
+pub struct BenchRow {
+    /// What ran.
+    pub subject: String,
+    /// Batch size.
+    pub record_bytes: usize,
+    /// Records per group commit.
+    pub records_per_group: usize,
+    /// Bytes written per group commit.
+    pub write_bytes: usize,
+    /// Records made durable per second (median of repeats).
+    pub appends_per_second: f64,
+    /// Payload megabytes (10^6) made durable per second (median).
+    pub megabytes_per_second: f64,
+    /// Median latency of one group commit (write + sync), microseconds.
+    pub median_latency_us: f64,
+    /// Explicit syncs per group commit.
+    pub syncs_per_group: f64,
+    /// Throughput relative to the bare `O_DIRECT`+`fdatasync` loop of the cell.
+    pub ratio_to_bare: f64,
+}
+
+/// The whole table.
+#[derive(Clone, Debug, Default)]
+pub struct BenchReport {
+    /// Rows, grouped by cell.
+    pub rows: Vec<BenchRow>,
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "| subject | record | per group | write | appends/s | MB/s | p50 commit | syncs/commit | vs bare |")?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        for row in &self.rows {
+            writeln!(
+                f,
+                "| {} | {} B | {} | {} KiB | {:.0} | {:.1} | {:.0} us | {:.2} | {:.2} |",
+                row.subject,
+                row.record_bytes,
+                row.records_per_group,
+                row.write_bytes / 1024,
+                row.appends_per_second,
+                row.megabytes_per_second,
+                row.median_latency_us,
+                row.syncs_per_group,
+                row.ratio_to_bare
+            )?;
+        }
+        Ok(())
+    }
+}
+
+struct Sample {
+    groups: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    syncs: u64,
+}
+
+/// The bytes one group commit of the log writes.
+#[must_use]
+pub fn log_write_bytes(record_bytes: usize, records_per_group: usize) -> usize {
+    let entry = ENTRY_PREFIX_BYTES + record_bytes.next_multiple_of(RECORD_ALIGN_BYTES);
+    (RECORD_HEADER_BYTES + entry * records_per_group).next_multiple_of(BLOCK_BYTES)
+}
+
+fn bench_io(op: &'static str, path: &Path, error: std::io::Error) -> LogError {
+    LogError::from_io(op, path, error)
+}
+
+fn file_bytes_for(write_bytes: usize) -> u64 {
+    ((write_bytes as u64) * 48)
+        .clamp(64 << 20, 768 << 20)
+        .next_multiple_of(BLOCK_BYTES as u64)
+}
+
+fn run_log(
+    config: &BenchConfig,
+    backend: Backend,
+    record_bytes: usize,
+    per_group: usize,
+    cell_dir: &Path,
+) -> Result<Sample> {
+    let write_bytes = log_write_bytes(record_bytes, per_group);
+    let segment_bytes = file_bytes_for(write_bytes) + BLOCK_BYTES as u64;
+    let log_config = LogConfig {
+        segment_bytes,
+        group_bytes_max: write_bytes.max(64 * 1024),
+        ..LogConfig::default()
+    };
+    let (mut log, _) = open_best(cell_dir, log_config, config.sync_mode, Some(backend))?;
+    log.log().storage_mut().wait_for_preparation()?;
+    let batch = Batch::copy_from_slice(&vec![0xA5u8; record_bytes]);
+    let ballot = Ballot {
+        round: 1,
+        node: NodeId(1),
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(config.seconds_per_cell);
+    let mut sample = Sample {
+        groups: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        syncs: 0,
+    };
+    let syncs_before = log.sync_count();
+    let mut slot = 1u64;
+    let started = Instant::now();
+    while Instant::now() < deadline
+        && log.log().write_position().1 + write_bytes as u64 <= segment_bytes
+    {
+        let commit_started = Instant::now();
+        for _ in 0..per_group {
+            let entry = AcceptedEntry {
+                slot: Slot(slot),
+                ballot,
+                batch: batch.clone(),
+            };
+            log.log().append(&entry)?;
+            slot += 1;
+        }
+        log.commit()?;
+        sample.latencies.push(commit_started.elapsed());
+        sample.groups += 1;
+    }
+    sample.elapsed = started.elapsed();
+    sample.syncs = log.sync_count() - syncs_before;
+    if config.sync_mode == SyncMode::Dsync {
+        sample.syncs = sample.groups;
+    }
+    Ok(sample)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bare {
+    DirectFdatasync,
+    DirectDsync,
+    DirectFallocateOnly,
+    BufferedFdatasync,
+}
+
+fn prepare_file(path: &Path, bytes: u64, bare: Bare) -> Result<()> {
+    let mut file = File::create(path).map_err(|e| bench_io("creating", path, e))?;
+    if bare == Bare::DirectFallocateOnly {
+        // SAFETY: fallocate on a descriptor we own; no memory is involved.
+        let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, bytes as libc::off_t) };
+        if result != 0 {
+            return Err(bench_io("fallocate", path, std::io::Error::last_os_error()));
+        }
+    } else if bare != Bare::BufferedFdatasync {
+        let zeros = vec![0u8; 1 << 20];
+        let mut written = 0u64;
+        while written < bytes {
+            let chunk = (bytes - written).min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..chunk])
+                .map_err(|e| bench_io("zero-filling", path, e))?;
+            written += chunk as u64;
+        }
+    }
+    file.sync_all().map_err(|e| bench_io("syncing", path, e))
+}
+
+fn run_bare(
+    config: &BenchConfig,
+    bare: Bare,
+    write_bytes: usize,
+    payload_bytes: usize,
+    path: &Path,
+) -> Result<Sample> {
+    let file_bytes = file_bytes_for(write_bytes);
+    prepare_file(path, file_bytes, bare)?;
+    let mut options = OpenOptions::new();
+    options.write(true);
+    match bare {
+        Bare::DirectFdatasync | Bare::DirectFallocateOnly => {
+            options.custom_flags(libc::O_DIRECT);
+        }
+        Bare::DirectDsync => {
+            options.custom_flags(libc::O_DIRECT | libc::O_DSYNC);
+        }
+        Bare::BufferedFdatasync => {
+            options.append(true);
+        }
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| bench_io("opening", path, e))?;
+    let mut buffer = AlignedBuf::zeroed(write_bytes);
+    buffer.as_mut_slice().fill(0x5A);
+    let deadline = Instant::now() + Duration::from_secs_f64(config.seconds_per_cell);
+    let mut sample = Sample {
+        groups: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        syncs: 0,
+    };
+    let mut offset = 0u64;
+    let started = Instant::now();
+    while Instant::now() < deadline && offset + write_bytes as u64 <= file_bytes {
+        let write_started = Instant::now();
+        let result = match bare {
+            Bare::BufferedFdatasync => (&file).write_all(&buffer.as_slice()[..payload_bytes]),
+            _ => file.write_all_at(buffer.as_slice(), offset),
+        };
+        result.map_err(|e| bench_io("writing", path, e))?;
+        if bare != Bare::DirectDsync {
+            file.sync_data().map_err(|e| bench_io("syncing", path, e))?;
+            sample.syncs += 1;
+        } else {
+            sample.syncs += 1;
+        }
+        sample.latencies.push(write_started.elapsed());
+        sample.groups += 1;
+        offset += write_bytes as u64;
+    }
+    sample.elapsed = started.elapsed();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    Ok(sample)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn summarize(
+    subject: &str,
+    record_bytes: usize,
+    per_group: usize,
+    write_bytes: usize,
+    samples: &[Sample],
+) -> BenchRow {
+    let mut appends: Vec<f64> = samples
+        .iter()
+        .map(|s| (s.groups * per_group as u64) as f64 / s.elapsed.as_secs_f64().max(1e-9))
+        .collect();
+    let mut latencies: Vec<f64> = samples
+        .iter()
+        .map(|s| {
+            let mut each: Vec<f64> = s.latencies.iter().map(|l| l.as_secs_f64() * 1e6).collect();
+            median(&mut each)
+        })
+        .collect();
+    let groups: u64 = samples.iter().map(|s| s.groups).sum();
+    let syncs: u64 = samples.iter().map(|s| s.syncs).sum();
+    let appends_per_second = median(&mut appends);
+    BenchRow {
+        subject: subject.to_string(),
+        record_bytes,
+        records_per_group: per_group,
+        write_bytes,
+        appends_per_second,
+        megabytes_per_second: appends_per_second * record_bytes as f64 / 1e6,
+        median_latency_us: median(&mut latencies),
+        syncs_per_group: syncs as f64 / groups.max(1) as f64,
+        ratio_to_bare: 0.0,
+    }
+}
+
+fn run_cell(
+    config: &BenchConfig,
+    record_bytes: usize,
+    per_group: usize,
+    scratch: &Path,
+) -> Result<Vec<BenchRow>> {
+    let write_bytes = log_write_bytes(record_bytes, per_group);
+    let payload_bytes = record_bytes * per_group;
+    let mut rows = Vec::new();
+    let bares = [
+        ("bare O_DIRECT+fdatasync", Bare::DirectFdatasync),
+        ("bare O_DIRECT|O_DSYNC", Bare::DirectDsync),
+        (
+            "bare O_DIRECT+fdatasync, fallocate only",
+            Bare::DirectFallocateOnly,
+        ),
+        ("buffered write+fdatasync", Bare::BufferedFdatasync),
+    ];
+    for (subject, bare) in bares {
+        let mut samples = Vec::new();
+        for _ in 0..config.repeats {
+            samples.push(run_bare(
+                config,
+                bare,
+                write_bytes,
+                payload_bytes,
+                &scratch.join("bare"),
+            )?);
+        }
+        rows.push(summarize(
+            subject,
+            record_bytes,
+            per_group,
+            write_bytes,
+            &samples,
+        ));
+    }
+    for (subject, backend) in [
+        ("log io_uring", Backend::IoUring),
+        ("log portable", Backend::Portable),
+    ] {
+        let mut samples = Vec::new();
+        for repeat in 0..config.repeats {
+            let cell_dir = scratch.join(format!("log-{repeat}"));
+            std::fs::create_dir_all(&cell_dir).map_err(|e| bench_io("creating", &cell_dir, e))?;
+            let sample = run_log(config, backend, record_bytes, per_group, &cell_dir);
+            let _ = std::fs::remove_dir_all(&cell_dir);
+            samples.push(sample?);
+        }
+        rows.push(summarize(
+            subject,
+            record_bytes,
+            per_group,
+            write_bytes,
+            &samples,
+        ));
+    }
+    let bare = rows[0].appends_per_second.max(1e-9);
+    for row in &mut rows {
+        row.ratio_to_bare = row.appends_per_second / bare;
+    }
+    Ok(rows)
+}
+
+/// Runs every cell. Temporary files live under `config.directory` and are
+/// removed afterwards.
+///
+/// # Errors
+/// I/O errors of the benchmark files or the log.
+pub fn run(config: &BenchConfig) -> Result<BenchReport> {
+    let scratch = config
+        .directory
+        .join(format!("synod-bench-log-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| bench_io("creating", &scratch, e))?;
+    let mut report = BenchReport::default();
+    let mut outcome = Ok(());
+    'cells: for &record_bytes in &config.record_sizes {
+        for &per_group in &config.records_per_group {
+            match run_cell(config, record_bytes, per_group, &scratch) {
+                Ok(rows) => report.rows.extend(rows),
+                Err(error) => {
+                    outcome = Err(error);
+                    break 'cells;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome.map(|()| report)
+}
