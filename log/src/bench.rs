@@ -26,7 +26,7 @@ use crate::error::{LogError, Result};
 use crate::format::{BLOCK_BYTES, ENTRY_PREFIX_BYTES, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES};
 use crate::log::LogConfig;
 use crate::storage::SyncMode;
-use crate::uring::{open_best, Backend};
+use crate::uring::{open_best, Backend, DiskLog};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -166,10 +166,13 @@ fn run_log(
     let syncs_before = log.sync_count();
     let mut slot = 1u64;
     let started = Instant::now();
+    let mut in_flight_since: Option<Instant> = None;
+    // Stop before the segment fills: the next one would be zero-filled in
+    // the background while we measure.
     while Instant::now() < deadline
-        && log.log().write_position().1 + write_bytes as u64 <= segment_bytes
+        && log.log().write_position().1 + 2 * write_bytes as u64 <= segment_bytes
     {
-        let commit_started = Instant::now();
+        let group_started = Instant::now();
         for _ in 0..per_group {
             let entry = AcceptedEntry {
                 slot: Slot(slot),
@@ -179,9 +182,31 @@ fn run_log(
             log.log().append(&entry)?;
             slot += 1;
         }
-        log.commit()?;
-        sample.latencies.push(commit_started.elapsed());
-        sample.groups += 1;
+        match &mut log {
+            // Pipelined: this group was built while the previous one was on
+            // the disk; now wait for that one and put this one on the ring.
+            DiskLog::Uring(uring) => {
+                uring.wait()?;
+                if let Some(started) = in_flight_since.take() {
+                    sample.latencies.push(started.elapsed());
+                    sample.groups += 1;
+                }
+                uring.submit()?;
+                in_flight_since = Some(group_started);
+            }
+            DiskLog::Portable(portable) => {
+                portable.commit()?;
+                sample.latencies.push(group_started.elapsed());
+                sample.groups += 1;
+            }
+        }
+    }
+    if let DiskLog::Uring(uring) = &mut log {
+        uring.wait()?;
+        if let Some(started) = in_flight_since.take() {
+            sample.latencies.push(started.elapsed());
+            sample.groups += 1;
+        }
     }
     sample.elapsed = started.elapsed();
     sample.syncs = log.sync_count() - syncs_before;
@@ -265,10 +290,8 @@ fn run_bare(
         result.map_err(|e| bench_io("writing", path, e))?;
         if bare != Bare::DirectDsync {
             file.sync_data().map_err(|e| bench_io("syncing", path, e))?;
-            sample.syncs += 1;
-        } else {
-            sample.syncs += 1;
         }
+        sample.syncs += 1;
         sample.latencies.push(write_started.elapsed());
         sample.groups += 1;
         offset += write_bytes as u64;
@@ -318,6 +341,30 @@ fn summarize(
     }
 }
 
+#[derive(Clone, Copy)]
+enum Subject {
+    Bare(Bare),
+    Log(Backend),
+}
+
+const SUBJECTS: [(&str, Subject); 6] = [
+    (
+        "bare O_DIRECT+fdatasync",
+        Subject::Bare(Bare::DirectFdatasync),
+    ),
+    ("bare O_DIRECT|O_DSYNC", Subject::Bare(Bare::DirectDsync)),
+    (
+        "bare O_DIRECT+fdatasync, fallocate only",
+        Subject::Bare(Bare::DirectFallocateOnly),
+    ),
+    (
+        "buffered write+fdatasync",
+        Subject::Bare(Bare::BufferedFdatasync),
+    ),
+    ("log io_uring", Subject::Log(Backend::IoUring)),
+    ("log portable", Subject::Log(Backend::Portable)),
+];
+
 fn run_cell(
     config: &BenchConfig,
     record_bytes: usize,
@@ -326,55 +373,38 @@ fn run_cell(
 ) -> Result<Vec<BenchRow>> {
     let write_bytes = log_write_bytes(record_bytes, per_group);
     let payload_bytes = record_bytes * per_group;
-    let mut rows = Vec::new();
-    let bares = [
-        ("bare O_DIRECT+fdatasync", Bare::DirectFdatasync),
-        ("bare O_DIRECT|O_DSYNC", Bare::DirectDsync),
-        (
-            "bare O_DIRECT+fdatasync, fallocate only",
-            Bare::DirectFallocateOnly,
-        ),
-        ("buffered write+fdatasync", Bare::BufferedFdatasync),
-    ];
-    for (subject, bare) in bares {
-        let mut samples = Vec::new();
-        for _ in 0..config.repeats {
-            samples.push(run_bare(
-                config,
-                bare,
-                write_bytes,
-                payload_bytes,
-                &scratch.join("bare"),
-            )?);
+    let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
+    // Subjects take turns within each repeat, so a noisy neighbour on the
+    // disk hits them alike.
+    for repeat in 0..config.repeats {
+        for (index, (_, subject)) in SUBJECTS.iter().enumerate() {
+            let sample = match *subject {
+                Subject::Bare(bare) => run_bare(
+                    config,
+                    bare,
+                    write_bytes,
+                    payload_bytes,
+                    &scratch.join("bare"),
+                )?,
+                Subject::Log(backend) => {
+                    let cell_dir = scratch.join(format!("log-{repeat}"));
+                    std::fs::create_dir_all(&cell_dir)
+                        .map_err(|e| bench_io("creating", &cell_dir, e))?;
+                    let sample = run_log(config, backend, record_bytes, per_group, &cell_dir);
+                    let _ = std::fs::remove_dir_all(&cell_dir);
+                    sample?
+                }
+            };
+            samples[index].push(sample);
         }
-        rows.push(summarize(
-            subject,
-            record_bytes,
-            per_group,
-            write_bytes,
-            &samples,
-        ));
     }
-    for (subject, backend) in [
-        ("log io_uring", Backend::IoUring),
-        ("log portable", Backend::Portable),
-    ] {
-        let mut samples = Vec::new();
-        for repeat in 0..config.repeats {
-            let cell_dir = scratch.join(format!("log-{repeat}"));
-            std::fs::create_dir_all(&cell_dir).map_err(|e| bench_io("creating", &cell_dir, e))?;
-            let sample = run_log(config, backend, record_bytes, per_group, &cell_dir);
-            let _ = std::fs::remove_dir_all(&cell_dir);
-            samples.push(sample?);
-        }
-        rows.push(summarize(
-            subject,
-            record_bytes,
-            per_group,
-            write_bytes,
-            &samples,
-        ));
-    }
+    let mut rows: Vec<BenchRow> = SUBJECTS
+        .iter()
+        .zip(&samples)
+        .map(|((subject, _), samples)| {
+            summarize(subject, record_bytes, per_group, write_bytes, samples)
+        })
+        .collect();
     let bare = rows[0].appends_per_second.max(1e-9);
     for row in &mut rows {
         row.ratio_to_bare = row.appends_per_second / bare;

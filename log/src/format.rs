@@ -10,7 +10,8 @@
 //! - A group commit starts on a block boundary; its records follow each
 //!   other at [`RECORD_ALIGN_BYTES`] boundaries; its last record carries
 //!   [`FLAG_GROUP_END`]; the group is padded with zeros to the block.
-//! - A record's crc32c covers its header (crc field zeroed) and its payload;
+//! - A record's crc32c covers its payload and then its header (crc field
+//!   zeroed);
 //!   a record names the segment it was written to and its group's commit
 //!   sequence number, so stale bytes of a recycled segment never validate.
 //! - Decoding never trusts a length field beyond the bytes it was given.
@@ -216,22 +217,26 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// The crc32c of a record: its header with the crc field read as zero, then the payload.
+/// The crc32c of a record: over the payload first, then the header with
+/// its crc field read as zero. Payload first lets the writer checksum each
+/// entry as it copies it in (while it is in cache) and add the header at seal.
 #[must_use]
 pub fn record_checksum(header: &[u8], payload: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&header[0..8]);
-    let crc = crc32c::crc32c_append(crc, &[0u8; 4]);
-    let crc = crc32c::crc32c_append(crc, &header[12..RECORD_HEADER_BYTES]);
-    crc32c::crc32c_append(crc, payload)
+    record_checksum_from(crc32c::crc32c(payload), header)
 }
 
-/// Stores a record's checksum into its header.
-pub fn seal_record(record: &mut [u8]) {
-    let crc = record_checksum(
-        &record[..RECORD_HEADER_BYTES],
-        &record[RECORD_HEADER_BYTES..],
-    );
-    record[8..12].copy_from_slice(&crc.to_le_bytes());
+/// The record checksum given the payload's crc32c.
+#[must_use]
+pub fn record_checksum_from(payload_crc: u32, header: &[u8]) -> u32 {
+    let crc = crc32c::crc32c_append(payload_crc, &header[0..8]);
+    let crc = crc32c::crc32c_append(crc, &[0u8; 4]);
+    crc32c::crc32c_append(crc, &header[12..RECORD_HEADER_BYTES])
+}
+
+/// Stores a record's checksum into its header, given its payload's crc32c.
+pub fn seal_record(header: &mut [u8], payload_crc: u32) {
+    let crc = record_checksum_from(payload_crc, &header[..RECORD_HEADER_BYTES]);
+    header[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes and verifies the record starting at `bytes[0]`; `bytes` may run

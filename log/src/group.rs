@@ -24,6 +24,8 @@ use crate::format::{
 pub(crate) struct RecordSpan {
     pub(crate) offset: usize,
     pub(crate) header: RecordHeader,
+    /// The crc32c of the payload so far, computed as entries are copied in.
+    pub(crate) payload_crc: u32,
 }
 
 /// A buffer and the records in it.
@@ -124,6 +126,8 @@ impl Group {
             .records
             .last_mut()
             .expect("an accepted record is open: extended or just opened");
+        last.payload_crc =
+            crc32c::crc32c_append(last.payload_crc, &bytes[start..start + entry_bytes]);
         last.header.entry_count += 1;
         last.header.payload_bytes += entry_bytes as u32;
         self.entry_count += 1;
@@ -171,6 +175,7 @@ impl Group {
                 entry_count: 0,
                 ballot,
             },
+            payload_crc: 0,
         });
         self.used_bytes += RECORD_HEADER_BYTES;
     }
@@ -196,7 +201,7 @@ impl Group {
             let end = span.offset + span.header.record_bytes();
             assert!(end <= self.used_bytes, "a record lies inside the group");
             span.header.encode(&mut bytes[span.offset..]);
-            seal_record(&mut bytes[span.offset..end]);
+            seal_record(&mut bytes[span.offset..end], span.payload_crc);
         }
         sealed
     }

@@ -283,29 +283,53 @@ impl UringLog {
     /// As [`Log::commit`], and ring failures.
     pub fn commit(&mut self) -> Result<Option<CommitSeq>> {
         loop {
-            let pushed = {
-                let (submitter, mut queue, _) = self.ring.split();
-                self.writer.prepare(&mut self.log, &submitter, &mut queue)?
-            };
-            if pushed == 0 && !self.writer.is_busy() {
+            self.wait()?;
+            if !self.submit()? {
                 return Ok(self.log.durable());
             }
-            while self.writer.is_busy() {
-                self.ring
-                    .submit_and_wait(1)
-                    .map_err(|error| ring_error(&self.log, "waiting on io_uring", error))?;
-                let completions: Vec<(u64, i32)> = self
-                    .ring
-                    .completion()
-                    .map(|entry| (entry.user_data(), entry.result()))
-                    .collect();
-                for (user_data, result) in completions {
-                    if self.writer.owns(user_data) {
-                        self.writer.complete(&mut self.log, user_data, result)?;
-                    }
+        }
+    }
+
+    /// Puts the pending group on the ring without waiting for it, so the
+    /// caller can build the next group while the disk works. Returns false
+    /// when nothing was submitted (nothing pending, or a group in flight).
+    ///
+    /// # Errors
+    /// As [`Log::start_commit`], and ring failures.
+    pub fn submit(&mut self) -> Result<bool> {
+        let pushed = {
+            let (submitter, mut queue, _) = self.ring.split();
+            self.writer.prepare(&mut self.log, &submitter, &mut queue)?
+        };
+        if pushed > 0 {
+            self.ring
+                .submit()
+                .map_err(|error| ring_error(&self.log, "submitting to io_uring", error))?;
+        }
+        Ok(pushed > 0)
+    }
+
+    /// Waits until the group in flight (if any) is durable.
+    ///
+    /// # Errors
+    /// A failed write or sync, ring failures.
+    pub fn wait(&mut self) -> Result<Option<CommitSeq>> {
+        while self.writer.is_busy() {
+            self.ring
+                .submit_and_wait(1)
+                .map_err(|error| ring_error(&self.log, "waiting on io_uring", error))?;
+            let completions: Vec<(u64, i32)> = self
+                .ring
+                .completion()
+                .map(|entry| (entry.user_data(), entry.result()))
+                .collect();
+            for (user_data, result) in completions {
+                if self.writer.owns(user_data) {
+                    self.writer.complete(&mut self.log, user_data, result)?;
                 }
             }
         }
+        Ok(self.log.durable())
     }
 
     /// Ends the driver, returning the log.

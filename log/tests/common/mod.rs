@@ -13,6 +13,7 @@ pub fn small_config() -> LogConfig {
     }
 }
 
+/// A ballot of `round` by `node`.
 pub fn ballot(round: u64, node: u8) -> Ballot {
     Ballot {
         round,
@@ -28,6 +29,7 @@ pub fn batch_for(slot: u64, round: u64, length: usize) -> Batch {
     Batch::copy_from_slice(&bytes)
 }
 
+/// An accepted entry of `slot` in `round` with a batch of `length` bytes.
 pub fn entry(slot: u64, round: u64, length: usize) -> AcceptedEntry {
     AcceptedEntry {
         slot: Slot(slot),
@@ -36,6 +38,7 @@ pub fn entry(slot: u64, round: u64, length: usize) -> AcceptedEntry {
     }
 }
 
+/// Opens (recovers) the log on the in-memory disk.
 pub fn open_mem(
     storage: &MemStorage,
     config: LogConfig,
