@@ -151,16 +151,6 @@ impl Config {
         }
     }
 
-    /// How many peers (not counting itself) a replica with damaged durable
-    /// state must hear from before it may vote again: enough that the
-    /// answers meet every phase-1 and every phase-2 quorum it took part in.
-    #[must_use]
-    pub fn recovery_quorum(&self) -> usize {
-        let node_count = self.nodes.len();
-        let needed = (node_count - self.phase1_quorum()).max(node_count - self.phase2_quorum()) + 1;
-        needed.min(node_count.saturating_sub(1)).max(1)
-    }
-
     /// The part of a lease the leader may use by its own clock: a lease the
     /// acceptors hold for `lease_ns` by their clocks lasts at least this long
     /// by the leader's, given the drift bound.
@@ -291,22 +281,6 @@ mod tests {
             too_big.validate(NodeId(1)),
             Err(ConfigError::Quorums { .. })
         ));
-    }
-
-    #[test]
-    fn recovery_quorum_meets_both_quorums() {
-        let majority = Config {
-            nodes: nodes(5),
-            ..Config::default()
-        };
-        assert_eq!(majority.recovery_quorum(), 3);
-        let flexible = Config {
-            nodes: nodes(5),
-            quorum_phase1: 4,
-            quorum_phase2: 2,
-            ..Config::default()
-        };
-        assert_eq!(flexible.recovery_quorum(), 4);
     }
 
     #[test]

@@ -114,9 +114,9 @@ struct LeaderState {
 #[derive(Debug)]
 struct RecoveryState {
     nonce: u64,
+    fence: Ballot,
     answers: NodeSet,
     target_slot: Slot,
-    promised_seen: Ballot,
     quorum_reached: bool,
     best_peer: Option<(NodeId, Slot)>,
     next_query_ns: u64,
@@ -373,7 +373,7 @@ impl Replica {
             Message::InstallSnapshot { ballot, snapshot } => {
                 self.on_install_snapshot(from, ballot, snapshot);
             }
-            Message::RecoveryQuery { nonce } => self.on_recovery_query(from, nonce),
+            Message::RecoveryQuery { nonce, fence } => self.on_recovery_query(from, nonce, fence),
             Message::RecoveryInfo {
                 nonce,
                 promised,
@@ -578,15 +578,22 @@ impl Replica {
         }
         self.commit_point = snapshot_slot;
         self.compacted_through = snapshot_slot;
-        self.advance_commit_to(commit_point);
-        if damaged {
+        if !damaged {
+            self.advance_commit_to(commit_point);
+        } else {
+            // A lost record may have superseded one that survived: nothing
+            // above the snapshot is trusted as chosen until relearned.
             self.role = Role::NonVoter;
             let nonce = self.random.next();
+            let fence = Ballot {
+                round: self.promised.round + 1,
+                node: self.node,
+            };
             self.recovery = Some(RecoveryState {
                 nonce,
+                fence,
                 answers: NodeSet::default(),
                 target_slot: Slot(0),
-                promised_seen: Ballot::ZERO,
                 quorum_reached: false,
                 best_peer: None,
                 next_query_ns: 0,
@@ -649,3 +656,6 @@ impl Replica {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod review_tests;

@@ -369,9 +369,10 @@ fn a_damaged_replica_votes_only_after_catching_up_with_a_quorum() {
         .filter(|out| matches!(out.message, Message::RecoveryQuery { .. }))
         .count();
     assert_eq!(queries, 2);
-    let Message::RecoveryQuery { nonce } = ready.messages_now[0].message else {
+    let Message::RecoveryQuery { nonce, fence } = ready.messages_now[0].message else {
         unreachable!()
     };
+    assert_eq!(fence.node, NodeId(3));
     // It neither promises nor accepts nor acknowledges heartbeats.
     damaged.on_message(
         NodeId(1),
@@ -394,18 +395,34 @@ fn a_damaged_replica_votes_only_after_catching_up_with_a_quorum() {
         .messages_now
         .iter()
         .any(|out| matches!(out.message, Message::HeartbeatAck { .. })));
-    // Peers report slot 2 accepted somewhere: it must catch up past it.
-    for peer in [1, 2] {
-        let info = Message::RecoveryInfo {
-            nonce,
-            promised: ballot,
-            last_slot: Slot(2),
-            commit_point: Slot(2),
-        };
-        damaged.on_message(NodeId(peer), info);
-    }
-    assert_eq!(damaged.role(), Role::NonVoter);
+    // A peer has promised more than the fence: it is raised and resent.
+    let answer = |promised| Message::RecoveryInfo {
+        nonce,
+        promised,
+        last_slot: Slot(2),
+        commit_point: Slot(2),
+    };
+    damaged.on_message(NodeId(1), answer(ballot));
+    damaged.on_tick(1_000_000_001);
+    let ready = damaged.ready();
+    let fences: Vec<Ballot> = ready
+        .messages_now
+        .iter()
+        .filter_map(|out| match out.message {
+            Message::RecoveryQuery { fence, .. } => Some(fence),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fences.len(), 2);
+    let fence = fences[0];
+    assert!(fence > ballot && fence.node == NodeId(3));
+    // One fenced answer is not enough: every peer must promise the fence.
+    damaged.on_message(NodeId(1), answer(fence));
     assert_eq!(damaged.promised_ballot(), ballot);
+    damaged.on_message(NodeId(2), answer(fence));
+    // Peers report slot 2: it must catch up past it before voting.
+    assert_eq!(damaged.role(), Role::NonVoter);
+    assert_eq!(damaged.promised_ballot(), fence);
     let batches = vec![Batch::copy_from_slice(b"a"), Batch::copy_from_slice(b"b")];
     damaged.on_message(
         NodeId(1),
@@ -451,7 +468,8 @@ fn recovery_with_a_gap_below_the_durable_commit_point_is_damage() {
     };
     let restarted = replica(2, recovered);
     assert_eq!(restarted.role(), Role::NonVoter);
-    assert_eq!(restarted.commit_point(), Slot(1));
+    // A damaged replica trusts nothing above its snapshot as chosen.
+    assert_eq!(restarted.commit_point(), Slot(0));
 }
 
 #[test]
