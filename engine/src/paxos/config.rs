@@ -110,8 +110,10 @@ pub enum ConfigError {
         /// The group.
         nodes: Vec<NodeId>,
     },
-    /// Flexible Paxos needs every phase-1 quorum to meet every phase-2 quorum.
-    #[error("quorums do not intersect: phase 1 {phase1} + phase 2 {phase2} must exceed {node_count} nodes, each at most {node_count}")]
+    /// Flexible Paxos needs every phase-1 quorum to meet every phase-2
+    /// quorum, and a phase-2 quorum of one would let one lost disk lose
+    /// chosen values.
+    #[error("unsafe quorums: phase 1 {phase1} + phase 2 {phase2} must exceed {node_count} nodes, each at most {node_count}, phase 2 at least 2 when there are several nodes")]
     Quorums {
         /// Phase-1 quorum size.
         phase1: usize,
@@ -182,7 +184,8 @@ impl Config {
             });
         }
         let (phase1, phase2) = (self.phase1_quorum(), self.phase2_quorum());
-        if phase1 > count || phase2 > count || phase1 + phase2 <= count {
+        let single_copy = count > 1 && phase2 < 2;
+        if phase1 > count || phase2 > count || phase1 + phase2 <= count || single_copy {
             return Err(ConfigError::Quorums {
                 phase1,
                 phase2,

@@ -210,12 +210,14 @@ impl Replica {
     /// Promises a damaged peer's fence and reports the slots held here. A
     /// fence elects nobody and lets no value be chosen under it, so a lease
     /// does not hold it back; the answer leaves once the promise is durable.
+    /// A non-voter answers too (from what it still holds): two replicas
+    /// recovering at once would otherwise wait for each other forever.
     pub(super) fn on_recovery_query(&mut self, from: NodeId, nonce: u64, fence: Ballot) {
-        if self.role == Role::NonVoter {
-            return; // Its own state is in doubt: it cannot vouch for anyone.
-        }
         if fence > self.promised {
             self.raise_promise(fence);
+            if self.leader_hint == Some(fence.node) {
+                self.leader_hint = None; // A fence names no leader.
+            }
         }
         let last_accepted = self.log.keys().next_back().copied().unwrap_or(Slot(0));
         let last_slot = last_accepted.max(self.commit_point);
@@ -225,10 +227,7 @@ impl Replica {
             last_slot,
             commit_point: self.commit_point,
         };
-        if self.promised == fence {
-            self.send_after_persist(from, info);
-        } else {
-            self.send(from, info);
-        }
+        // Every answer vouches for the promise it reports: only durable ones.
+        self.send_after_persist(from, info);
     }
 }

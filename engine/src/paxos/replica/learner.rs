@@ -310,6 +310,22 @@ impl Replica {
         );
         self.recovery = None;
         self.role = Role::Follower;
+        self.metadata_dirty = true;
         self.reset_election_deadline();
+    }
+
+    /// A group of one has nobody to fence or learn from: what it lost is
+    /// lost, and waiting would not bring it back.
+    pub(super) fn finish_recovery_without_peers(&mut self) {
+        assert_eq!(
+            self.config.nodes.len(),
+            1,
+            "only a group of one recovers alone"
+        );
+        if let Some(recovery) = self.recovery.as_mut() {
+            recovery.quorum_reached = true;
+            recovery.fence = self.promised;
+        }
+        self.finish_recovery_if_caught_up();
     }
 }

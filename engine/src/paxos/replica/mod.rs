@@ -470,6 +470,7 @@ impl Replica {
             let metadata = Metadata {
                 promised: self.promised,
                 commit_point: self.commit_point,
+                recovering: self.recovery.is_some(),
             };
             self.out.persist.push(PersistItem::Metadata(metadata));
         }
@@ -578,6 +579,7 @@ impl Replica {
         }
         self.commit_point = snapshot_slot;
         self.compacted_through = snapshot_slot;
+        damaged |= metadata.recovering;
         if !damaged {
             self.advance_commit_to(commit_point);
         } else {
@@ -598,6 +600,13 @@ impl Replica {
                 best_peer: None,
                 next_query_ns: 0,
             });
+            // Recovering must survive a restart that finds the log repaired.
+            self.metadata_dirty = true;
+            if self.config.nodes.len() == 1 {
+                // No peer holds a copy: what was lost is lost, and waiting
+                // would not bring it back.
+                self.finish_recovery_without_peers();
+            }
         }
     }
 
@@ -657,5 +666,7 @@ impl Replica {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod review2_tests;
 #[cfg(test)]
 mod review_tests;

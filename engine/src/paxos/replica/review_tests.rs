@@ -183,6 +183,7 @@ fn review_ack_during_restart_guard_extends_an_unbacked_lease() {
         metadata: Metadata {
             promised: net.replicas[r].promised_ballot(),
             commit_point: net.replicas[r].commit_point(),
+            recovering: false,
         },
         ..Recovered::default()
     };
@@ -250,6 +251,7 @@ fn review_damaged_recovery_commits_a_superseded_record() {
         metadata: Metadata {
             promised: newer,
             commit_point: Slot(1),
+            recovering: false,
         },
         accepted: vec![AcceptedEntry {
             slot: Slot(1),
@@ -286,6 +288,7 @@ fn review_stale_accept_after_non_voter_catch_up_panics() {
         metadata: Metadata {
             promised: b1,
             commit_point: Slot(0),
+            recovering: false,
         },
         damaged: true,
         ..Recovered::default()
@@ -403,6 +406,7 @@ fn review_non_voter_recovery_misses_in_flight_accepts() {
         metadata: Metadata {
             promised: net.replicas[r].promised_ballot(),
             commit_point: net.replicas[r].commit_point(),
+            recovering: false,
         },
         accepted: vec![AcceptedEntry {
             slot: Slot(1),

@@ -461,6 +461,7 @@ fn recovery_with_a_gap_below_the_durable_commit_point_is_damage() {
         metadata: Metadata {
             promised: ballot,
             commit_point: Slot(3),
+            recovering: false,
         },
         accepted: vec![entry(1), entry(3)],
         snapshot: None,
