@@ -2,6 +2,9 @@
 //! `O_DIRECT` write + `fdatasync` loop of the same size on the same disk, in
 //! the same run. `cargo bench -p synod-log -- --test` runs each once.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};

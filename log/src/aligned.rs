@@ -31,7 +31,7 @@ impl AlignedBuf {
     pub fn zeroed(length_bytes: usize) -> AlignedBuf {
         assert!(length_bytes > 0, "an aligned buffer is never empty");
         assert!(
-            length_bytes % BLOCK_BYTES == 0,
+            length_bytes.is_multiple_of(BLOCK_BYTES),
             "aligned buffers hold whole blocks"
         );
         let layout = Self::layout(length_bytes);

@@ -45,9 +45,9 @@ const SNAPSHOT_MAGIC: [u8; 8] = *b"SYNODSNP";
 pub const FLAG_GROUP_END: u8 = 1;
 
 const _: () = assert!(BLOCK_BYTES.is_power_of_two() && BLOCK_BYTES >= 512);
-const _: () = assert!(RECORD_HEADER_BYTES % RECORD_ALIGN_BYTES == 0);
-const _: () = assert!(ENTRY_PREFIX_BYTES % RECORD_ALIGN_BYTES == 0);
-const _: () = assert!(BLOCK_BYTES % RECORD_ALIGN_BYTES == 0);
+const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
+const _: () = assert!(ENTRY_PREFIX_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
+const _: () = assert!(BLOCK_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 const _: () = assert!(SEGMENT_HEADER_BYTES <= BLOCK_BYTES);
 const _: () = assert!(METADATA_COPY_BYTES <= BLOCK_BYTES);
 
@@ -153,7 +153,7 @@ impl RecordHeader {
     pub fn encode(&self, out: &mut [u8]) {
         assert!(out.len() >= RECORD_HEADER_BYTES, "room for a record header");
         assert!(
-            self.payload_bytes as usize % RECORD_ALIGN_BYTES == 0,
+            (self.payload_bytes as usize).is_multiple_of(RECORD_ALIGN_BYTES),
             "payloads are padded to the record alignment"
         );
         let out = &mut out[..RECORD_HEADER_BYTES];
@@ -262,7 +262,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<RecordHeader, RecordDefect> {
     if payload_bytes as usize > available {
         return Err(RecordDefect::Truncated);
     }
-    if payload_bytes as usize % RECORD_ALIGN_BYTES != 0 {
+    if !(payload_bytes as usize).is_multiple_of(RECORD_ALIGN_BYTES) {
         return Err(RecordDefect::BadField("payload length"));
     }
     let record_end = RECORD_HEADER_BYTES + payload_bytes as usize;

@@ -156,7 +156,7 @@ impl Group {
 
     fn open_record(&mut self, kind: RecordKind, first_slot: Slot, ballot: Ballot) {
         assert!(
-            self.used_bytes % RECORD_ALIGN_BYTES == 0,
+            self.used_bytes.is_multiple_of(RECORD_ALIGN_BYTES),
             "records are aligned"
         );
         assert!(

@@ -63,15 +63,16 @@ impl LogConfig {
     /// [`LogError::Config`] naming what is inconsistent.
     pub fn validate(&self) -> Result<()> {
         let block = BLOCK_BYTES as u64;
-        let problem = if self.group_bytes_max == 0 || self.group_bytes_max % BLOCK_BYTES != 0 {
-            Some("group_bytes_max must be a positive multiple of 4096")
-        } else if self.segment_bytes % block != 0 {
-            Some("segment_bytes must be a multiple of 4096")
-        } else if self.segment_bytes < block + self.group_bytes_max as u64 {
-            Some("segment_bytes must hold the header block and one whole group commit")
-        } else {
-            None
-        };
+        let problem =
+            if self.group_bytes_max == 0 || !self.group_bytes_max.is_multiple_of(BLOCK_BYTES) {
+                Some("group_bytes_max must be a positive multiple of 4096")
+            } else if !self.segment_bytes.is_multiple_of(block) {
+                Some("segment_bytes must be a multiple of 4096")
+            } else if self.segment_bytes < block + self.group_bytes_max as u64 {
+                Some("segment_bytes must hold the header block and one whole group commit")
+            } else {
+                None
+            };
         match problem {
             Some(reason) => Err(LogError::Config {
                 reason: reason.to_string(),

@@ -142,7 +142,10 @@ pub fn scan_segment(
             header,
             payload: &bytes[position + RECORD_HEADER_BYTES..end],
         });
-        assert!(end % RECORD_ALIGN_BYTES == 0, "records end aligned");
+        assert!(
+            end.is_multiple_of(RECORD_ALIGN_BYTES),
+            "records end aligned"
+        );
         position = end;
         if header.ends_group() {
             scan.records.append(&mut group);
@@ -184,4 +187,70 @@ pub fn find_later_group(
         position += BLOCK_BYTES;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aligned::AlignedBuf;
+    use crate::group::Group;
+    use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot};
+
+    fn segment_with_groups(group_count: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 16 * BLOCK_BYTES];
+        let mut group = Group::new(AlignedBuf::zeroed(4 * BLOCK_BYTES), 0);
+        let mut offset = BLOCK_BYTES;
+        for commit in 1..=group_count {
+            for slot in 0..3 {
+                let entry = AcceptedEntry {
+                    slot: Slot(commit * 10 + slot),
+                    ballot: Ballot {
+                        round: 1,
+                        node: NodeId(1),
+                    },
+                    batch: Batch::copy_from_slice(&[commit as u8; 100]),
+                };
+                group.append_accepted(&entry).expect("room");
+            }
+            let length = group.seal(SegmentId(1), CommitSeq(commit));
+            bytes[offset..offset + length].copy_from_slice(&group.buffer.as_slice()[..length]);
+            offset += length;
+            group.clear();
+        }
+        bytes
+    }
+
+    #[test]
+    fn whole_groups_are_found_and_the_end_is_clean() {
+        let bytes = segment_with_groups(3);
+        let scan = scan_segment(&bytes, SegmentId(1), None);
+        assert_eq!(scan.group_count, 3);
+        assert_eq!(scan.records.len(), 3, "consecutive slots share a record");
+        assert_eq!(scan.end, SegmentEnd::Clean);
+        assert_eq!(scan.last_commit, Some(CommitSeq(3)));
+        assert_eq!(scan.valid_end, 4 * BLOCK_BYTES);
+    }
+
+    #[test]
+    fn records_of_another_segment_count_as_nothing() {
+        let bytes = segment_with_groups(2);
+        let scan = scan_segment(&bytes, SegmentId(2), None);
+        assert_eq!(scan.group_count, 0);
+        assert_eq!(scan.end, SegmentEnd::Clean);
+    }
+
+    #[test]
+    fn an_unexpected_commit_number_stops_the_scan_and_later_groups_are_found() {
+        let bytes = segment_with_groups(3);
+        let scan = scan_segment(&bytes, SegmentId(1), Some(CommitSeq(5)));
+        assert!(matches!(scan.end, SegmentEnd::Broken { offset: 4096, .. }));
+        assert_eq!(
+            find_later_group(&bytes, SegmentId(1), BLOCK_BYTES + 1, CommitSeq(3)),
+            Some((3 * BLOCK_BYTES, CommitSeq(3)))
+        );
+        assert_eq!(
+            find_later_group(&bytes, SegmentId(1), 0, CommitSeq(4)),
+            None
+        );
+    }
 }

@@ -248,24 +248,24 @@ impl UringLog {
     /// the log is handed back with the error so the caller can fall back.
     pub fn new(
         mut log: Log<FileStorage>,
-    ) -> std::result::Result<UringLog, (Log<FileStorage>, io::Error)> {
+    ) -> std::result::Result<UringLog, Box<(Log<FileStorage>, io::Error)>> {
         let ring = match IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
             .build(8)
         {
             Ok(ring) => ring,
-            Err(error) => return Err((log, error)),
+            Err(error) => return Err(Box::new((log, error))),
         };
         let buffers = log.buffers_for_registration();
         // SAFETY: the buffers belong to `log`, which moves into the returned
         // driver next to the ring; the ring is dropped first (field order),
         // and the buffers never move or shrink (AlignedBuf invariant).
         if let Err(error) = unsafe { ring.submitter().register_buffers(&buffers) } {
-            return Err((log, error));
+            return Err(Box::new((log, error)));
         }
         if let Err(error) = ring.submitter().register_files(&[-1]) {
-            return Err((log, error));
+            return Err(Box::new((log, error)));
         }
         let writer = UringWriter::new(DRIVER_SLOTS, log.storage().sync_mode());
         Ok(UringLog { ring, writer, log })
@@ -355,7 +355,7 @@ pub enum DiskLog {
     /// The io_uring back end.
     Uring(Box<UringLog>),
     /// The portable back end.
-    Portable(Log<FileStorage>),
+    Portable(Box<Log<FileStorage>>),
 }
 
 impl DiskLog {
@@ -416,13 +416,19 @@ pub fn open_best(
     let storage = FileStorage::open(directory, sync_mode)?;
     let (log, recovered) = Log::open(storage, config)?;
     let (disk_log, note) = match wanted {
-        Some(Backend::Portable) => (DiskLog::Portable(log), "portable (requested)".to_string()),
+        Some(Backend::Portable) => (
+            DiskLog::Portable(Box::new(log)),
+            "portable (requested)".to_string(),
+        ),
         _ => match UringLog::new(log) {
             Ok(uring) => (DiskLog::Uring(Box::new(uring)), "io_uring".to_string()),
-            Err((log, error)) => (
-                DiskLog::Portable(log),
-                format!("portable (io_uring unavailable: {error})"),
-            ),
+            Err(failed) => {
+                let (log, error) = *failed;
+                (
+                    DiskLog::Portable(Box::new(log)),
+                    format!("portable (io_uring unavailable: {error})"),
+                )
+            }
         },
     };
     SAY_BACKEND.call_once(|| eprintln!("synod-log: using the {note} back end"));

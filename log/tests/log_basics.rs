@@ -80,7 +80,7 @@ fn many_groups_roll_over_segments_and_recover_in_order() {
     let (mut log, _) = open_mem(&storage, small_config());
     for slot in 1..=300u64 {
         log.append(&entry(slot, 1, 500)).unwrap();
-        if slot % 7 == 0 {
+        if slot.is_multiple_of(7) {
             log.commit().unwrap();
         }
     }
@@ -123,7 +123,7 @@ fn a_snapshot_drops_old_slots_and_retires_dead_segments() {
     let (mut log, _) = open_mem(&storage, small_config());
     for slot in 1..=200u64 {
         log.append(&entry(slot, 1, 1000)).unwrap();
-        if slot % 5 == 0 {
+        if slot.is_multiple_of(5) {
             log.commit().unwrap();
         }
     }
@@ -167,7 +167,7 @@ fn recycled_segments_do_not_confuse_recovery() {
     for round in 0..6u64 {
         for _ in 0..60 {
             log.append(&entry(slot, 1, 700)).unwrap();
-            if slot % 4 == 0 {
+            if slot.is_multiple_of(4) {
                 log.commit().unwrap();
             }
             slot += 1;

@@ -135,8 +135,7 @@ fn disk_full_keeps_the_durable_prefix_and_resumes_when_space_returns() {
     assert!(durable_slots > 20, "some segments fit: {durable_slots}");
     let refused = log
         .append(&entry(slot + 1))
-        .err()
-        .expect("appends are refused while full");
+        .expect_err("appends are refused while full");
     assert!(matches!(refused, LogError::DiskFull { .. }), "{refused}");
     println!("disk full after {durable_slots} durable entries: {full}");
 

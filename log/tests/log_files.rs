@@ -53,7 +53,7 @@ fn write_and_reopen(name: &str, backend: Backend, mode: SyncMode) {
     assert!(recovered.accepted.is_empty());
     for slot in 1..=400u64 {
         log.log().append(&entry(slot, 900)).expect("room");
-        if slot % 9 == 0 {
+        if slot.is_multiple_of(9) {
             log.commit().expect("commit");
         }
     }
@@ -143,7 +143,7 @@ fn corruption_on_disk_is_reported_with_file_and_offset_and_changes_nothing() {
     let segment = directory.0.join(SegmentId(1).file_name());
     flip_byte(&segment, 4096 + 4096 + 20);
     let before = std::fs::read(&segment).expect("read");
-    let error = reopen(&directory).err().expect("corruption");
+    let error = reopen(&directory).expect_err("corruption");
     match &error {
         LogError::Corruption { path, offset, .. } => {
             assert_eq!(path, &segment);
@@ -176,13 +176,33 @@ fn foreign_and_newer_files_are_refused() {
     let mut bytes = std::fs::read(&segment).expect("read");
     bytes[8] = 9; // format version 9
     std::fs::write(&segment, &bytes).expect("write");
-    let error = reopen(&directory).err().expect("newer");
+    let error = reopen(&directory).expect_err("newer");
     assert!(
         matches!(error, LogError::UnsupportedVersion { found: 9, .. }),
         "{error}"
     );
     bytes[0..8].copy_from_slice(b"NOTOURS!");
     std::fs::write(&segment, &bytes).expect("write");
-    let error = reopen(&directory).err().expect("foreign");
+    let error = reopen(&directory).expect_err("foreign");
     assert!(matches!(error, LogError::ForeignFile { .. }), "{error}");
+}
+
+#[test]
+fn inspect_lists_segments_records_and_damage_without_writing() {
+    let directory = filled_directory("inspect");
+    let clean = synod_log::inspect::inspect(&directory.0, synod_log::inspect::Listing::Records)
+        .expect("inspect");
+    assert!(!clean.damaged);
+    assert_eq!(clean.records.len(), 20);
+    let text = clean.to_string();
+    assert!(text.contains("slots 1..=20"), "{text}");
+    assert!(text.contains("damage: none"), "{text}");
+    let segment = directory.0.join(SegmentId(1).file_name());
+    flip_byte(&segment, 4096 + 4096 + 20);
+    let before = std::fs::read(&segment).expect("read");
+    let damaged = synod_log::inspect::inspect(&directory.0, synod_log::inspect::Listing::Summary)
+        .expect("corruption is reported, not an error");
+    assert!(damaged.damaged);
+    assert!(damaged.to_string().contains("CORRUPTION"), "{damaged}");
+    assert_eq!(std::fs::read(&segment).expect("read"), before);
 }

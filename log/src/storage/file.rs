@@ -361,7 +361,8 @@ impl Storage for FileStorage {
         length_bytes: usize,
     ) -> Result<()> {
         assert!(
-            offset_bytes % BLOCK_BYTES as u64 == 0 && length_bytes % BLOCK_BYTES == 0,
+            offset_bytes.is_multiple_of(BLOCK_BYTES as u64)
+                && length_bytes.is_multiple_of(BLOCK_BYTES),
             "O_DIRECT writes are block aligned"
         );
         let path = self.path_of(&segment.file_name());

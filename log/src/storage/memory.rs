@@ -374,7 +374,8 @@ impl Storage for MemStorage {
         let name = segment.file_name();
         self.check_alive("writing", &name)?;
         assert!(
-            offset_bytes % BLOCK_BYTES as u64 == 0 && length_bytes % BLOCK_BYTES == 0,
+            offset_bytes.is_multiple_of(BLOCK_BYTES as u64)
+                && length_bytes.is_multiple_of(BLOCK_BYTES),
             "group writes are block aligned"
         );
         self.write_unsynced(
