@@ -19,7 +19,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot};
+use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot, Snapshot};
 
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
@@ -33,9 +33,10 @@ use crate::uring::{open_best, Backend, DiskLog};
 pub struct BenchConfig {
     /// Where the temporary files go (a directory on the disk to measure).
     pub directory: PathBuf,
-    /// Time per cell and repeat.
+    /// Time per slice: each subject of a cell runs `repeats` slices, the
+    /// subjects taking turns.
     pub seconds_per_cell: f64,
-    /// Repeats per cell; the median is reported.
+    /// Slices per subject and cell; medians are reported.
     pub repeats: usize,
     /// Batch sizes in bytes.
     pub record_sizes: Vec<usize>,
@@ -49,8 +50,8 @@ impl Default for BenchConfig {
     fn default() -> BenchConfig {
         BenchConfig {
             directory: std::env::temp_dir(),
-            seconds_per_cell: 0.5,
-            repeats: 3,
+            seconds_per_cell: 0.2,
+            repeats: 9,
             record_sizes: vec![64, 1024, 64 * 1024],
             records_per_group: vec![1, 16, 256],
             sync_mode: SyncMode::Fdatasync,
@@ -129,66 +130,153 @@ fn bench_io(op: &'static str, path: &Path, error: std::io::Error) -> LogError {
     LogError::from_io(op, path, error)
 }
 
-fn file_bytes_for(write_bytes: usize) -> u64 {
-    ((write_bytes as u64) * 48)
-        .clamp(64 << 20, 768 << 20)
+fn segment_bytes_for(write_bytes: usize) -> u64 {
+    ((write_bytes as u64) * 16)
+        .clamp(64 << 20, 512 << 20)
         .next_multiple_of(BLOCK_BYTES as u64)
 }
 
-fn run_log(
-    config: &BenchConfig,
-    backend: Backend,
-    record_bytes: usize,
-    per_group: usize,
-    cell_dir: &Path,
-) -> Result<Sample> {
-    let write_bytes = log_write_bytes(record_bytes, per_group);
-    let segment_bytes = file_bytes_for(write_bytes) + BLOCK_BYTES as u64;
-    let log_config = LogConfig {
-        segment_bytes,
-        group_bytes_max: write_bytes.max(64 * 1024),
-        ..LogConfig::default()
-    };
-    let (mut log, _) = open_best(cell_dir, log_config, config.sync_mode, Some(backend))?;
-    log.log().storage_mut().wait_for_preparation()?;
-    let batch = Batch::copy_from_slice(&vec![0xA5u8; record_bytes]);
-    let ballot = Ballot {
-        round: 1,
-        node: NodeId(1),
-    };
-    let deadline = Instant::now() + Duration::from_secs_f64(config.seconds_per_cell);
-    let mut sample = Sample {
+fn new_sample() -> Sample {
+    Sample {
         groups: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
         syncs: 0,
+    }
+}
+
+/// One subject of a cell, kept open across its slices.
+enum Runner {
+    Log {
+        log: DiskLog,
+        batch: Batch,
+        next_slot: u64,
+    },
+    Bare {
+        bare: Bare,
+        path: PathBuf,
+        file: Option<File>,
+        offset: u64,
+        file_bytes: u64,
+        buffer: AlignedBuf,
+    },
+}
+
+impl Runner {
+    fn open_log(
+        config: &BenchConfig,
+        backend: Backend,
+        record_bytes: usize,
+        per_group: usize,
+        directory: &Path,
+    ) -> Result<Runner> {
+        let write_bytes = log_write_bytes(record_bytes, per_group);
+        let log_config = LogConfig {
+            segment_bytes: segment_bytes_for(write_bytes),
+            group_bytes_max: write_bytes.max(64 * 1024),
+            spare_segments_max: 2,
+            ..LogConfig::default()
+        };
+        std::fs::create_dir_all(directory).map_err(|e| bench_io("creating", directory, e))?;
+        let (log, _) = open_best(directory, log_config, config.sync_mode, Some(backend))?;
+        Ok(Runner::Log {
+            log,
+            batch: Batch::copy_from_slice(&vec![0xA5u8; record_bytes]),
+            next_slot: 1,
+        })
+    }
+
+    fn open_bare(bare: Bare, write_bytes: usize, path: PathBuf) -> Result<Runner> {
+        let mut buffer = AlignedBuf::zeroed(write_bytes);
+        buffer.as_mut_slice().fill(0x5A);
+        let file_bytes = segment_bytes_for(write_bytes);
+        if matches!(bare, Bare::DirectFdatasync | Bare::DirectDsync) {
+            prepare_file(&path, file_bytes, bare)?;
+        }
+        Ok(Runner::Bare {
+            bare,
+            path,
+            file: None,
+            offset: 0,
+            file_bytes,
+            buffer,
+        })
+    }
+
+    /// Runs for `seconds`; `per_group` records of `record_bytes` per commit.
+    fn slice(&mut self, seconds: f64, per_group: usize, payload_bytes: usize) -> Result<Sample> {
+        match self {
+            Runner::Log {
+                log,
+                batch,
+                next_slot,
+            } => log_slice(log, batch, next_slot, seconds, per_group),
+            Runner::Bare {
+                bare,
+                path,
+                file,
+                offset,
+                file_bytes,
+                buffer,
+            } => bare_slice(
+                *bare,
+                path,
+                file,
+                offset,
+                *file_bytes,
+                buffer,
+                seconds,
+                payload_bytes,
+            ),
+        }
+    }
+}
+
+fn log_slice(
+    log: &mut DiskLog,
+    batch: &Batch,
+    next_slot: &mut u64,
+    seconds: f64,
+    per_group: usize,
+) -> Result<Sample> {
+    // Retire what the last slice wrote (segments become spares, recycled
+    // without zero-filling) and let any preparation finish before timing.
+    let top = Slot(next_slot.saturating_sub(1));
+    if top > log.log().snapshot_slot() {
+        let snapshot = Snapshot {
+            slot: top,
+            bytes: Batch::noop(),
+        };
+        log.log().install_snapshot(&snapshot)?;
+    }
+    log.log().storage_mut().wait_for_preparation()?;
+    let ballot = Ballot {
+        round: 1,
+        node: NodeId(1),
     };
+    let mut sample = new_sample();
     let syncs_before = log.sync_count();
-    let mut slot = 1u64;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut in_flight_since: Option<Instant> = None;
-    // Stop before the segment fills: the next one would be zero-filled in
-    // the background while we measure.
-    while Instant::now() < deadline
-        && log.log().write_position().1 + 2 * write_bytes as u64 <= segment_bytes
-    {
+    while Instant::now() < deadline {
         let group_started = Instant::now();
         for _ in 0..per_group {
             let entry = AcceptedEntry {
-                slot: Slot(slot),
+                slot: Slot(*next_slot),
                 ballot,
                 batch: batch.clone(),
             };
             log.log().append(&entry)?;
-            slot += 1;
+            *next_slot += 1;
         }
-        match &mut log {
+        match log {
             // Pipelined: this group was built while the previous one was on
             // the disk; now wait for that one and put this one on the ring.
             DiskLog::Uring(uring) => {
                 uring.wait()?;
-                if let Some(started) = in_flight_since.take() {
-                    sample.latencies.push(started.elapsed());
+                if let Some(since) = in_flight_since.take() {
+                    sample.latencies.push(since.elapsed());
                     sample.groups += 1;
                 }
                 uring.submit()?;
@@ -201,18 +289,15 @@ fn run_log(
             }
         }
     }
-    if let DiskLog::Uring(uring) = &mut log {
+    if let DiskLog::Uring(uring) = log {
         uring.wait()?;
-        if let Some(started) = in_flight_since.take() {
-            sample.latencies.push(started.elapsed());
+        if let Some(since) = in_flight_since.take() {
+            sample.latencies.push(since.elapsed());
             sample.groups += 1;
         }
     }
     sample.elapsed = started.elapsed();
     sample.syncs = log.sync_count() - syncs_before;
-    if config.sync_mode == SyncMode::Dsync {
-        sample.syncs = sample.groups;
-    }
     Ok(sample)
 }
 
@@ -245,15 +330,7 @@ fn prepare_file(path: &Path, bytes: u64, bare: Bare) -> Result<()> {
     file.sync_all().map_err(|e| bench_io("syncing", path, e))
 }
 
-fn run_bare(
-    config: &BenchConfig,
-    bare: Bare,
-    write_bytes: usize,
-    payload_bytes: usize,
-    path: &Path,
-) -> Result<Sample> {
-    let file_bytes = file_bytes_for(write_bytes);
-    prepare_file(path, file_bytes, bare)?;
+fn open_bare_file(bare: Bare, path: &Path) -> Result<File> {
     let mut options = OpenOptions::new();
     options.write(true);
     match bare {
@@ -267,38 +344,57 @@ fn run_bare(
             options.append(true);
         }
     }
-    let file = options
-        .open(path)
-        .map_err(|e| bench_io("opening", path, e))?;
-    let mut buffer = AlignedBuf::zeroed(write_bytes);
-    buffer.as_mut_slice().fill(0x5A);
-    let deadline = Instant::now() + Duration::from_secs_f64(config.seconds_per_cell);
-    let mut sample = Sample {
-        groups: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-        syncs: 0,
-    };
-    let mut offset = 0u64;
+    options.open(path).map_err(|e| bench_io("opening", path, e))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bare_slice(
+    bare: Bare,
+    path: &Path,
+    file: &mut Option<File>,
+    offset: &mut u64,
+    file_bytes: u64,
+    buffer: &AlignedBuf,
+    seconds: f64,
+    payload_bytes: usize,
+) -> Result<Sample> {
+    let write_bytes = buffer.len() as u64;
+    // Fresh unwritten extents (or a fresh growing file) for every slice of
+    // the baselines that measure them; the zero-filled file is reused.
+    let fresh = matches!(bare, Bare::DirectFallocateOnly | Bare::BufferedFdatasync);
+    if fresh || file.is_none() {
+        *file = None;
+        if fresh {
+            prepare_file(path, file_bytes, bare)?;
+        }
+        *file = Some(open_bare_file(bare, path)?);
+        *offset = 0;
+    }
+    let handle = file.as_ref().expect("opened just above");
+    let mut sample = new_sample();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
-    while Instant::now() < deadline && offset + write_bytes as u64 <= file_bytes {
+    while Instant::now() < deadline {
+        if *offset + write_bytes > file_bytes {
+            *offset = 0;
+        }
         let write_started = Instant::now();
         let result = match bare {
-            Bare::BufferedFdatasync => (&file).write_all(&buffer.as_slice()[..payload_bytes]),
-            _ => file.write_all_at(buffer.as_slice(), offset),
+            Bare::BufferedFdatasync => (&*handle).write_all(&buffer.as_slice()[..payload_bytes]),
+            _ => handle.write_all_at(buffer.as_slice(), *offset),
         };
         result.map_err(|e| bench_io("writing", path, e))?;
         if bare != Bare::DirectDsync {
-            file.sync_data().map_err(|e| bench_io("syncing", path, e))?;
+            handle
+                .sync_data()
+                .map_err(|e| bench_io("syncing", path, e))?;
+            sample.syncs += 1;
         }
-        sample.syncs += 1;
         sample.latencies.push(write_started.elapsed());
         sample.groups += 1;
-        offset += write_bytes as u64;
+        *offset += write_bytes;
     }
     sample.elapsed = started.elapsed();
-    drop(file);
-    let _ = std::fs::remove_file(path);
     Ok(sample)
 }
 
@@ -373,30 +469,33 @@ fn run_cell(
 ) -> Result<Vec<BenchRow>> {
     let write_bytes = log_write_bytes(record_bytes, per_group);
     let payload_bytes = record_bytes * per_group;
+    let mut runners = Vec::new();
+    for (index, (_, subject)) in SUBJECTS.iter().enumerate() {
+        runners.push(match *subject {
+            Subject::Bare(bare) => {
+                Runner::open_bare(bare, write_bytes, scratch.join(format!("bare-{index}")))?
+            }
+            Subject::Log(backend) => Runner::open_log(
+                config,
+                backend,
+                record_bytes,
+                per_group,
+                &scratch.join(format!("log-{index}")),
+            )?,
+        });
+    }
     let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
-    // Subjects take turns within each repeat, so a noisy neighbour on the
-    // disk hits them alike.
-    for repeat in 0..config.repeats {
-        for (index, (_, subject)) in SUBJECTS.iter().enumerate() {
-            let sample = match *subject {
-                Subject::Bare(bare) => run_bare(
-                    config,
-                    bare,
-                    write_bytes,
-                    payload_bytes,
-                    &scratch.join("bare"),
-                )?,
-                Subject::Log(backend) => {
-                    let cell_dir = scratch.join(format!("log-{repeat}"));
-                    std::fs::create_dir_all(&cell_dir)
-                        .map_err(|e| bench_io("creating", &cell_dir, e))?;
-                    let sample = run_log(config, backend, record_bytes, per_group, &cell_dir);
-                    let _ = std::fs::remove_dir_all(&cell_dir);
-                    sample?
-                }
-            };
-            samples[index].push(sample);
+    // Subjects take turns in short slices, so a noisy neighbour on the disk
+    // hits them alike; medians over the slices are reported.
+    for _ in 0..config.repeats {
+        for (runner, samples) in runners.iter_mut().zip(samples.iter_mut()) {
+            samples.push(runner.slice(config.seconds_per_cell, per_group, payload_bytes)?);
         }
+    }
+    drop(runners);
+    for index in 0..SUBJECTS.len() {
+        let _ = std::fs::remove_dir_all(scratch.join(format!("log-{index}")));
+        let _ = std::fs::remove_file(scratch.join(format!("bare-{index}")));
     }
     let mut rows: Vec<BenchRow> = SUBJECTS
         .iter()

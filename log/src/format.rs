@@ -363,6 +363,9 @@ pub struct SegmentHeader {
     pub segment: SegmentId,
     /// The segment file's full length.
     pub segment_bytes: u64,
+    /// Recycled from a retired segment: bytes past the writer's end may be
+    /// stale, so every group write also zeroes the block after it.
+    pub recycled: bool,
 }
 
 impl SegmentHeader {
@@ -372,6 +375,7 @@ impl SegmentHeader {
         block.fill(0);
         block[0..8].copy_from_slice(&SEGMENT_MAGIC);
         block[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        block[12..16].copy_from_slice(&u32::from(self.recycled).to_le_bytes());
         block[16..24].copy_from_slice(&self.segment.0.to_le_bytes());
         block[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
         let crc = crc32c::crc32c(&block[0..32]);
@@ -413,9 +417,16 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect
             "segment header checksum mismatch".to_string(),
         ));
     }
+    let flags = read_u32(bytes, 12);
+    if flags > 1 {
+        return Err(HeaderDefect::Corrupt(format!(
+            "unknown segment flags {flags:#x}"
+        )));
+    }
     Ok(SegmentHeader {
         segment: SegmentId(read_u64(bytes, 16)),
         segment_bytes: read_u64(bytes, 24),
+        recycled: flags == 1,
     })
 }
 

@@ -3,8 +3,9 @@
 //! Sans-IO: this module fills a buffer and seals it; the back ends write it.
 //!
 //! Invariants:
-//! - `used` never exceeds the buffer; the sealed length is `used` rounded up
-//!   to the block and every byte between them is zero.
+//! - `used` never exceeds the group capacity (the buffer less one block);
+//!   the sealed length is `used` rounded up to the block and every byte
+//!   between them is zero; with a terminator, one more zero block follows.
 //! - Records start at [`RECORD_ALIGN_BYTES`] boundaries; an accepted record
 //!   holds consecutive slots of one ballot.
 //! - A sealed group has at least one record and exactly one group-end flag,
@@ -18,6 +19,17 @@ use crate::format::{
     encode_entry_prefix, seal_record, CommitSeq, Metadata, RecordHeader, RecordKind, SegmentId,
     BLOCK_BYTES, ENTRY_PREFIX_BYTES, FLAG_GROUP_END, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES,
 };
+
+/// Whether a group write carries a zero block after the group, so that
+/// the block after the durable end is known to be zeros even in a recycled
+/// segment (recovery then never mistakes stale bytes for a torn write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Terminator {
+    /// The segment past the group is zeros already.
+    None,
+    /// Write one zero block after the group.
+    ZeroBlock,
+}
 
 /// One record's place in the buffer and what it covers.
 #[derive(Clone, Copy, Debug)]
@@ -78,8 +90,13 @@ impl Group {
         self.used_bytes.next_multiple_of(BLOCK_BYTES)
     }
 
+    /// Bytes records may fill: the buffer keeps one block for a terminator.
+    fn capacity_bytes(&self) -> usize {
+        self.buffer.len() - BLOCK_BYTES
+    }
+
     fn available_bytes(&self) -> usize {
-        self.buffer.len() - self.used_bytes
+        self.capacity_bytes() - self.used_bytes
     }
 
     /// Appends an accepted entry, extending the open record when it holds
@@ -87,7 +104,7 @@ impl Group {
     pub(crate) fn append_accepted(&mut self, entry: &AcceptedEntry) -> Result<()> {
         let length = entry.batch.len();
         let entry_bytes = ENTRY_PREFIX_BYTES + length.next_multiple_of(RECORD_ALIGN_BYTES);
-        let group_bytes_max = self.buffer.len();
+        let group_bytes_max = self.capacity_bytes();
         if RECORD_HEADER_BYTES + entry_bytes > group_bytes_max || u32::try_from(length).is_err() {
             return Err(LogError::EntryTooLarge {
                 entry_bytes: length,
@@ -181,15 +198,28 @@ impl Group {
     }
 
     /// Writes every header for its segment and commit sequence number, sets
-    /// the group-end flag, checksums each record and zeroes the padding.
-    /// Returns the write length in bytes.
-    pub(crate) fn seal(&mut self, segment: SegmentId, commit_seq: CommitSeq) -> usize {
+    /// the group-end flag, checksums each record and zeroes the padding (and
+    /// the terminator block after it, when asked for). Returns the group's
+    /// length in bytes, terminator excluded.
+    pub(crate) fn seal(
+        &mut self,
+        segment: SegmentId,
+        commit_seq: CommitSeq,
+        terminator: Terminator,
+    ) -> usize {
         assert!(!self.records.is_empty(), "an empty group is never written");
         let sealed = self.sealed_bytes();
-        assert!(sealed <= self.buffer.len(), "sealed group fits its buffer");
+        assert!(
+            sealed <= self.capacity_bytes(),
+            "sealed group fits its buffer"
+        );
         let last_index = self.records.len() - 1;
         let bytes = self.buffer.as_mut_slice();
-        bytes[self.used_bytes..sealed].fill(0);
+        let zero_end = match terminator {
+            Terminator::ZeroBlock => sealed + BLOCK_BYTES,
+            Terminator::None => sealed,
+        };
+        bytes[self.used_bytes..zero_end].fill(0);
         for (index, span) in self.records.iter_mut().enumerate() {
             span.header.segment = segment;
             span.header.commit_seq = commit_seq;

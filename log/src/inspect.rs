@@ -153,7 +153,7 @@ impl Storage for ReadOnlyDirectory {
 
     fn prepare_segment(&mut self, _segment: SegmentId, _segment_bytes: u64) {}
 
-    fn activate_segment(&mut self, segment: SegmentId, _segment_bytes: u64) -> Result<()> {
+    fn activate_segment(&mut self, segment: SegmentId, _segment_bytes: u64) -> Result<bool> {
         Err(refuse(
             "inspect never writes",
             self.path_of(&segment.file_name()),

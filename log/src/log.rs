@@ -17,7 +17,7 @@ use synod_net::wire::{AcceptedEntry, Slot};
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
 use crate::format::{CommitSeq, Metadata, RecordKind, SegmentId, BLOCK_BYTES};
-use crate::group::Group;
+use crate::group::{Group, Terminator};
 use crate::recovery::{recover, Recovered, Repair, Resume};
 use crate::storage::Storage;
 
@@ -146,6 +146,7 @@ pub struct Log<S: Storage> {
     pub(crate) active: SegmentId,
     pub(crate) active_offset_bytes: u64,
     active_bytes: u64,
+    active_recycled: bool,
     next_commit: CommitSeq,
     durable: Option<CommitSeq>,
     health: Health,
@@ -188,7 +189,8 @@ impl<S: Storage> Log<S> {
                 });
             }
         }
-        let buffer_bytes = config.group_bytes_max;
+        // One block more than a group: room for the terminator block.
+        let buffer_bytes = config.group_bytes_max + BLOCK_BYTES;
         let mut log = Log {
             building: Group::new(AlignedBuf::zeroed(buffer_bytes), 0),
             spare: Some(Group::new(AlignedBuf::zeroed(buffer_bytes), 1)),
@@ -197,6 +199,7 @@ impl<S: Storage> Log<S> {
             active: SegmentId(1),
             active_offset_bytes: BLOCK_BYTES as u64,
             active_bytes: config.segment_bytes,
+            active_recycled: false,
             next_commit: resume.next_commit,
             durable: resume.durable_commit,
             health: Health::Healthy,
@@ -222,11 +225,13 @@ impl<S: Storage> Log<S> {
             offset <= segment_bytes,
             "the valid prefix lies inside its segment"
         );
-        self.storage.activate_segment(segment, segment_bytes)?;
+        self.active_recycled = self.storage.activate_segment(segment, segment_bytes)?;
         if resume.scrub || resume.repair.is_some() {
             let scrub_end = match resume.repair {
                 Some(_) => segment_bytes,
-                None => segment_bytes.min(offset + self.config.group_bytes_max as u64),
+                None => {
+                    segment_bytes.min(offset + (self.config.group_bytes_max + BLOCK_BYTES) as u64)
+                }
             };
             if scrub_end > offset {
                 let zeros = vec![0u8; (scrub_end - offset) as usize];
@@ -343,8 +348,18 @@ impl<S: Storage> Log<S> {
             "a group fits an empty segment (validated config)"
         );
         let commit_seq = self.next_commit;
-        let sealed = self.building.seal(self.active, commit_seq);
+        let end = self.active_offset_bytes + length_bytes as u64;
+        let terminator = if self.active_recycled && end + BLOCK_BYTES as u64 <= self.active_bytes {
+            Terminator::ZeroBlock
+        } else {
+            Terminator::None
+        };
+        let sealed = self.building.seal(self.active, commit_seq, terminator);
         assert_eq!(sealed, length_bytes, "sealing keeps the planned length");
+        let write_bytes = match terminator {
+            Terminator::ZeroBlock => length_bytes + BLOCK_BYTES,
+            Terminator::None => length_bytes,
+        };
         let spare = self
             .spare
             .take()
@@ -353,7 +368,7 @@ impl<S: Storage> Log<S> {
         let write = PendingWrite {
             segment: self.active,
             offset_bytes: self.active_offset_bytes,
-            length_bytes,
+            length_bytes: write_bytes,
             commit_seq,
             group,
         };
@@ -365,19 +380,20 @@ impl<S: Storage> Log<S> {
 
     fn roll_over(&mut self) -> Result<()> {
         let next = self.active.next();
-        match self
+        let recycled = match self
             .storage
             .activate_segment(next, self.config.segment_bytes)
         {
-            Ok(()) => {}
+            Ok(recycled) => recycled,
             Err(error) if error.is_disk_full() => {
                 self.health = Health::DiskFull;
                 return Err(error);
             }
             Err(error) => return Err(error),
-        }
+        };
         self.storage.release_segment(self.active);
         self.active = next;
+        self.active_recycled = recycled;
         self.active_offset_bytes = BLOCK_BYTES as u64;
         self.active_bytes = self.config.segment_bytes;
         self.state.note_segment(next);

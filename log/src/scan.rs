@@ -198,7 +198,7 @@ mod tests {
 
     fn segment_with_groups(group_count: u64) -> Vec<u8> {
         let mut bytes = vec![0u8; 16 * BLOCK_BYTES];
-        let mut group = Group::new(AlignedBuf::zeroed(4 * BLOCK_BYTES), 0);
+        let mut group = Group::new(AlignedBuf::zeroed(5 * BLOCK_BYTES), 0);
         let mut offset = BLOCK_BYTES;
         for commit in 1..=group_count {
             for slot in 0..3 {
@@ -212,7 +212,11 @@ mod tests {
                 };
                 group.append_accepted(&entry).expect("room");
             }
-            let length = group.seal(SegmentId(1), CommitSeq(commit));
+            let length = group.seal(
+                SegmentId(1),
+                CommitSeq(commit),
+                crate::group::Terminator::None,
+            );
             bytes[offset..offset + length].copy_from_slice(&group.buffer.as_slice()[..length]);
             offset += length;
             group.clear();

@@ -175,7 +175,7 @@ proptest! {
         let mut bytes = vec![0u8; BLOCK_BYTES];
         if valid_header {
             let length = (BLOCK_BYTES + body.len()) as u64;
-            synod_log::format::SegmentHeader { segment: SegmentId(1), segment_bytes: length }.encode(&mut bytes);
+            synod_log::format::SegmentHeader { segment: SegmentId(1), segment_bytes: length, recycled: !valid_header }.encode(&mut bytes);
         }
         bytes.extend_from_slice(&body);
         storage.put_file(&name, bytes);

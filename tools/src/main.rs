@@ -54,14 +54,14 @@ enum BenchCommand {
     /// Durable appends/s and MB/s of the write-ahead log, both back ends,
     /// beside bare O_DIRECT and buffered baselines on the same disk.
     Log {
-        /// Seconds per measurement (each subject, cell and repeat).
-        #[arg(long, default_value_t = 0.5)]
+        /// Seconds per slice: the subjects of a cell take turns in slices.
+        #[arg(long, default_value_t = 0.2)]
         seconds: f64,
         /// Where the temporary files go: a directory on the disk to measure.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Repeats per measurement; medians are reported.
-        #[arg(long, default_value_t = 3)]
+        /// Slices per subject and cell; medians are reported.
+        #[arg(long, default_value_t = 9)]
         repeats: usize,
         /// How the log syncs.
         #[arg(long, value_enum, default_value = "fdatasync")]

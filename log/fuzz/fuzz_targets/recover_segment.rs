@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         // A valid header, so the fuzzer spends its time on the records.
         let mut header = vec![0u8; BLOCK_BYTES];
         let length = (BLOCK_BYTES + body.len()) as u64;
-        SegmentHeader { segment: SegmentId(1), segment_bytes: length }.encode(&mut header);
+        SegmentHeader { segment: SegmentId(1), segment_bytes: length, recycled: mode & 16 == 16 }.encode(&mut header);
         segment.extend_from_slice(&header);
     }
     segment.extend_from_slice(body);

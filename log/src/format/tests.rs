@@ -70,6 +70,7 @@ fn segment_headers_round_trip_and_refuse_strangers() {
     let header = SegmentHeader {
         segment: SegmentId(3),
         segment_bytes: 1 << 20,
+        recycled: true,
     };
     header.encode(&mut block);
     assert_eq!(decode_segment_header(&block), Ok(header));

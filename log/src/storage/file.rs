@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
-use crate::format::{SegmentHeader, SegmentId, BLOCK_BYTES};
+use crate::format::{decode_segment_header, SegmentHeader, SegmentId, BLOCK_BYTES};
 use crate::storage::{Storage, SyncMode};
 
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
@@ -173,12 +173,16 @@ fn prepare_segment_file(
     spare: Option<String>,
 ) -> Result<()> {
     let final_path = directory.join(segment.file_name());
-    let mut header = vec![0u8; BLOCK_BYTES];
+    // The header block and, for a recycled spare, a zero first record
+    // block: the writer's first group then never lands next to stale bytes
+    // that recovery could take for a torn write.
+    let mut header = vec![0u8; 2 * BLOCK_BYTES];
     SegmentHeader {
         segment,
         segment_bytes,
+        recycled: spare.is_some(),
     }
-    .encode(&mut header);
+    .encode(&mut header[..BLOCK_BYTES]);
     let source = match spare {
         Some(spare) => {
             let spare_path = directory.join(spare);
@@ -207,6 +211,7 @@ fn prepare_segment_file(
 }
 
 fn write_zero_filled(path: &Path, header: &[u8], segment_bytes: u64) -> Result<()> {
+    let header = &header[..BLOCK_BYTES];
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -225,6 +230,12 @@ fn write_zero_filled(path: &Path, header: &[u8], segment_bytes: u64) -> Result<(
     }
     file.sync_all()
         .map_err(|error| LogError::from_io("syncing new segment", path, error))
+}
+
+fn read_recycled_flag(file: &File) -> bool {
+    let mut header = crate::aligned::AlignedBuf::zeroed(BLOCK_BYTES);
+    file.read_exact_at(header.as_mut_slice(), 0).is_ok()
+        && decode_segment_header(header.as_slice()).is_ok_and(|header| header.recycled)
 }
 
 impl Storage for FileStorage {
@@ -325,9 +336,9 @@ impl Storage for FileStorage {
         }
     }
 
-    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<()> {
-        if self.segments.contains_key(&segment) {
-            return Ok(());
+    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<bool> {
+        if let Some(file) = self.segments.get(&segment) {
+            return Ok(read_recycled_flag(file));
         }
         if let Some((prepared, result)) = self.join_preparation() {
             if prepared == segment {
@@ -349,8 +360,9 @@ impl Storage for FileStorage {
             .custom_flags(flags)
             .open(&path)
             .map_err(|error| LogError::from_io("opening segment", &path, error))?;
+        let recycled = read_recycled_flag(&file);
         self.segments.insert(segment, file);
-        Ok(())
+        Ok(recycled)
     }
 
     fn write_group(

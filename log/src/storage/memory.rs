@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
-use crate::format::{SegmentHeader, SegmentId, BLOCK_BYTES};
+use crate::format::{decode_segment_header, SegmentHeader, SegmentId, BLOCK_BYTES};
 use crate::storage::Storage;
 
 /// What a crash does to writes that were not synced.
@@ -271,6 +271,7 @@ impl MemStorage {
             .file_names()
             .into_iter()
             .find(|name| name.ends_with(".spare"));
+        let recycled = spare.is_some();
         let mut image = match spare {
             Some(spare) => {
                 let mut disk = self.disk.borrow_mut();
@@ -287,8 +288,11 @@ impl MemStorage {
         SegmentHeader {
             segment,
             segment_bytes,
+            recycled,
         }
         .encode(&mut image[..BLOCK_BYTES]);
+        let first_block_end = (2 * BLOCK_BYTES).min(image.len());
+        image[BLOCK_BYTES..first_block_end].fill(0);
         self.put_file(&name, image);
         Ok(())
     }
@@ -356,12 +360,15 @@ impl Storage for MemStorage {
 
     fn prepare_segment(&mut self, _segment: SegmentId, _segment_bytes: u64) {}
 
-    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<()> {
-        self.check_alive("preparing segment", &segment.file_name())?;
-        if self.disk.borrow().files.contains_key(&segment.file_name()) {
-            return Ok(());
+    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<bool> {
+        let name = segment.file_name();
+        self.check_alive("preparing segment", &name)?;
+        if !self.disk.borrow().files.contains_key(&name) {
+            self.create_segment(segment, segment_bytes)?;
         }
-        self.create_segment(segment, segment_bytes)
+        let disk = self.disk.borrow();
+        let file = disk.files.get(&name).expect("present or just created");
+        Ok(decode_segment_header(&file.current).is_ok_and(|header| header.recycled))
     }
 
     fn write_group(

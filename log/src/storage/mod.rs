@@ -82,11 +82,14 @@ pub trait Storage {
     fn prepare_segment(&mut self, segment: SegmentId, segment_bytes: u64);
 
     /// Makes `segment` writable (preparing it now if that was not started)
-    /// and returns once it is durable in the directory.
+    /// and returns once it is durable in the directory. Returns true when the
+    /// segment is recycled (its header says so): bytes past the writer's
+    /// end may then be stale, except the first record block, which
+    /// preparation zeroes.
     ///
     /// # Errors
     /// A full disk while preparing (retry later), or other I/O failures.
-    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<()>;
+    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<bool>;
 
     /// Writes a group commit at `offset_bytes` of an active segment and makes
     /// it durable (per the storage's [`SyncMode`]). `length_bytes` and the
