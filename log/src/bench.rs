@@ -42,8 +42,6 @@ pub struct BenchConfig {
     pub record_sizes: Vec<usize>,
     /// Records per group commit.
     pub records_per_group: Vec<usize>,
-    /// The log's sync mode.
-    pub sync_mode: SyncMode,
 }
 
 impl Default for BenchConfig {
@@ -54,7 +52,6 @@ impl Default for BenchConfig {
             repeats: 9,
             record_sizes: vec![64, 1024, 64 * 1024],
             records_per_group: vec![1, 16, 256],
-            sync_mode: SyncMode::Fdatasync,
         }
     }
 }
@@ -164,7 +161,7 @@ enum Runner {
 
 impl Runner {
     fn open_log(
-        config: &BenchConfig,
+        sync_mode: SyncMode,
         backend: Backend,
         record_bytes: usize,
         per_group: usize,
@@ -178,7 +175,7 @@ impl Runner {
             ..LogConfig::default()
         };
         std::fs::create_dir_all(directory).map_err(|e| bench_io("creating", directory, e))?;
-        let (log, _) = open_best(directory, log_config, config.sync_mode, Some(backend))?;
+        let (log, _) = open_best(directory, log_config, sync_mode, Some(backend))?;
         Ok(Runner::Log {
             log,
             batch: Batch::copy_from_slice(&vec![0xA5u8; record_bytes]),
@@ -440,10 +437,10 @@ fn summarize(
 #[derive(Clone, Copy)]
 enum Subject {
     Bare(Bare),
-    Log(Backend),
+    Log(Backend, SyncMode),
 }
 
-const SUBJECTS: [(&str, Subject); 6] = [
+const SUBJECTS: [(&str, Subject); 8] = [
     (
         "bare O_DIRECT+fdatasync",
         Subject::Bare(Bare::DirectFdatasync),
@@ -457,8 +454,22 @@ const SUBJECTS: [(&str, Subject); 6] = [
         "buffered write+fdatasync",
         Subject::Bare(Bare::BufferedFdatasync),
     ),
-    ("log io_uring", Subject::Log(Backend::IoUring)),
-    ("log portable", Subject::Log(Backend::Portable)),
+    (
+        "log io_uring, fdatasync",
+        Subject::Log(Backend::IoUring, SyncMode::Fdatasync),
+    ),
+    (
+        "log io_uring, O_DSYNC",
+        Subject::Log(Backend::IoUring, SyncMode::Dsync),
+    ),
+    (
+        "log portable, fdatasync",
+        Subject::Log(Backend::Portable, SyncMode::Fdatasync),
+    ),
+    (
+        "log portable, O_DSYNC",
+        Subject::Log(Backend::Portable, SyncMode::Dsync),
+    ),
 ];
 
 fn run_cell(
@@ -475,8 +486,8 @@ fn run_cell(
             Subject::Bare(bare) => {
                 Runner::open_bare(bare, write_bytes, scratch.join(format!("bare-{index}")))?
             }
-            Subject::Log(backend) => Runner::open_log(
-                config,
+            Subject::Log(backend, sync_mode) => Runner::open_log(
+                sync_mode,
                 backend,
                 record_bytes,
                 per_group,

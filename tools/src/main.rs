@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// synod: a Multi-Paxos engine, its tools and its load generators.
 #[derive(Parser)]
@@ -41,18 +41,11 @@ enum LogCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SyncChoice {
-    /// `O_DIRECT` write followed by `fdatasync` (linked under io_uring).
-    Fdatasync,
-    /// `O_DIRECT | O_DSYNC` writes.
-    Dsync,
-}
-
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Durable appends/s and MB/s of the write-ahead log, both back ends,
-    /// beside bare O_DIRECT and buffered baselines on the same disk.
+    /// Durable appends/s and MB/s of the write-ahead log, both back ends in
+    /// both sync modes, beside bare O_DIRECT and buffered baselines on the
+    /// same disk, in one run.
     Log {
         /// Seconds per slice: the subjects of a cell take turns in slices.
         #[arg(long, default_value_t = 0.2)]
@@ -63,9 +56,6 @@ enum BenchCommand {
         /// Slices per subject and cell; medians are reported.
         #[arg(long, default_value_t = 9)]
         repeats: usize,
-        /// How the log syncs.
-        #[arg(long, value_enum, default_value = "fdatasync")]
-        sync: SyncChoice,
     },
 }
 
@@ -104,17 +94,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     seconds,
                     dir,
                     repeats,
-                    sync,
                 },
         } => {
             let config = synod_log::bench::BenchConfig {
                 directory: dir.unwrap_or_else(std::env::temp_dir),
                 seconds_per_cell: seconds,
                 repeats: repeats.max(1),
-                sync_mode: match sync {
-                    SyncChoice::Fdatasync => synod_log::SyncMode::Fdatasync,
-                    SyncChoice::Dsync => synod_log::SyncMode::Dsync,
-                },
                 ..synod_log::bench::BenchConfig::default()
             };
             let report = synod_log::bench::run(&config).context("running the log benchmark")?;
