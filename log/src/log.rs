@@ -66,6 +66,8 @@ impl LogConfig {
         let problem =
             if self.group_bytes_max == 0 || !self.group_bytes_max.is_multiple_of(BLOCK_BYTES) {
                 Some("group_bytes_max must be a positive multiple of 4096")
+            } else if self.group_bytes_max > 1 << 30 {
+                Some("group_bytes_max must be at most 1 GiB")
             } else if !self.segment_bytes.is_multiple_of(block) {
                 Some("segment_bytes must be a multiple of 4096")
             } else if self.segment_bytes < block + self.group_bytes_max as u64 {

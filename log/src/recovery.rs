@@ -1,7 +1,7 @@
 //! Recovery: from the files of a log directory to the acceptor's durable
 //! state, the longest valid prefix, and a report of anything dropped.
 //!
-//! Rules (DESIGN.md, "Write-ahead log"):
+//! Invariants (the rules of DESIGN.md, "Write-ahead log"):
 //! - Segments are scanned in id order; the prefix of whole group commits
 //!   that validate, with rising commit sequence numbers and no missing
 //!   segment, is kept.

@@ -83,6 +83,15 @@ impl UringWriter {
         self.sync_count
     }
 
+    /// How many of the log's completions are still to come (0 when idle).
+    #[must_use]
+    pub fn outstanding_completions(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, |in_flight| {
+            usize::from(in_flight.write_result.is_none())
+                + usize::from(in_flight.sync_result.is_none())
+        })
+    }
+
     /// True while a group commit is on the ring.
     #[must_use]
     pub fn is_busy(&self) -> bool {
@@ -315,8 +324,10 @@ impl UringLog {
     /// A failed write or sync, ring failures.
     pub fn wait(&mut self) -> Result<Option<CommitSeq>> {
         while self.writer.is_busy() {
+            // Wait for every completion still to come at once: one wake-up
+            // per group commit rather than one per operation.
             self.ring
-                .submit_and_wait(1)
+                .submit_and_wait(self.writer.outstanding_completions())
                 .map_err(|error| ring_error(&self.log, "waiting on io_uring", error))?;
             let completions: Vec<(u64, i32)> = self
                 .ring
