@@ -56,6 +56,12 @@ enum BenchCommand {
         /// Slices per subject and cell; medians are reported.
         #[arg(long, default_value_t = 9)]
         repeats: usize,
+        /// Record (batch) sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_values_t = [64usize, 1024, 65536])]
+        record_bytes: Vec<usize>,
+        /// Records per group commit.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 256])]
+        per_group: Vec<usize>,
     },
 }
 
@@ -94,13 +100,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     seconds,
                     dir,
                     repeats,
+                    record_bytes,
+                    per_group,
                 },
         } => {
             let config = synod_log::bench::BenchConfig {
                 directory: dir.unwrap_or_else(std::env::temp_dir),
                 seconds_per_cell: seconds,
                 repeats: repeats.max(1),
-                ..synod_log::bench::BenchConfig::default()
+                record_sizes: record_bytes,
+                records_per_group: per_group,
             };
             let report = synod_log::bench::run(&config).context("running the log benchmark")?;
             print!("{report}");
