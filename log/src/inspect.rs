@@ -54,6 +54,8 @@ pub struct InspectReport {
     pub recovery: RecoveryReport,
     /// Whether a restart would rejoin as a non-voter.
     pub damaged: bool,
+    /// The metadata a restart recovers (file and records combined).
+    pub metadata: crate::format::Metadata,
     /// Records, when asked for.
     pub records: Vec<RecordLine>,
 }
@@ -64,6 +66,11 @@ impl fmt::Display for InspectReport {
         write!(f, "{}", self.recovery)?;
         writeln!(
             f,
+            "recovered metadata (file and records): promised {} commit point {}",
+            self.metadata.promised, self.metadata.commit_point.0
+        )?;
+        writeln!(
+            f,
             "a restart would rejoin as {}",
             if self.damaged {
                 "a NON-VOTER (recovery dropped data)"
@@ -72,18 +79,29 @@ impl fmt::Display for InspectReport {
             }
         )?;
         for record in &self.records {
-            writeln!(
+            write!(
                 f,
-                "  {} @{}  group {}  {}  slot {} x{}  ballot {}  {} bytes",
+                "  {} @{}  group {}  ",
                 record.file.display(),
                 record.offset,
-                record.commit_seq,
-                record.kind,
-                record.first_slot,
-                record.entry_count,
-                record.ballot,
-                record.payload_bytes
+                record.commit_seq
             )?;
+            if record.kind == "metadata" {
+                writeln!(
+                    f,
+                    "metadata  promised {}  commit point {}",
+                    record.ballot, record.first_slot
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "accepted  slots {}..={}  ballot {}  {} bytes",
+                    record.first_slot,
+                    record.first_slot + u64::from(record.entry_count) - 1,
+                    record.ballot,
+                    record.payload_bytes
+                )?;
+            }
         }
         Ok(())
     }
@@ -225,6 +243,7 @@ pub fn inspect(directory: &Path, listing: Listing) -> Result<InspectReport> {
     Ok(InspectReport {
         directory: directory.to_path_buf(),
         damaged: recovered.damaged,
+        metadata: recovered.metadata,
         recovery: recovered.report,
         records,
     })
