@@ -131,7 +131,7 @@ impl MemStorage {
         for (name, file) in disk.files.iter_mut() {
             let writes = std::mem::take(&mut file.unsynced);
             let last_index = writes.len().checked_sub(1);
-            let mut image = file.durable.clone();
+            let mut image = std::mem::take(&mut file.durable);
             for (index, (offset, length)) in writes.into_iter().enumerate() {
                 let keep = match fault {
                     CrashFault::LoseUnsynced => 0,
@@ -259,8 +259,15 @@ impl MemStorage {
     fn sync(&self, name: &str) {
         let mut disk = self.disk.borrow_mut();
         if let Some(file) = disk.files.get_mut(name) {
-            file.durable = file.current.clone();
-            file.unsynced.clear();
+            // Only the written ranges: a simulator syncs every loop turn.
+            let MemFile {
+                durable,
+                current,
+                unsynced,
+            } = file;
+            for (offset, length) in unsynced.drain(..) {
+                durable[offset..offset + length].copy_from_slice(&current[offset..offset + length]);
+            }
         }
     }
 
