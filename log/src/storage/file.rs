@@ -193,6 +193,7 @@ fn prepare_segment_file(
             file.write_all_at(&header, 0)
                 .and_then(|()| file.sync_data())
                 .map_err(|error| LogError::from_io("recycling segment", &spare_path, error))?;
+            drop_cached_pages(&file);
             spare_path
         }
         None => {
@@ -229,7 +230,19 @@ fn write_zero_filled(path: &Path, header: &[u8], segment_bytes: u64) -> Result<(
         written += chunk as u64;
     }
     file.sync_all()
-        .map_err(|error| LogError::from_io("syncing new segment", path, error))
+        .map_err(|error| LogError::from_io("syncing new segment", path, error))?;
+    drop_cached_pages(&file);
+    Ok(())
+}
+
+/// Drops a file's clean pages from the page cache: `O_DIRECT` writes over
+/// cached pages would otherwise have to invalidate them, write by write.
+fn drop_cached_pages(file: &File) {
+    // SAFETY: posix_fadvise on a descriptor we own; no memory is involved.
+    // It is advice: a failure only leaves the pages cached.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
 }
 
 fn read_recycled_flag(file: &File) -> bool {
