@@ -451,7 +451,7 @@ const SUBJECTS: [(&str, Subject); 8] = [
         "bare O_DIRECT+fdatasync",
         Subject::Bare(Bare::DirectFdatasync),
     ),
-    ("bare O_DIRECT|O_DSYNC", Subject::Bare(Bare::DirectDsync)),
+    ("bare O_DIRECT+O_DSYNC", Subject::Bare(Bare::DirectDsync)),
     (
         "bare O_DIRECT+fdatasync, fallocate only",
         Subject::Bare(Bare::DirectFallocateOnly),
