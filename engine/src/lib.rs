@@ -4,5 +4,6 @@
 
 pub mod check;
 pub mod paxos;
+pub mod sm;
 
 pub use synod_net::wire;
