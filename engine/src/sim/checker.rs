@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::sm::CommandOutcome;
-use crate::wire::{Batch, ClientId, NodeId, Seq, Slot, Snapshot};
+use crate::wire::{AcceptedEntry, Ballot, Batch, ClientId, NodeId, Seq, Slot, Snapshot};
 
 use super::report::{Violation, ViolationKind};
 
@@ -51,9 +51,22 @@ struct ChosenSlot {
     first_node: NodeId,
 }
 
+/// The durable votes for one slot, per ballot, and the value they chose.
+#[derive(Debug, Default)]
+struct SlotVotes {
+    ballots: BTreeMap<Ballot, (Batch, u64)>,
+    chosen: Option<(Ballot, Batch)>,
+}
+
 /// The running checks.
 #[derive(Debug, Default)]
 pub(super) struct Checker {
+    /// A phase-2 quorum: that many durable votes for one (slot, ballot)
+    /// choose its value.
+    quorum: usize,
+    /// The acceptors' durable votes: what the protocol has chosen, whether
+    /// or not any replica has learned it.
+    votes: BTreeMap<Slot, SlotVotes>,
     chosen: BTreeMap<Slot, ChosenSlot>,
     outcome_digests: BTreeMap<Slot, (u64, NodeId)>,
     snapshot_digests: BTreeMap<Slot, (u64, NodeId)>,
@@ -62,6 +75,63 @@ pub(super) struct Checker {
 }
 
 impl Checker {
+    /// Checks for a group whose phase-2 quorum is `quorum`.
+    pub(super) fn new(quorum: usize) -> Checker {
+        Checker {
+            quorum,
+            ..Checker::default()
+        }
+    }
+
+    /// Acceptor `node`'s records in `entries` became durable: each is a
+    /// vote for (slot, ballot, value). A value with a quorum of votes is
+    /// chosen, and a slot is chosen with one value only.
+    pub(super) fn on_durable_votes(
+        &mut self,
+        time_ns: u64,
+        node: NodeId,
+        entries: Vec<AcceptedEntry>,
+    ) {
+        for entry in entries {
+            let AcceptedEntry {
+                slot,
+                ballot,
+                batch,
+            } = entry;
+            let votes = self.votes.entry(slot).or_default();
+            let (value, voters) = votes
+                .ballots
+                .entry(ballot)
+                .or_insert_with(|| (batch.clone(), 0));
+            if *value != batch {
+                let description = format!(
+                    "{node} durably accepted a second value for {slot} in {ballot} ({} bytes, first {} bytes)",
+                    batch.len(),
+                    value.len()
+                );
+                self.violation(ViolationKind::Agreement, time_ns, description);
+                continue;
+            }
+            *voters |= 1u64 << (u32::from(node.0) - 1);
+            if (voters.count_ones() as usize) < self.quorum {
+                continue;
+            }
+            match &votes.chosen {
+                None => votes.chosen = Some((ballot, batch)),
+                Some((first_ballot, first)) if *first != batch => {
+                    let description = format!(
+                        "{slot} was chosen twice: {} bytes (digest {:x}) in {first_ballot}, then {} bytes (digest {:x}) in {ballot}",
+                        first.len(),
+                        Digest::new().bytes(first.as_bytes()).value(),
+                        batch.len(),
+                        Digest::new().bytes(batch.as_bytes()).value(),
+                    );
+                    self.violation(ViolationKind::Agreement, time_ns, description);
+                }
+                Some(_) => {}
+            }
+        }
+    }
     /// Records a violation (dropping it past the per-kind limit).
     /// Returns true when it was kept.
     pub(super) fn violation(
@@ -102,7 +172,19 @@ impl Checker {
             first_node: node,
         });
         if chosen.batch == *batch {
-            return None;
+            let learned_wrong = self
+                .votes
+                .get(&slot)
+                .and_then(|votes| votes.chosen.as_ref())
+                .is_some_and(|(_, value)| value != batch);
+            if !learned_wrong {
+                return None;
+            }
+            let description = format!(
+                "{node} committed {slot} with a value other than the one its acceptors chose"
+            );
+            self.violation(ViolationKind::Agreement, time_ns, description.clone());
+            return Some(description);
         }
         let description = format!(
             "{node} committed {slot} as {} bytes (digest {:x}), but {} committed it as {} bytes (digest {:x})",

@@ -42,7 +42,8 @@ pub struct SimConfig {
     /// Each replica snapshots its state machine every this many applied slots.
     pub snapshot_interval_slot_count: u64,
     /// Faults run until this share (in percent) of `operations_min` has
-    /// completed (or `fault_phase_ns_max` has passed); then everything heals.
+    /// completed and every scripted fault has fired (or `fault_phase_ns_max`
+    /// has passed); then everything heals.
     pub fault_phase_percent: u64,
     /// The fault phase ends at this virtual time at the latest.
     pub fault_phase_ns_max: u64,
@@ -56,6 +57,8 @@ pub struct SimConfig {
     pub run_ns_max: u64,
     /// Search steps per key that the linearizability checker may take.
     pub check_steps_max: u64,
+    /// The report's trace keeps the last this many events.
+    pub trace_entries_max: usize,
 }
 
 impl Default for SimConfig {
@@ -84,6 +87,7 @@ impl Default for SimConfig {
             attempts_max: 40,
             run_ns_max: 600_000_000_000,
             check_steps_max: 10_000_000,
+            trace_entries_max: 128,
         }
     }
 }
@@ -138,8 +142,8 @@ impl Default for FaultRates {
             spike_ppm: 3_000,
             spike_min_ns: 100_000_000,
             spike_max_ns: 800_000_000,
-            sync_min_ns: 50_000,
-            sync_max_ns: 500_000,
+            sync_min_ns: 100_000,
+            sync_max_ns: 2_000_000,
             fault_interval_mean_ns: 700_000_000,
             partition_ns_max: 2_500_000_000,
             down_ns_max: 2_000_000_000,

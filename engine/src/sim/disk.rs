@@ -66,6 +66,8 @@ pub(super) struct MemoryDisk {
     records: Vec<Record>,
     pending: VecDeque<PendingWrite>,
     durable_seq: PersistSeq,
+    /// Acceptor records made durable since the last `take_newly_durable`.
+    newly_durable: Vec<AcceptedEntry>,
 }
 
 impl MemoryDisk {
@@ -103,6 +105,12 @@ impl MemoryDisk {
         self.durable_seq
     }
 
+    /// The acceptor records that became durable since the last call: the
+    /// votes this acceptor can no longer forget.
+    pub(super) fn take_newly_durable(&mut self) -> Vec<AcceptedEntry> {
+        std::mem::take(&mut self.newly_durable)
+    }
+
     /// Unsynced items waiting for a sync.
     pub(super) fn unsynced_item_count(&self) -> usize {
         self.pending.iter().map(|write| write.items.len()).sum()
@@ -110,10 +118,13 @@ impl MemoryDisk {
 
     fn apply(&mut self, item: PersistItem) {
         match item {
-            PersistItem::Accepted(entry) => self.records.push(Record {
-                entry,
-                state: RecordState::Intact,
-            }),
+            PersistItem::Accepted(entry) => {
+                self.newly_durable.push(entry.clone());
+                self.records.push(Record {
+                    entry,
+                    state: RecordState::Intact,
+                });
+            }
             PersistItem::Metadata(metadata) => self.metadata = metadata,
             PersistItem::Snapshot(snapshot) => self.install_snapshot(snapshot),
         }

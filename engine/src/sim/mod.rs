@@ -52,7 +52,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub use config::{FaultRates, FaultSet, FaultSetParseError, SimConfig};
 pub use fault::{DiskLoss, Fault, FaultCounts, NodeTarget, Partition, Schedule};
 pub use history::{Operation, OperationKind, Outcome, Output};
-pub use report::{SimReport, Violation, ViolationKind};
+pub use report::{RunStats, SimReport, Violation, ViolationKind};
 
 use world::World;
 

@@ -21,6 +21,7 @@ use super::disk::{CrashEffect, MemoryDisk};
 use super::envelope::{ClientReply, ClientRequest, Envelope, ReplyBody, RequestBody, RequestId};
 use super::fault::DiskLoss;
 use super::machine::KvStore;
+use super::report::RunStats;
 use super::trace::{Trace, TraceEvent};
 
 /// An input waiting for the node's next loop turn.
@@ -48,6 +49,8 @@ pub(super) struct TurnContext<'a> {
     pub(super) syncs: Vec<PersistSeq>,
     /// Times a replica became leader this turn.
     pub(super) elections: u64,
+    /// What the replicas did.
+    pub(super) stats: &'a mut RunStats,
 }
 
 /// A read the replica accepted, waiting to be ready and applied.
@@ -302,6 +305,8 @@ impl LiveNode {
         };
         let refusal = match self.replica.propose(Batch::encode(&body)) {
             Ok(()) => {
+                context.stats.batches_proposed += 1;
+                context.stats.commands_proposed += count as u64;
                 let event = TraceEvent::Proposed {
                     node: id,
                     commands: count,

@@ -114,6 +114,7 @@ impl LiveNode {
             return;
         }
         self.last_snapshot_slot = snapshot.slot;
+        context.stats.snapshots_restored += 1;
     }
 
     fn apply(&mut self, id: NodeId, entry: Committed, context: &mut TurnContext<'_>) {
@@ -168,6 +169,7 @@ impl LiveNode {
         self.reads_unapplied = waiting;
         for (_, pending) in servable {
             let answer = self.store.read(&pending.key);
+            context.stats.reads_served += 1;
             reply(context, pending.request, ReplyBody::Read(answer));
         }
     }
@@ -189,6 +191,7 @@ impl LiveNode {
         }
         let snapshot = self.store.snapshot();
         context.checker.on_snapshot(context.now_ns, id, &snapshot);
+        context.stats.snapshots_taken += 1;
         self.last_snapshot_slot = Slot(applied.0);
         self.replica.on_snapshot(snapshot);
     }

@@ -56,6 +56,47 @@ impl fmt::Display for Violation {
     }
 }
 
+/// What the replicas did during a run, to show what a run exercised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Batches of client commands proposed.
+    pub batches_proposed: u64,
+    /// Client commands in those batches.
+    pub commands_proposed: u64,
+    /// State machine snapshots taken.
+    pub snapshots_taken: u64,
+    /// Snapshots restored into a running replica's state machine (catch-up
+    /// by snapshot, or a restart from a snapshot).
+    pub snapshots_restored: u64,
+    /// Linearizable reads served.
+    pub reads_served: u64,
+}
+
+impl RunStats {
+    /// Adds another run's numbers to these.
+    pub fn add(&mut self, other: &RunStats) {
+        self.batches_proposed += other.batches_proposed;
+        self.commands_proposed += other.commands_proposed;
+        self.snapshots_taken += other.snapshots_taken;
+        self.snapshots_restored += other.snapshots_restored;
+        self.reads_served += other.reads_served;
+    }
+}
+
+impl fmt::Display for RunStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "batches {} commands {} snapshots taken {} restored {} reads served {}",
+            self.batches_proposed,
+            self.commands_proposed,
+            self.snapshots_taken,
+            self.snapshots_restored,
+            self.reads_served
+        )
+    }
+}
+
 /// Everything a run reports.
 #[derive(Clone, Debug, Default)]
 pub struct SimReport {
@@ -73,6 +114,8 @@ pub struct SimReport {
     pub commits: u64,
     /// Times a replica became leader.
     pub elections: u64,
+    /// What the replicas did.
+    pub stats: RunStats,
     /// Events the run processed.
     pub events: u64,
     /// The virtual time at the end of the run.

@@ -9,9 +9,6 @@ use crate::wire::{Ballot, Message, NodeId, Slot};
 
 use super::fault::Fault;
 
-/// Trace entries kept: the last this many events.
-pub(super) const TRACE_ENTRIES_MAX: usize = 128;
-
 /// The gist of a replica message: its kind, ballot and slot range.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct MessageGist {
@@ -180,16 +177,28 @@ impl fmt::Display for TraceEvent {
     }
 }
 
-/// The ring of the last [`TRACE_ENTRIES_MAX`] events.
-#[derive(Debug, Default)]
+/// The ring of the last `entries_max` events.
+#[derive(Debug)]
 pub(super) struct Trace {
     entries: VecDeque<(u64, TraceEvent)>,
+    entries_max: usize,
 }
 
 impl Trace {
+    /// A trace that keeps the last `entries_max` events.
+    pub(super) fn new(entries_max: usize) -> Trace {
+        Trace {
+            entries: VecDeque::new(),
+            entries_max,
+        }
+    }
+
     /// Records `event` at virtual time `time_ns`, forgetting the oldest.
     pub(super) fn record(&mut self, time_ns: u64, event: TraceEvent) {
-        if self.entries.len() == TRACE_ENTRIES_MAX {
+        if self.entries_max == 0 {
+            return;
+        }
+        if self.entries.len() == self.entries_max {
             self.entries.pop_front();
         }
         self.entries.push_back((time_ns, event));

@@ -132,6 +132,7 @@ impl World<'_> {
             operations_failed,
             commits: self.checker.chosen_count(),
             elections: self.elections,
+            stats: self.stats,
             events: self.events,
             virtual_ns: self.now_ns,
             faults: self.counts,

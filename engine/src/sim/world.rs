@@ -22,7 +22,7 @@ use super::network::Network;
 use super::node::{Node, NodeInput, TurnContext};
 use super::queue::{Event, EventQueue};
 use super::random::SimRandom;
-use super::report::ViolationKind;
+use super::report::{RunStats, ViolationKind};
 use super::trace::{MessageGist, Trace, TraceEvent};
 
 /// Replicas tick every this long (plus jitter).
@@ -68,11 +68,15 @@ pub(super) struct World<'a> {
     /// Writes answered `ok`: (session, sequence number, history index).
     pub(super) acknowledged: Vec<(ClientId, Seq, usize)>,
     pub(super) elections: u64,
+    pub(super) stats: RunStats,
     pub(super) events: u64,
     pub(super) phase: Phase,
     pub(super) healed_at_ns: Option<u64>,
     pub(super) liveness_met: bool,
     pub(super) last_crashed: Option<NodeId>,
+    /// The time of the last scripted fault: the fault phase lasts at least
+    /// until then.
+    schedule_end_ns: u64,
 }
 
 impl<'a> World<'a> {
@@ -84,6 +88,7 @@ impl<'a> World<'a> {
             bugs: config.bugs,
             ..config.replica_config.clone()
         };
+        let quorum = replica_config.phase2_quorum();
         let mut counts = FaultCounts::default();
         let nodes: Vec<Node> = (0..config.replicas)
             .map(|index| {
@@ -116,17 +121,26 @@ impl<'a> World<'a> {
             clients,
             limits,
             network: Network::new(config.faults, config.rates),
-            checker: Checker::default(),
-            trace: Trace::default(),
+            checker: Checker::new(quorum),
+            trace: Trace::new(config.trace_entries_max),
             counts,
             history: Vec::new(),
             acknowledged: Vec::new(),
             elections: 0,
+            stats: RunStats::default(),
             events: 0,
             phase: Phase::Faults,
             healed_at_ns: None,
             liveness_met: false,
             last_crashed: None,
+            schedule_end_ns: config.schedule.as_ref().map_or(0, |schedule| {
+                schedule
+                    .faults
+                    .iter()
+                    .map(|(time_ns, _)| *time_ns)
+                    .max()
+                    .unwrap_or(0)
+            }),
         }
     }
 
@@ -197,6 +211,9 @@ impl<'a> World<'a> {
                 let current = self.node_mut(node);
                 if current.incarnation == incarnation && current.is_up() {
                     current.disk.sync_through(persist_seq);
+                    let entries = current.disk.take_newly_durable();
+                    self.checker.on_durable_votes(self.now_ns, node, entries);
+                    let current = self.node_mut(node);
                     current.inbox.push(NodeInput::Persisted(persist_seq));
                     self.ensure_turn(node);
                 }
@@ -315,6 +332,7 @@ impl<'a> World<'a> {
             sends: Vec::new(),
             syncs: Vec::new(),
             elections: 0,
+            stats: &mut self.stats,
         };
         self.nodes[index].turn(self.config.snapshot_interval_slot_count, &mut context);
         let TurnContext {
@@ -445,7 +463,10 @@ impl<'a> World<'a> {
         let operations_min = self.config.operations_min;
         match self.phase {
             Phase::Faults => {
-                if completed * 100 >= operations_min * self.config.fault_phase_percent {
+                let schedule_done = self.now_ns >= self.schedule_end_ns;
+                if schedule_done
+                    && completed * 100 >= operations_min * self.config.fault_phase_percent
+                {
                     self.end_fault_phase();
                 }
             }

@@ -165,6 +165,8 @@ impl World<'_> {
         let kept = usize::try_from(self.random.between(0, unsynced as u64 + 1))
             .expect("at most the unsynced item count");
         let effect = self.node_mut(id).crash(loss, kept);
+        let entries = self.node_mut(id).disk.take_newly_durable();
+        self.checker.on_durable_votes(self.now_ns, id, entries);
         self.counts.crashes += 1;
         if effect.items_lost > 0 {
             match loss {

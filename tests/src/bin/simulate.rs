@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
-use synod_engine::sim::{self, FaultCounts, FaultSet, SimConfig, SimReport};
+use synod_engine::sim::{self, FaultCounts, FaultSet, RunStats, SimConfig, SimReport};
 use synod_tests::{describe_failure, Bug};
 
 /// Runs simulation seeds and checks every run.
@@ -54,9 +54,16 @@ struct Arguments {
     /// Print the event trace of every run.
     #[arg(long)]
     trace: bool,
+    /// How many of the last events the trace keeps.
+    #[arg(long, default_value_t = 128)]
+    trace_events: usize,
     /// Stop at the first seed with a violation and say how many seeds it took.
     #[arg(long)]
     stop_on_violation: bool,
+    /// Run the scripted fault schedule aimed at this bug (the bug itself is
+    /// switched on only with --bug) instead of random faults.
+    #[arg(long, value_enum)]
+    aimed_at: Option<Bug>,
     /// Worker threads (default: the available cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -79,6 +86,14 @@ fn main() -> ExitCode {
 }
 
 fn sim_config(arguments: &Arguments, seed: u64) -> anyhow::Result<SimConfig> {
+    if let Some(bug) = arguments.aimed_at {
+        let mut config = synod_tests::aimed_config(bug, seed);
+        config.trace_entries_max = arguments.trace_events;
+        for bug in &arguments.bug {
+            bug.switch_on(&mut config);
+        }
+        return Ok(config);
+    }
     let mut config = SimConfig {
         seed,
         replicas: arguments.replicas,
@@ -86,6 +101,7 @@ fn sim_config(arguments: &Arguments, seed: u64) -> anyhow::Result<SimConfig> {
         keys: arguments.keys,
         operations_min: arguments.ops,
         faults: FaultSet::parse(&arguments.faults)?,
+        trace_entries_max: arguments.trace_events,
         ..SimConfig::default()
     };
     anyhow::ensure!(
@@ -107,6 +123,9 @@ fn rerun_command(arguments: &Arguments, seed: u64) -> String {
     for bug in &arguments.bug {
         let _ = write!(command, " --bug {}", bug.name());
     }
+    if let Some(bug) = arguments.aimed_at {
+        let _ = write!(command, " --aimed-at {}", bug.name());
+    }
     command.push_str(" --trace");
     command
 }
@@ -125,6 +144,7 @@ struct Totals {
     elections: u64,
     events: u64,
     faults: FaultCounts,
+    stats: RunStats,
 }
 
 impl Totals {
@@ -142,6 +162,7 @@ impl Totals {
         self.elections += report.elections;
         self.events += report.events;
         self.faults.add(&report.faults);
+        self.stats.add(&report.stats);
     }
 }
 
@@ -196,12 +217,16 @@ fn run() -> anyhow::Result<bool> {
 }
 
 fn print_totals(arguments: &Arguments, totals: &Totals, seconds: f64) {
+    let faults = match arguments.aimed_at {
+        Some(bug) => format!("scripted, aimed at {}", bug.name()),
+        None => arguments.faults.clone(),
+    };
     println!(
         "replicas {} clients {} keys {} faults {}{}",
         arguments.replicas,
         arguments.clients,
         arguments.keys,
-        arguments.faults,
+        faults,
         arguments
             .bug
             .iter()
@@ -218,6 +243,7 @@ fn print_totals(arguments: &Arguments, totals: &Totals, seconds: f64) {
         totals.elections,
         totals.events
     );
+    println!("replicas did: {}", totals.stats);
     println!("faults injected: {}", totals.faults);
     if !totals.failing_seeds.is_empty() {
         println!("failing seeds: {:?}", totals.failing_seeds);
