@@ -3,7 +3,10 @@
 //! Shared by the `simulate` binary and the `sim_*` tests: the deliberate
 //! bugs by name, and a compact summary of a failing run.
 
-use synod_engine::sim::{SimConfig, SimReport};
+use synod_engine::paxos::Config;
+use synod_engine::sim::{
+    DiskLoss, Fault, FaultSet, NodeTarget, Partition, Schedule, SimConfig, SimReport,
+};
 
 /// A deliberate bug the simulator must catch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,13 +73,14 @@ pub fn describe_failure(report: &SimReport, trace_lines: usize) -> String {
     text
 }
 
+/// One millisecond of virtual time.
+const MS: u64 = 1_000_000;
+
 /// A scripted run aimed at `bug`: a schedule of faults that breaks exactly
 /// the rule the bug breaks, on a cluster of three with no random faults.
 /// The bug itself is not switched on: the same run must pass without it.
 #[must_use]
 pub fn aimed_config(bug: Bug, seed: u64) -> SimConfig {
-    use synod_engine::sim::{DiskLoss, Fault, FaultSet, NodeTarget, Partition, Schedule};
-    const MS: u64 = 1_000_000;
     let base = SimConfig {
         seed,
         faults: FaultSet::none(),
@@ -84,119 +88,109 @@ pub fn aimed_config(bug: Bug, seed: u64) -> SimConfig {
         ..SimConfig::default()
     };
     match bug {
-        // The leader cannot reach one follower, which keeps calling
-        // elections; the old leader promises it (no lease binds a leader
-        // to itself), and the new leader must re-propose the values the
-        // old leader reported.
-        Bug::IgnorePromisedValues => SimConfig {
-            schedule: Some(
-                Schedule::new()
-                    .at(
-                        1_200 * MS,
-                        Fault::Partition(Partition::OneWay {
-                            from: NodeTarget::Leader,
-                            to: NodeTarget::Follower(1),
-                        }),
-                    )
-                    .at(3_000 * MS, Fault::HealPartitions),
-            ),
-            ..base
-        },
-        // The leader commits with one follower whose disk is slow; that
-        // follower crashes and loses its unsynced records while the leader
-        // is cut off; the survivors elect a leader without those records.
-        Bug::ReplyBeforePersist => SimConfig {
-            schedule: Some(
-                Schedule::new()
-                    .at(
-                        1_200 * MS,
-                        Fault::SlowDisk {
-                            node: NodeTarget::Follower(0),
-                            sync_ns: 300 * MS,
-                        },
-                    )
-                    .at(
-                        1_200 * MS,
-                        Fault::Partition(Partition::Pair(
-                            NodeTarget::Leader,
-                            NodeTarget::Follower(1),
-                        )),
-                    )
-                    .at(
-                        1_800 * MS,
-                        Fault::Crash {
-                            node: NodeTarget::Follower(0),
-                            loss: DiskLoss::LoseUnsynced,
-                            corrupt: false,
-                        },
-                    )
-                    .at(
-                        1_800 * MS,
-                        Fault::Partition(Partition::Isolate(NodeTarget::Leader)),
-                    )
-                    .at(1_850 * MS, Fault::Restart(NodeTarget::LastCrashed))
-                    .at(4_000 * MS, Fault::HealPartitions),
-            ),
-            ..base
-        },
-        // The leader and one follower cannot talk; the other follower keeps
-        // granting the leader its lease, then stops reaching it just before
-        // the cut-off follower's election (timeouts made near-fixed here).
-        // Promising that candidate while the lease runs lets the old leader
-        // serve stale reads for most of a second.
-        Bug::SkipLeaseWait => {
-            let replica_config = synod_engine::paxos::Config {
-                election_timeout_min_ns: 1_000 * MS,
-                election_timeout_max_ns: 1_010 * MS,
-                lease_ns: 950 * MS,
-                ..base.replica_config.clone()
-            };
-            SimConfig {
-                keys: 2,
-                replica_config,
-                schedule: Some(
-                    Schedule::new()
-                        .at(
-                            1_300 * MS,
-                            Fault::Partition(Partition::Pair(
-                                NodeTarget::Leader,
-                                NodeTarget::Follower(1),
-                            )),
-                        )
-                        .at(
-                            2_290 * MS,
-                            Fault::Partition(Partition::OneWay {
-                                from: NodeTarget::Follower(0),
-                                to: NodeTarget::Leader,
-                            }),
-                        )
-                        .at(4_500 * MS, Fault::HealPartitions),
-                ),
-                ..base
-            }
-        }
-        // The leader's disk turns slow, so a client times out and retries
-        // a write before its first copy is applied: both copies commit.
-        Bug::ApplyRetryTwice => SimConfig {
-            keys: 2,
-            schedule: Some(
-                Schedule::new()
-                    .at(
-                        1_200 * MS,
-                        Fault::SlowDisk {
-                            node: NodeTarget::Leader,
-                            sync_ns: 400 * MS,
-                        },
-                    )
-                    .at(
-                        3_500 * MS,
-                        Fault::SlowDisk {
-                            node: NodeTarget::Leader,
-                            sync_ns: 0,
-                        },
-                    ),
-            ),
-            ..base
-        },
+        Bug::IgnorePromisedValues => aimed_at_ignored_promises(base),
+        Bug::ReplyBeforePersist => aimed_at_early_replies(base),
+        Bug::SkipLeaseWait => aimed_at_skipped_lease_wait(base),
+        Bug::ApplyRetryTwice => aimed_at_retries_applied_twice(base),
+    }
+}
+
+/// The leader cannot reach one follower, which keeps calling elections;
+/// the old leader promises it (no lease binds a leader to itself), and the
+/// new leader must re-propose the values the old leader reported.
+fn aimed_at_ignored_promises(base: SimConfig) -> SimConfig {
+    let cut = Partition::OneWay {
+        from: NodeTarget::Leader,
+        to: NodeTarget::Follower(1),
+    };
+    SimConfig {
+        schedule: Some(
+            Schedule::new()
+                .at(1_200 * MS, Fault::Partition(cut))
+                .at(3_000 * MS, Fault::HealPartitions),
+        ),
+        ..base
+    }
+}
+
+/// The leader commits with one follower whose disk is slow (the other is
+/// cut off); that follower crashes and loses its unsynced records while
+/// the leader is isolated; the survivors elect a leader without them.
+fn aimed_at_early_replies(base: SimConfig) -> SimConfig {
+    let slow = Fault::SlowDisk {
+        node: NodeTarget::Follower(0),
+        sync_ns: 300 * MS,
+    };
+    let cut = Partition::Pair(NodeTarget::Leader, NodeTarget::Follower(1));
+    let crash = Fault::Crash {
+        node: NodeTarget::Follower(0),
+        loss: DiskLoss::LoseUnsynced,
+        corrupt: false,
+    };
+    SimConfig {
+        schedule: Some(
+            Schedule::new()
+                .at(1_200 * MS, slow)
+                .at(1_200 * MS, Fault::Partition(cut))
+                .at(1_800 * MS, crash)
+                .at(
+                    1_800 * MS,
+                    Fault::Partition(Partition::Isolate(NodeTarget::Leader)),
+                )
+                .at(1_850 * MS, Fault::Restart(NodeTarget::LastCrashed))
+                .at(4_000 * MS, Fault::HealPartitions),
+        ),
+        ..base
+    }
+}
+
+/// The leader and one follower cannot talk; the other follower keeps
+/// granting the leader its lease, then stops reaching it just before the
+/// cut-off follower's election (timeouts made near-fixed here). Promising
+/// that candidate while the lease runs lets the old leader serve stale
+/// reads for most of a second.
+fn aimed_at_skipped_lease_wait(base: SimConfig) -> SimConfig {
+    let replica_config = Config {
+        election_timeout_min_ns: 1_000 * MS,
+        election_timeout_max_ns: 1_010 * MS,
+        lease_ns: 950 * MS,
+        // The cut-off follower lags far behind; keep the log so it can
+        // still lead (a compacted peer would make it step down).
+        retained_slot_count_max: 1 << 40,
+        ..base.replica_config.clone()
+    };
+    let cut = Partition::Pair(NodeTarget::Leader, NodeTarget::Follower(1));
+    let silence = Partition::OneWay {
+        from: NodeTarget::Follower(0),
+        to: NodeTarget::Leader,
+    };
+    SimConfig {
+        keys: 2,
+        replica_config,
+        schedule: Some(
+            Schedule::new()
+                .at(1_300 * MS, Fault::Partition(cut))
+                .at(2_290 * MS, Fault::Partition(silence))
+                .at(4_500 * MS, Fault::HealPartitions),
+        ),
+        ..base
+    }
+}
+
+/// The leader's disk turns slow, so clients time out and retry writes
+/// before their first copies are applied: both copies commit.
+fn aimed_at_retries_applied_twice(base: SimConfig) -> SimConfig {
+    let slow = |sync_ns| Fault::SlowDisk {
+        node: NodeTarget::Leader,
+        sync_ns,
+    };
+    SimConfig {
+        keys: 2,
+        schedule: Some(
+            Schedule::new()
+                .at(1_200 * MS, slow(400 * MS))
+                .at(3_500 * MS, slow(0)),
+        ),
+        ..base
     }
 }

@@ -36,6 +36,11 @@ pub struct SimConfig {
     /// The session table's deliberate bug: a retry of an applied command
     /// is applied again.
     pub session_bug_apply_twice: bool,
+    /// Model a driver that forgets a damaged recovery once the bad records
+    /// are cut off: a replica that crashes again before it has caught up
+    /// then restarts as a voter. A correct driver keeps the damage durable
+    /// until the replica has caught up (see BUGS.md of the sim branch).
+    pub driver_forgets_damage: bool,
     /// The replica configuration template; the simulator fills in `nodes`
     /// and `bugs`.
     pub replica_config: Config,
@@ -78,6 +83,7 @@ impl Default for SimConfig {
             schedule: None,
             bugs: Bugs::default(),
             session_bug_apply_twice: false,
+            driver_forgets_damage: false,
             replica_config,
             snapshot_interval_slot_count: 32,
             fault_phase_percent: 75,
@@ -128,6 +134,9 @@ pub struct FaultRates {
     pub down_ns_max: u64,
     /// Chance that a crash also corrupts a synced record (fault class `corrupt`).
     pub corrupt_ppm: u64,
+    /// Chance that a crash fault is a power failure: every replica crashes
+    /// at once (fault class `crash`).
+    pub power_failure_ppm: u64,
 }
 
 impl Default for FaultRates {
@@ -148,6 +157,7 @@ impl Default for FaultRates {
             partition_ns_max: 2_500_000_000,
             down_ns_max: 2_000_000_000,
             corrupt_ppm: 150_000,
+            power_failure_ppm: 100_000,
         }
     }
 }

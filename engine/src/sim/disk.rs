@@ -14,6 +14,9 @@
 //! - Recovery stops at the first torn or corrupt record, keeps the valid
 //!   prefix, and reports `damaged`; it never skips a bad record.
 //! - A durable snapshot drops the records at or below its slot.
+//! - Once a recovery has reported `damaged`, every later recovery reports it
+//!   too until the driver says the replica has caught up durably (unless the
+//!   simulator models a driver that forgets it).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -61,6 +64,12 @@ pub(super) struct CrashEffect {
 /// The simulated disk of one replica.
 #[derive(Debug, Default)]
 pub(super) struct MemoryDisk {
+    /// A durable marker: the replica recovered damaged and has not caught
+    /// up durably since. A correct driver keeps it beside the metadata.
+    recovering: bool,
+    /// False to model a driver that forgets the damage once the bad tail
+    /// is cut off (a later crash then recovers as if nothing was lost).
+    keeps_damage_marker: bool,
     metadata: Metadata,
     snapshot: Option<Snapshot>,
     records: Vec<Record>,
@@ -71,6 +80,33 @@ pub(super) struct MemoryDisk {
 }
 
 impl MemoryDisk {
+    /// An empty disk; `keeps_damage_marker` as the field says.
+    pub(super) fn new(keeps_damage_marker: bool) -> MemoryDisk {
+        MemoryDisk {
+            keeps_damage_marker,
+            ..MemoryDisk::default()
+        }
+    }
+
+    /// True when the next recovery will report `damaged`.
+    pub(super) fn will_recover_damaged(&self) -> bool {
+        self.recovering
+            || self
+                .records
+                .iter()
+                .any(|record| record.state != RecordState::Intact)
+    }
+
+    /// The replica has caught up after a damaged recovery, and that is
+    /// durable: the next recovery need not report damage any more.
+    pub(super) fn recovery_finished(&mut self) {
+        self.recovering = false;
+    }
+
+    /// True while the damage marker is set.
+    pub(super) fn is_recovering(&self) -> bool {
+        self.recovering
+    }
     /// Hands the disk the persist items of one `Ready`; they become durable
     /// when `sync_through` reaches `persist_seq`.
     ///
@@ -203,7 +239,8 @@ impl MemoryDisk {
             .iter()
             .position(|record| record.state != RecordState::Intact)
             .unwrap_or(self.records.len());
-        let damaged = valid < self.records.len();
+        let damaged = valid < self.records.len() || self.recovering;
+        self.recovering = damaged && self.keeps_damage_marker;
         self.records.truncate(valid);
         let mut last_per_slot: BTreeMap<Slot, AcceptedEntry> = BTreeMap::new();
         for record in &self.records {
@@ -258,7 +295,7 @@ mod tests {
 
     #[test]
     fn torn_and_corrupt_records_cut_the_log_and_damage_it() {
-        let mut disk = MemoryDisk::default();
+        let mut disk = MemoryDisk::new(true);
         disk.write(PersistSeq(1), vec![accepted(1, 1)]);
         disk.write(PersistSeq(2), vec![accepted(2, 1), accepted(3, 1)]);
         let effect = disk.crash(DiskLoss::TearLast, 2);
@@ -270,7 +307,15 @@ mod tests {
         let recovered = disk.recover();
         assert!(recovered.damaged);
         assert!(recovered.accepted.is_empty());
+        assert!(disk.recover().damaged, "the damage marker stays");
+        disk.recovery_finished();
         assert!(!disk.recover().damaged);
+        let mut forgetful = MemoryDisk::new(false);
+        forgetful.write(PersistSeq(1), vec![accepted(1, 1)]);
+        forgetful.sync_through(PersistSeq(1));
+        assert!(forgetful.corrupt(0));
+        assert!(forgetful.recover().damaged);
+        assert!(!forgetful.recover().damaged, "this driver forgets");
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub struct FaultCounts {
     pub crashes: u64,
     /// Replica restarts.
     pub restarts: u64,
+    /// Power failures: every replica crashed at once.
+    pub power_failures: u64,
     /// Crashes that lost unsynced writes.
     pub unsynced_lost: u64,
     /// Crashes that kept only a prefix of the unsynced writes.
@@ -150,6 +152,7 @@ impl FaultCounts {
         self.partitions += other.partitions;
         self.crashes += other.crashes;
         self.restarts += other.restarts;
+        self.power_failures += other.power_failures;
         self.unsynced_lost += other.unsynced_lost;
         self.prefixes_kept += other.prefixes_kept;
         self.torn += other.torn;
@@ -164,7 +167,7 @@ impl fmt::Display for FaultCounts {
         write!(
             f,
             "drop {} dup {} reorder {} delay {} cut-off {} partition {} crash {} restart {} \
-             unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} clock {}",
+             power-failure {} unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} clock {}",
             self.dropped,
             self.duplicated,
             self.reordered,
@@ -173,6 +176,7 @@ impl fmt::Display for FaultCounts {
             self.partitions,
             self.crashes,
             self.restarts,
+            self.power_failures,
             self.unsynced_lost,
             self.prefixes_kept,
             self.torn,

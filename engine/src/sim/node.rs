@@ -75,6 +75,8 @@ pub(super) struct LiveNode {
     pub(super) reads_unapplied: Vec<(Slot, PendingRead)>,
     pub(super) next_read_id: u64,
     pub(super) last_snapshot_slot: Slot,
+    /// The persist sequence number of the last `Ready`.
+    pub(super) last_persist_seq: PersistSeq,
     pub(super) role: Role,
 }
 
@@ -92,25 +94,26 @@ pub(super) struct Node {
     pub(super) slow_sync_ns: Option<u64>,
     /// When the last queued sync completes: syncs complete in order.
     pub(super) last_sync_done_ns: u64,
-    /// The node's recovery dropped (or will drop) something: it is (or will
-    /// be) a non-voter until it has caught up.
-    pub(super) damage_pending: bool,
+    /// Once everything up to this persist sequence number is durable, the
+    /// replica's recovery from damage is durable and the disk's damage
+    /// marker may be cleared.
+    pub(super) recovery_durable_at: Option<PersistSeq>,
     pub(super) inbox: Vec<NodeInput>,
     pub(super) live: Option<LiveNode>,
 }
 
 impl Node {
     /// A node that has not started yet (its disk is empty).
-    pub(super) fn new(id: NodeId, clock: LocalClock) -> Node {
+    pub(super) fn new(id: NodeId, clock: LocalClock, keeps_damage_marker: bool) -> Node {
         Node {
             id,
             incarnation: 0,
-            disk: MemoryDisk::default(),
+            disk: MemoryDisk::new(keeps_damage_marker),
             clock,
             turn_scheduled: false,
             slow_sync_ns: None,
             last_sync_done_ns: 0,
-            damage_pending: false,
+            recovery_durable_at: None,
             inbox: Vec::new(),
             live: None,
         }
@@ -142,7 +145,6 @@ impl Node {
         let records = recovered.accepted.len();
         let replica = Replica::new(config, self.id, seed, recovered)
             .map_err(|error| format!("{}: {error}", self.id))?;
-        self.damage_pending = damaged;
         self.last_sync_done_ns = 0;
         let role = replica.role();
         self.live = Some(LiveNode {
@@ -154,6 +156,7 @@ impl Node {
             reads_unapplied: Vec::new(),
             next_read_id: 0,
             last_snapshot_slot: Slot(0),
+            last_persist_seq: PersistSeq(0),
             role,
         });
         Ok((damaged, records))
@@ -167,11 +170,26 @@ impl Node {
         self.incarnation += 1;
         self.turn_scheduled = false;
         self.slow_sync_ns = None;
-        let effect = self.disk.crash(loss, kept_items);
-        if effect.torn {
-            self.damage_pending = true;
+        self.recovery_durable_at = None;
+        self.disk.crash(loss, kept_items)
+    }
+
+    /// True while the replica is, or will restart as, a non-voter.
+    pub(super) fn damage_pending(&self) -> bool {
+        self.disk.will_recover_damaged() || self.role() == Some(Role::NonVoter)
+    }
+
+    /// Clears the disk's damage marker once the replica has left the
+    /// non-voter role and everything it handed out by then is durable.
+    fn note_recovery(&mut self, role: Role, last_persist_seq: PersistSeq) {
+        if !self.disk.is_recovering() || role == Role::NonVoter {
+            return;
         }
-        effect
+        let durable_at = *self.recovery_durable_at.get_or_insert(last_persist_seq);
+        if self.disk.durable_seq() >= durable_at {
+            self.disk.recovery_finished();
+            self.recovery_durable_at = None;
+        }
     }
 
     /// One loop turn at real time `context.now_ns`: tick, feed the inputs,
@@ -216,9 +234,8 @@ impl Node {
                 },
             );
         }
-        if self.damage_pending && role != Role::NonVoter {
-            self.damage_pending = false;
-        }
+        let last_persist_seq = live.last_persist_seq;
+        self.note_recovery(role, last_persist_seq);
     }
 }
 

@@ -56,6 +56,7 @@ impl LiveNode {
             reads_failed,
         } = ready;
         send_all(context, id, messages_now);
+        self.last_persist_seq = persist_seq;
         if !persist.is_empty() {
             disk.write(persist_seq, persist);
             context.syncs.push(persist_seq);

@@ -98,7 +98,7 @@ impl<'a> World<'a> {
                     LocalClock::exact()
                 };
                 counts.drifting_clocks += u64::from(clock.drifts());
-                Node::new(node_id(index), clock)
+                Node::new(node_id(index), clock, !config.driver_forgets_damage)
             })
             .collect();
         let clients: Vec<Client> = (0..config.clients)

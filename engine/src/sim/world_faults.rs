@@ -148,7 +148,7 @@ impl World<'_> {
         self.nodes
             .iter()
             .filter(|node| node.id != id)
-            .all(|node| !node.damage_pending && node.role() != Some(Role::NonVoter))
+            .all(|node| !node.damage_pending())
     }
 
     /// Crashes replica `id` if it is up.
@@ -179,10 +179,7 @@ impl World<'_> {
         if corrupt && damage_allowed && !effect.torn {
             let choice = self.random.next_u64();
             corrupted = self.node_mut(id).disk.corrupt(choice);
-            if corrupted {
-                self.counts.corrupted += 1;
-                self.node_mut(id).damage_pending = true;
-            }
+            self.counts.corrupted += u64::from(corrupted);
         }
         self.last_crashed = Some(id);
         self.trace.record(
@@ -358,7 +355,10 @@ impl World<'_> {
     }
 
     fn random_crash(&mut self) {
-        let faults = self.config.faults;
+        if self.random.chance(self.config.rates.power_failure_ppm) {
+            self.power_failure();
+            return;
+        }
         let target = if self.random.chance(400_000) {
             NodeTarget::Leader
         } else {
@@ -367,6 +367,23 @@ impl World<'_> {
         let Some(id) = self.resolve(target) else {
             return;
         };
+        self.random_crash_of(id);
+    }
+
+    /// Every replica crashes at once (a power failure) and restarts a
+    /// little later.
+    fn power_failure(&mut self) {
+        self.counts.power_failures += 1;
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].is_up() {
+                self.random_crash_of(node_id(index));
+            }
+        }
+    }
+
+    /// Crashes `id` with a random disk loss and schedules its restart.
+    fn random_crash_of(&mut self, id: NodeId) {
+        let faults = self.config.faults;
         let loss = if faults.disk {
             [
                 DiskLoss::LoseUnsynced,

@@ -57,6 +57,9 @@ struct Arguments {
     /// How many of the last events the trace keeps.
     #[arg(long, default_value_t = 128)]
     trace_events: usize,
+    /// Model a driver that forgets a damaged recovery after a restart.
+    #[arg(long)]
+    forget_damage: bool,
     /// Stop at the first seed with a violation and say how many seeds it took.
     #[arg(long)]
     stop_on_violation: bool,
@@ -102,6 +105,7 @@ fn sim_config(arguments: &Arguments, seed: u64) -> anyhow::Result<SimConfig> {
         operations_min: arguments.ops,
         faults: FaultSet::parse(&arguments.faults)?,
         trace_entries_max: arguments.trace_events,
+        driver_forgets_damage: arguments.forget_damage,
         ..SimConfig::default()
     };
     anyhow::ensure!(
@@ -122,6 +126,9 @@ fn rerun_command(arguments: &Arguments, seed: u64) -> String {
     );
     for bug in &arguments.bug {
         let _ = write!(command, " --bug {}", bug.name());
+    }
+    if arguments.forget_damage {
+        command.push_str(" --forget-damage");
     }
     if let Some(bug) = arguments.aimed_at {
         let _ = write!(command, " --aimed-at {}", bug.name());
@@ -221,11 +228,12 @@ fn print_totals(arguments: &Arguments, totals: &Totals, seconds: f64) {
         Some(bug) => format!("scripted, aimed at {}", bug.name()),
         None => arguments.faults.clone(),
     };
+    let shape = sim_config(arguments, arguments.first_seed).unwrap_or_default();
     println!(
         "replicas {} clients {} keys {} faults {}{}",
-        arguments.replicas,
-        arguments.clients,
-        arguments.keys,
+        shape.replicas,
+        shape.clients,
+        shape.keys,
         faults,
         arguments
             .bug
@@ -246,7 +254,14 @@ fn print_totals(arguments: &Arguments, totals: &Totals, seconds: f64) {
     println!("replicas did: {}", totals.stats);
     println!("faults injected: {}", totals.faults);
     if !totals.failing_seeds.is_empty() {
-        println!("failing seeds: {:?}", totals.failing_seeds);
+        let shown = &totals.failing_seeds[..totals.failing_seeds.len().min(20)];
+        println!(
+            "failing seeds: {} of {} ({:.1} %), first {:?}",
+            totals.failing_seeds.len(),
+            totals.seeds,
+            totals.failing_seeds.len() as f64 * 100.0 / totals.seeds.max(1) as f64,
+            shown
+        );
     }
     println!(
         "wall time {seconds:.2} s ({:.1} ms per seed)",

@@ -1,0 +1,59 @@
+//! Replays a fixed list of simulator seeds with every fault class on and
+//! asserts that no check is broken. Every seed that ever found a bug goes
+//! in this list, with a comment saying what it found.
+//!
+//! The heavy seed loops run through the `simulate` binary in release mode;
+//! this list stays short enough for a debug-mode `cargo test`.
+
+use synod_engine::sim::{self, SimConfig};
+use synod_tests::describe_failure;
+
+/// (seed, replicas, why it is here).
+const SEEDS: &[(u64, usize, &str)] = &[
+    (1, 3, "baseline"),
+    (2, 3, "baseline"),
+    (3, 3, "baseline"),
+    (4, 3, "baseline"),
+    (5, 3, "baseline"),
+    (6, 3, "baseline"),
+    (7, 3, "baseline"),
+    (8, 3, "baseline"),
+    (9, 3, "baseline"),
+    (10, 3, "baseline"),
+    (11, 3, "baseline"),
+    (12, 3, "baseline"),
+    (13, 3, "baseline"),
+    (14, 3, "baseline"),
+    (15, 3, "baseline"),
+    (16, 3, "baseline"),
+    (17, 3, "baseline"),
+    (18, 3, "baseline"),
+    (19, 3, "baseline"),
+    (20, 3, "baseline"),
+    (101, 5, "five replicas"),
+    (102, 5, "five replicas"),
+    (103, 5, "five replicas"),
+    (201, 7, "seven replicas"),
+    (202, 7, "seven replicas"),
+];
+
+#[test]
+fn regression_seeds_break_no_check() {
+    let mut failures = Vec::new();
+    for &(seed, replicas, why) in SEEDS {
+        let config = SimConfig {
+            seed,
+            replicas,
+            ..SimConfig::default()
+        };
+        let report = sim::run(&config);
+        assert!(
+            report.operations >= config.operations_min,
+            "seed {seed}: too few operations"
+        );
+        if !report.passed() {
+            failures.push(format!("({why}) {}", describe_failure(&report, 40)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
