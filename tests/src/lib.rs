@@ -166,6 +166,8 @@ fn aimed_at_skipped_lease_wait(base: SimConfig) -> SimConfig {
     };
     SimConfig {
         keys: 2,
+        clients: 7,
+        reader_clients: 2,
         replica_config,
         schedule: Some(
             Schedule::new()

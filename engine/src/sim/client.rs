@@ -76,11 +76,18 @@ pub(super) struct Client {
     current: Option<Pending>,
     /// The last value this client saw per key, for plausible cas guesses.
     last_seen: BTreeMap<String, Option<String>>,
+    /// A reader issues only gets.
+    reader: bool,
 }
 
 impl Client {
     /// A client with a random session id that will first open its session.
-    pub(super) fn new(index: usize, random: &mut SimRandom, node_count: usize) -> Client {
+    pub(super) fn new(
+        index: usize,
+        random: &mut SimRandom,
+        node_count: usize,
+        reader: bool,
+    ) -> Client {
         let target = node_id(random.index(node_count));
         Client {
             index,
@@ -92,6 +99,7 @@ impl Client {
             writes: 0,
             current: None,
             last_seen: BTreeMap::new(),
+            reader,
         }
     }
 
@@ -154,6 +162,7 @@ impl Client {
         let key = format!("k{}", random.index(limits.key_count));
         let roll = random.between(0, 100);
         let kind = match roll {
+            _ if self.reader => OperationKind::Get,
             0..=34 => OperationKind::Get,
             35..=64 => OperationKind::Put,
             65..=74 => OperationKind::Delete,

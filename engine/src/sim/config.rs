@@ -19,6 +19,9 @@ pub struct SimConfig {
     pub replicas: usize,
     /// Client count; each runs a closed loop, one operation at a time.
     pub clients: usize,
+    /// The first this many clients only read (the others mix gets, puts,
+    /// deletes and cas).
+    pub reader_clients: usize,
     /// How many keys the clients share.
     pub keys: usize,
     /// The run ends once this many client operations have completed.
@@ -76,6 +79,7 @@ impl Default for SimConfig {
             seed: 0,
             replicas: 3,
             clients: 5,
+            reader_clients: 0,
             keys: 10,
             operations_min: 1_000,
             faults: FaultSet::all(),

@@ -102,7 +102,10 @@ impl<'a> World<'a> {
             })
             .collect();
         let clients: Vec<Client> = (0..config.clients)
-            .map(|index| Client::new(index, &mut random, config.replicas))
+            .map(|index| {
+                let reader = index < config.reader_clients;
+                Client::new(index, &mut random, config.replicas, reader)
+            })
             .collect();
         let limits = ClientLimits {
             request_timeout_ns: config.request_timeout_ns,
