@@ -1,6 +1,6 @@
 //! A simulated client: a closed loop of kv operations over shared keys,
-//! one at a time, each retried with the same (client id, sequence number)
-//! until it is answered or the client gives up.
+//! up to a small pipeline of them at a time, each retried with the same
+//! (client id, sequence number) until it is answered or the client gives up.
 //!
 //! Invariants:
 //! - A write is `ok` only when a replica answered it; `unknown` when the
@@ -61,6 +61,8 @@ pub(super) struct ClientLimits {
     pub(super) attempts_max: u32,
     pub(super) node_count: usize,
     pub(super) key_count: usize,
+    /// Operations a client keeps in flight at once (at least 1).
+    pub(super) pipeline_depth: usize,
 }
 
 /// One client.
@@ -73,7 +75,8 @@ pub(super) struct Client {
     target: NodeId,
     operations: u64,
     writes: u64,
-    current: Option<Pending>,
+    /// The operations in flight, oldest first.
+    in_flight: Vec<Pending>,
     /// The last value this client saw per key, for plausible cas guesses.
     last_seen: BTreeMap<String, Option<String>>,
     /// A reader issues only gets.
@@ -97,7 +100,7 @@ impl Client {
             target,
             operations: 0,
             writes: 0,
-            current: None,
+            in_flight: Vec::new(),
             last_seen: BTreeMap::new(),
             reader,
         }
@@ -105,7 +108,23 @@ impl Client {
 
     /// True while an operation is in progress.
     pub(super) fn is_busy(&self) -> bool {
-        self.current.is_some()
+        !self.in_flight.is_empty()
+    }
+
+    /// True when the client may start another operation now: its session
+    /// is open and its pipeline has room, or it has nothing in flight.
+    pub(super) fn can_start(&self, limits: &ClientLimits) -> bool {
+        if self.session_open {
+            self.in_flight.len() < limits.pipeline_depth.max(1)
+        } else {
+            self.in_flight.is_empty()
+        }
+    }
+
+    fn position(&self, number: u64) -> Option<usize> {
+        self.in_flight
+            .iter()
+            .position(|pending| pending.number == number)
     }
 
     /// The client's session id.
@@ -121,15 +140,16 @@ impl Client {
         random: &mut SimRandom,
         limits: &ClientLimits,
     ) -> Vec<ClientAction> {
-        assert!(self.current.is_none(), "one operation at a time");
+        assert!(self.can_start(limits), "the pipeline has room");
         self.operations += 1;
         let pending = if self.session_open {
             self.random_operation(now_ns, random, limits)
         } else {
             self.open_operation(now_ns)
         };
-        self.current = Some(pending);
-        self.send(now_ns, random, limits)
+        let number = pending.number;
+        self.in_flight.push(pending);
+        self.send(number, now_ns, random, limits)
     }
 
     fn open_operation(&mut self, now_ns: u64) -> Pending {
@@ -200,10 +220,18 @@ impl Client {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
+        // Every write below the oldest one in flight has been answered (or
+        // given up on, which the session table may then refuse).
+        let acknowledged_below = self
+            .in_flight
+            .iter()
+            .filter_map(|other| other.command.as_ref().map(|command| command.seq))
+            .min()
+            .unwrap_or(seq);
         pending.command = Some(Command {
             client_id: self.id.0,
             seq,
-            acknowledged_below: seq,
+            acknowledged_below,
             payload: write.encode(),
         });
         pending
@@ -214,20 +242,24 @@ impl Client {
         format!("c{}-{}", self.index, self.writes)
     }
 
-    /// Sends the current operation's next attempt to the current target.
+    /// Sends operation `number`'s next attempt to the current target.
     fn send(
         &mut self,
+        number: u64,
         now_ns: u64,
         random: &mut SimRandom,
         limits: &ClientLimits,
     ) -> Vec<ClientAction> {
         let index = self.index;
         let target = self.target;
-        let pending = self.current.as_mut().expect("send() has an operation");
+        let Some(position) = self.position(number) else {
+            return Vec::new();
+        };
+        let pending = &mut self.in_flight[position];
         pending.attempt += 1;
         pending.backing_off = false;
         if pending.attempt > limits.attempts_max {
-            return self.give_up(now_ns);
+            return self.abandon(position, now_ns);
         }
         let body = match &pending.command {
             Some(command) => RequestBody::Write(command.clone()),
@@ -263,17 +295,18 @@ impl Client {
         random: &mut SimRandom,
         limits: &ClientLimits,
     ) -> Vec<ClientAction> {
-        let Some(pending) = self.current.as_ref() else {
+        let Some(position) = self.position(operation) else {
             return Vec::new();
         };
-        if pending.number != operation || pending.attempt != attempt {
+        let pending = &self.in_flight[position];
+        if pending.attempt != attempt {
             return Vec::new();
         }
         if !pending.backing_off {
             // No answer in time: try another replica.
             self.target = node_id(random.index(limits.node_count));
         }
-        self.send(now_ns, random, limits)
+        self.send(operation, now_ns, random, limits)
     }
 
     /// A reply from a replica.
@@ -284,33 +317,37 @@ impl Client {
         random: &mut SimRandom,
         limits: &ClientLimits,
     ) -> Vec<ClientAction> {
-        let Some(pending) = self.current.as_mut() else {
+        let number = reply.id.operation;
+        let Some(position) = self.position(number) else {
             return Vec::new();
         };
-        if pending.number != reply.id.operation {
-            return Vec::new();
-        }
+        let pending = &self.in_flight[position];
         let current_attempt = pending.attempt == reply.id.attempt && !pending.backing_off;
         match reply.body {
-            ReplyBody::Written(result) => self.on_written(now_ns, result),
-            ReplyBody::Read(answer) => self.on_read(now_ns, answer),
+            ReplyBody::Written(result) => self.on_written(position, now_ns, result),
+            ReplyBody::Read(answer) => self.on_read(position, now_ns, answer),
             ReplyBody::Redirect(hint) if current_attempt => {
                 match hint {
                     Some(leader) if leader != self.target => {
                         self.target = leader;
-                        return self.send(now_ns, random, limits);
+                        return self.send(number, now_ns, random, limits);
                     }
                     _ => self.target = node_id(random.index(limits.node_count)),
                 }
-                self.back_off(now_ns, random)
+                self.back_off(position, now_ns, random)
             }
-            ReplyBody::Busy if current_attempt => self.back_off(now_ns, random),
+            ReplyBody::Busy if current_attempt => self.back_off(position, now_ns, random),
             ReplyBody::Redirect(_) | ReplyBody::Busy => Vec::new(),
         }
     }
 
-    fn back_off(&mut self, now_ns: u64, random: &mut SimRandom) -> Vec<ClientAction> {
-        let pending = self.current.as_mut().expect("back_off() has an operation");
+    fn back_off(
+        &mut self,
+        position: usize,
+        now_ns: u64,
+        random: &mut SimRandom,
+    ) -> Vec<ClientAction> {
+        let pending = &mut self.in_flight[position];
         pending.backing_off = true;
         vec![ClientAction::Wake {
             at_ns: now_ns + random.between(5_000_000, 30_000_000),
@@ -321,19 +358,16 @@ impl Client {
 
     fn on_written(
         &mut self,
+        position: usize,
         now_ns: u64,
         result: Result<Vec<u8>, SessionError>,
     ) -> Vec<ClientAction> {
-        let pending = self
-            .current
-            .as_ref()
-            .expect("on_written() has an operation");
-        let Some(kind) = pending.kind else {
+        let Some(kind) = self.in_flight[position].kind else {
             // The session open: any answer but an error means it is open.
             return match result {
                 Ok(_) => {
                     self.session_open = true;
-                    self.current = None;
+                    self.in_flight.remove(position);
                     Vec::new()
                 }
                 Err(error) => vec![ClientAction::Anomaly(format!(
@@ -348,10 +382,10 @@ impl Client {
                 // The session is gone, so an earlier copy may have applied:
                 // the outcome is unknown. Reopen before the next operation.
                 self.session_open = false;
-                return self.finish(now_ns, Outcome::Unknown, Output::None);
+                return self.finish(position, now_ns, Outcome::Unknown, Output::None);
             }
             Err(error) => {
-                let mut actions = self.finish(now_ns, Outcome::Unknown, Output::None);
+                let mut actions = self.finish(position, now_ns, Outcome::Unknown, Output::None);
                 actions.push(ClientAction::Anomaly(format!(
                     "client {} write refused by the session table: {error}",
                     self.index
@@ -361,13 +395,13 @@ impl Client {
         };
         match (kind, answer) {
             (OperationKind::Put | OperationKind::Delete, KvAnswer::Done) => {
-                self.finish(now_ns, Outcome::Ok, Output::None)
+                self.finish(position, now_ns, Outcome::Ok, Output::None)
             }
             (OperationKind::Cas, KvAnswer::Swapped(swapped)) => {
-                self.finish(now_ns, Outcome::Ok, Output::Cas(swapped))
+                self.finish(position, now_ns, Outcome::Ok, Output::Cas(swapped))
             }
             (_, answer) => {
-                let mut actions = self.finish(now_ns, Outcome::Unknown, Output::None);
+                let mut actions = self.finish(position, now_ns, Outcome::Unknown, Output::None);
                 actions.push(ClientAction::Anomaly(format!(
                     "client {} {kind:?} answered {answer:?}",
                     self.index
@@ -377,18 +411,20 @@ impl Client {
         }
     }
 
-    fn on_read(&mut self, now_ns: u64, answer: KvAnswer) -> Vec<ClientAction> {
-        let pending = self.current.as_ref().expect("on_read() has an operation");
-        if pending.kind != Some(OperationKind::Get) {
+    fn on_read(&mut self, position: usize, now_ns: u64, answer: KvAnswer) -> Vec<ClientAction> {
+        if self.in_flight[position].kind != Some(OperationKind::Get) {
             return vec![ClientAction::Anomaly(format!(
                 "client {} got a read answer for a write",
                 self.index
             ))];
         }
         match answer {
-            KvAnswer::Value(value) => self.finish(now_ns, Outcome::Ok, Output::Value(value)),
+            KvAnswer::Value(value) => {
+                self.finish(position, now_ns, Outcome::Ok, Output::Value(value))
+            }
             other => {
-                let mut actions = self.finish(now_ns, Outcome::Failed, Output::Value(None));
+                let mut actions =
+                    self.finish(position, now_ns, Outcome::Failed, Output::Value(None));
                 actions.push(ClientAction::Anomaly(format!(
                     "client {} get answered {other:?}",
                     self.index
@@ -398,25 +434,39 @@ impl Client {
         }
     }
 
-    /// Gives up on the current operation: a write's outcome is unknown, a
-    /// read failed.
+    /// Gives up on every operation in flight: a write's outcome is
+    /// unknown, a read failed.
     pub(super) fn give_up(&mut self, now_ns: u64) -> Vec<ClientAction> {
-        let Some(pending) = self.current.as_ref() else {
-            return Vec::new();
-        };
-        match pending.kind {
+        let mut actions = Vec::new();
+        while !self.in_flight.is_empty() {
+            actions.extend(self.abandon(0, now_ns));
+        }
+        actions
+    }
+
+    /// Gives up on the operation at `position`.
+    fn abandon(&mut self, position: usize, now_ns: u64) -> Vec<ClientAction> {
+        match self.in_flight[position].kind {
             None => {
-                self.current = None;
+                self.in_flight.remove(position);
                 Vec::new()
             }
-            Some(OperationKind::Get) => self.finish(now_ns, Outcome::Failed, Output::Value(None)),
-            Some(_) => self.finish(now_ns, Outcome::Unknown, Output::None),
+            Some(OperationKind::Get) => {
+                self.finish(position, now_ns, Outcome::Failed, Output::Value(None))
+            }
+            Some(_) => self.finish(position, now_ns, Outcome::Unknown, Output::None),
         }
     }
 
-    /// Ends the current operation and records it.
-    fn finish(&mut self, now_ns: u64, outcome: Outcome, output: Output) -> Vec<ClientAction> {
-        let pending = self.current.take().expect("finish() has an operation");
+    /// Ends the operation at `position` and records it.
+    fn finish(
+        &mut self,
+        position: usize,
+        now_ns: u64,
+        outcome: Outcome,
+        output: Output,
+    ) -> Vec<ClientAction> {
+        let pending = self.in_flight.remove(position);
         let kind = pending
             .kind
             .expect("the session open is not recorded in the history");

@@ -19,6 +19,9 @@ pub struct SimConfig {
     pub replicas: usize,
     /// Client count; each runs a closed loop, one operation at a time.
     pub clients: usize,
+    /// Operations each client keeps in flight at once (1: a strict closed
+    /// loop; 2-4: a small pipeline, so batches carry several commands).
+    pub client_pipeline_depth: usize,
     /// The first this many clients only read (the others mix gets, puts,
     /// deletes and cas).
     pub reader_clients: usize,
@@ -80,6 +83,7 @@ impl Default for SimConfig {
             replicas: 3,
             clients: 5,
             reader_clients: 0,
+            client_pipeline_depth: 1,
             keys: 10,
             operations_min: 1_000,
             faults: FaultSet::all(),

@@ -24,6 +24,13 @@ use super::machine::KvStore;
 use super::report::RunStats;
 use super::trace::{Trace, TraceEvent};
 
+/// A loop turn keeps its replica busy this long, plus `TURN_PER_INPUT_NS`
+/// per input: what arrives meanwhile waits for the next turn, which is how
+/// batches form under load.
+const TURN_BASE_NS: u64 = 10_000;
+/// See `TURN_BASE_NS`.
+const TURN_PER_INPUT_NS: u64 = 3_000;
+
 /// An input waiting for the node's next loop turn.
 #[derive(Debug)]
 pub(super) enum NodeInput {
@@ -90,6 +97,8 @@ pub(super) struct Node {
     pub(super) clock: LocalClock,
     /// A turn event is queued.
     pub(super) turn_scheduled: bool,
+    /// The current turn's work keeps the replica busy until then.
+    pub(super) busy_until_ns: u64,
     /// The disk sync latency while the disk is slow.
     pub(super) slow_sync_ns: Option<u64>,
     /// When the last queued sync completes: syncs complete in order.
@@ -111,6 +120,7 @@ impl Node {
             disk: MemoryDisk::new(keeps_damage_marker),
             clock,
             turn_scheduled: false,
+            busy_until_ns: 0,
             slow_sync_ns: None,
             last_sync_done_ns: 0,
             recovery_durable_at: None,
@@ -197,6 +207,8 @@ impl Node {
     pub(super) fn turn(&mut self, snapshot_interval: u64, context: &mut TurnContext<'_>) {
         self.turn_scheduled = false;
         let inputs = std::mem::take(&mut self.inbox);
+        self.busy_until_ns =
+            context.now_ns + TURN_BASE_NS + TURN_PER_INPUT_NS * inputs.len() as u64;
         let id = self.id;
         let local_ns = self.clock.local_ns(context.now_ns);
         let Some(live) = self.live.as_mut() else {

@@ -112,6 +112,7 @@ impl<'a> World<'a> {
             attempts_max: config.attempts_max,
             node_count: config.replicas,
             key_count: config.keys.max(1),
+            pipeline_depth: config.client_pipeline_depth.max(1),
         };
         World {
             config,
@@ -223,7 +224,7 @@ impl<'a> World<'a> {
             }
             Event::ClientStart { client } => {
                 self.client_start_scheduled[client] = false;
-                if self.accepts_new_operations() && !self.clients[client].is_busy() {
+                if self.accepts_new_operations() && self.clients[client].can_start(&self.limits) {
                     let actions =
                         self.clients[client].start(self.now_ns, &mut self.random, &self.limits);
                     self.client_actions(client, actions);
@@ -310,15 +311,16 @@ impl<'a> World<'a> {
 
     /// Queues a loop turn for `id` unless one is queued.
     pub(super) fn ensure_turn(&mut self, id: NodeId) {
-        let delay = self.random.between(1_000, TURN_DELAY_NS_MAX);
+        let earliest = self.now_ns + self.random.between(1_000, TURN_DELAY_NS_MAX);
         let node = self.node_mut(id);
         if node.turn_scheduled || !node.is_up() {
             return;
         }
         node.turn_scheduled = true;
         let incarnation = node.incarnation;
+        let at = earliest.max(node.busy_until_ns);
         self.queue.push(
-            self.now_ns + delay,
+            at,
             Event::Turn {
                 node: id,
                 incarnation,
@@ -428,7 +430,7 @@ impl<'a> World<'a> {
                 }
             }
         }
-        if !self.clients[client].is_busy() {
+        if self.clients[client].can_start(&self.limits) {
             self.schedule_client_start(client);
         }
     }

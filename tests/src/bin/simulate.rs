@@ -35,6 +35,12 @@ struct Arguments {
     /// Client count.
     #[arg(long, default_value_t = 5)]
     clients: usize,
+    /// Operations each client keeps in flight (1-4).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Clients (among --clients) that only read.
+    #[arg(long, default_value_t = 0)]
+    readers: usize,
     /// Shared keys.
     #[arg(long, default_value_t = 10)]
     keys: usize,
@@ -102,6 +108,8 @@ fn sim_config(arguments: &Arguments, seed: u64) -> anyhow::Result<SimConfig> {
         replicas: arguments.replicas,
         clients: arguments.clients,
         keys: arguments.keys,
+        client_pipeline_depth: arguments.pipeline,
+        reader_clients: arguments.readers,
         operations_min: arguments.ops,
         faults: FaultSet::parse(&arguments.faults)?,
         trace_entries_max: arguments.trace_events,
@@ -121,8 +129,14 @@ fn sim_config(arguments: &Arguments, seed: u64) -> anyhow::Result<SimConfig> {
 
 fn rerun_command(arguments: &Arguments, seed: u64) -> String {
     let mut command = format!(
-        "cargo run --release -p synod-tests --bin simulate -- --seed {seed} --replicas {} --clients {} --keys {} --ops {} --faults {}",
-        arguments.replicas, arguments.clients, arguments.keys, arguments.ops, arguments.faults
+        "cargo run --release -p synod-tests --bin simulate -- --seed {seed} --replicas {} --clients {} --readers {} --pipeline {} --keys {} --ops {} --faults {}",
+        arguments.replicas,
+        arguments.clients,
+        arguments.readers,
+        arguments.pipeline,
+        arguments.keys,
+        arguments.ops,
+        arguments.faults
     );
     for bug in &arguments.bug {
         let _ = write!(command, " --bug {}", bug.name());
@@ -230,9 +244,11 @@ fn print_totals(arguments: &Arguments, totals: &Totals, seconds: f64) {
     };
     let shape = sim_config(arguments, arguments.first_seed).unwrap_or_default();
     println!(
-        "replicas {} clients {} keys {} faults {}{}",
+        "replicas {} clients {} (readers {}, pipeline {}) keys {} faults {}{}",
         shape.replicas,
         shape.clients,
+        shape.reader_clients,
+        shape.client_pipeline_depth,
         shape.keys,
         faults,
         arguments
