@@ -179,19 +179,22 @@ fn aimed_at_skipped_lease_wait(base: SimConfig) -> SimConfig {
     }
 }
 
-/// The leader's disk turns slow, so clients time out and retry writes
-/// before their first copies are applied: both copies commit.
+/// Both followers' disks turn slow, so a write commits only after
+/// hundreds of milliseconds: clients time out and retry writes before their
+/// first copies are applied, and both copies commit.
 fn aimed_at_retries_applied_twice(base: SimConfig) -> SimConfig {
-    let slow = |sync_ns| Fault::SlowDisk {
-        node: NodeTarget::Leader,
+    let slow = |follower, sync_ns| Fault::SlowDisk {
+        node: NodeTarget::Follower(follower),
         sync_ns,
     };
     SimConfig {
         keys: 2,
         schedule: Some(
             Schedule::new()
-                .at(1_200 * MS, slow(400 * MS))
-                .at(3_500 * MS, slow(0)),
+                .at(1_200 * MS, slow(0, 400 * MS))
+                .at(1_200 * MS, slow(1, 400 * MS))
+                .at(3_500 * MS, slow(0, 0))
+                .at(3_500 * MS, slow(1, 0)),
         ),
         ..base
     }

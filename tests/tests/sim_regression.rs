@@ -5,7 +5,7 @@
 //! The heavy seed loops run through the `simulate` binary in release mode;
 //! this list stays short enough for a debug-mode `cargo test`.
 
-use synod_engine::sim::{self, SimConfig};
+use synod_engine::sim::{self, SimConfig, ViolationKind};
 use synod_tests::describe_failure;
 
 /// (seed, replicas, why it is here).
@@ -35,12 +35,21 @@ const SEEDS: &[(u64, usize, &str)] = &[
     (103, 5, "five replicas"),
     (201, 7, "seven replicas"),
     (202, 7, "seven replicas"),
+    (4269, 3, "B2 (BUGS.md): a replica crashing again during non-voter recovery; passes with the damage marker"),
+    (4870, 3, "B2 (BUGS.md): the same, on a different schedule"),
 ];
 
-#[test]
-fn regression_seeds_break_no_check() {
+/// Seeds that find a protocol-core bug not fixed on this branch: they fail
+/// until it is fixed (run with `cargo test -- --ignored`).
+const PROTOCOL_BUG_SEEDS: &[(u64, usize, &str)] = &[(
+    88,
+    3,
+    "B1 (BUGS.md): a damaged replica commits a superseded value from its surviving log",
+)];
+
+fn run_seeds(seeds: &[(u64, usize, &str)]) {
     let mut failures = Vec::new();
-    for &(seed, replicas, why) in SEEDS {
+    for &(seed, replicas, why) in seeds {
         let config = SimConfig {
             seed,
             replicas,
@@ -56,4 +65,35 @@ fn regression_seeds_break_no_check() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn regression_seeds_break_no_check() {
+    run_seeds(SEEDS);
+}
+
+#[test]
+#[ignore = "fails until the protocol core fixes B1 (see BUGS.md of the sim branch)"]
+fn protocol_bug_seeds_break_no_check() {
+    run_seeds(PROTOCOL_BUG_SEEDS);
+}
+
+/// The simulator's disk keeps a damaged recovery durable until the replica
+/// has caught up; a driver that forgets it lets seed 4269 break agreement.
+#[test]
+fn a_forgotten_damage_marker_is_caught() {
+    let config = SimConfig {
+        seed: 4269,
+        driver_forgets_damage: true,
+        ..SimConfig::default()
+    };
+    let report = sim::run(&config);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|violation| violation.kind == ViolationKind::Agreement),
+        "seed 4269 with a forgetful driver no longer breaks agreement: {:?}",
+        report.violations
+    );
 }

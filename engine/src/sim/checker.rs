@@ -247,10 +247,11 @@ impl Checker {
         self.chosen.len() as u64
     }
 
-    /// Every (client, sequence number) in a chosen batch up to `through`.
-    pub(super) fn committed_commands(&self, through: Slot) -> BTreeMap<(ClientId, Seq), Slot> {
+    /// Every (client, sequence number) in a chosen batch up to `through`,
+    /// with the number of slots it was committed in.
+    pub(super) fn committed_commands(&self, through: Slot) -> BTreeMap<(ClientId, Seq), u64> {
         let mut commands = BTreeMap::new();
-        for (&slot, chosen) in self.chosen.range(..=through) {
+        for chosen in self.chosen.range(..=through).map(|(_, chosen)| chosen) {
             if chosen.batch.is_empty() {
                 continue;
             }
@@ -262,7 +263,7 @@ impl Checker {
                     ClientId(command.client_id.to_native()),
                     Seq(command.seq.to_native()),
                 );
-                commands.entry(key).or_insert(slot);
+                *commands.entry(key).or_insert(0) += 1;
             }
         }
         commands

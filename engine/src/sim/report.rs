@@ -70,6 +70,9 @@ pub struct RunStats {
     pub snapshots_restored: u64,
     /// Linearizable reads served.
     pub reads_served: u64,
+    /// Client commands committed in more than one slot (retries the
+    /// session table must answer, not apply).
+    pub commands_committed_twice: u64,
 }
 
 impl RunStats {
@@ -80,6 +83,7 @@ impl RunStats {
         self.snapshots_taken += other.snapshots_taken;
         self.snapshots_restored += other.snapshots_restored;
         self.reads_served += other.reads_served;
+        self.commands_committed_twice += other.commands_committed_twice;
     }
 }
 
@@ -87,9 +91,10 @@ impl fmt::Display for RunStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "batches {} commands {} snapshots taken {} restored {} reads served {}",
+            "batches {} commands {} (committed twice {}) snapshots taken {} restored {} reads served {}",
             self.batches_proposed,
             self.commands_proposed,
+            self.commands_committed_twice,
             self.snapshots_taken,
             self.snapshots_restored,
             self.reads_served

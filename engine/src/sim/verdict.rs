@@ -84,6 +84,8 @@ impl World<'_> {
     /// Every write answered `ok` is in a chosen batch up to the commit point.
     fn check_acknowledged_writes(&mut self, commit_point: Slot) {
         let committed = self.checker.committed_commands(commit_point);
+        self.stats.commands_committed_twice =
+            committed.values().filter(|&&count| count > 1).count() as u64;
         let missing: Vec<String> = self
             .acknowledged
             .iter()
