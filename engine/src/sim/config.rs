@@ -145,6 +145,10 @@ pub struct FaultRates {
     /// Chance that a crash fault is a power failure: every replica crashes
     /// at once (fault class `crash`).
     pub power_failure_ppm: u64,
+    /// Chance that a crash waits for the moment its replica (any replica,
+    /// for a power failure) has just handed its disk a write, so that
+    /// unsynced writes are lost, torn or partly kept.
+    pub crash_during_write_ppm: u64,
 }
 
 impl Default for FaultRates {
@@ -166,6 +170,7 @@ impl Default for FaultRates {
             down_ns_max: 2_000_000_000,
             corrupt_ppm: 150_000,
             power_failure_ppm: 100_000,
+            crash_during_write_ppm: 500_000,
         }
     }
 }

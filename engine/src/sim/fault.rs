@@ -127,6 +127,8 @@ pub struct FaultCounts {
     pub restarts: u64,
     /// Power failures: every replica crashed at once.
     pub power_failures: u64,
+    /// Crashes (or power failures) timed to hit a write in flight.
+    pub crashes_during_writes: u64,
     /// Crashes that lost unsynced writes.
     pub unsynced_lost: u64,
     /// Crashes that kept only a prefix of the unsynced writes.
@@ -153,6 +155,7 @@ impl FaultCounts {
         self.crashes += other.crashes;
         self.restarts += other.restarts;
         self.power_failures += other.power_failures;
+        self.crashes_during_writes += other.crashes_during_writes;
         self.unsynced_lost += other.unsynced_lost;
         self.prefixes_kept += other.prefixes_kept;
         self.torn += other.torn;
@@ -167,7 +170,7 @@ impl fmt::Display for FaultCounts {
         write!(
             f,
             "drop {} dup {} reorder {} delay {} cut-off {} partition {} crash {} restart {} \
-             power-failure {} unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} clock {}",
+             power-failure {} during-write {} unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} clock {}",
             self.dropped,
             self.duplicated,
             self.reordered,
@@ -177,6 +180,7 @@ impl fmt::Display for FaultCounts {
             self.crashes,
             self.restarts,
             self.power_failures,
+            self.crashes_during_writes,
             self.unsynced_lost,
             self.prefixes_kept,
             self.torn,

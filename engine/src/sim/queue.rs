@@ -40,6 +40,8 @@ pub(super) enum Event {
     FaultPhaseDeadline,
     /// A write must have committed since the faults healed.
     LivenessDeadline,
+    /// A crash waiting for a write stops waiting.
+    CrashDuringWriteDeadline,
 }
 
 /// One queued event.

@@ -74,6 +74,9 @@ pub(super) struct World<'a> {
     pub(super) healed_at_ns: Option<u64>,
     pub(super) liveness_met: bool,
     pub(super) last_crashed: Option<NodeId>,
+    /// A crash waiting for a write to be in flight: of that replica, or of
+    /// every replica (`Some(None)`, a power failure).
+    pub(super) crash_during_write: Option<Option<NodeId>>,
     /// The time of the last scripted fault: the fault phase lasts at least
     /// until then.
     schedule_end_ns: u64,
@@ -137,6 +140,7 @@ impl<'a> World<'a> {
             healed_at_ns: None,
             liveness_met: false,
             last_crashed: None,
+            crash_during_write: None,
             schedule_end_ns: config.schedule.as_ref().map_or(0, |schedule| {
                 schedule
                     .faults
@@ -261,6 +265,7 @@ impl<'a> World<'a> {
                 }
             }
             Event::LivenessDeadline => self.check_liveness_deadline(),
+            Event::CrashDuringWriteDeadline => self.crash_during_write_deadline(),
         }
     }
 
@@ -347,11 +352,15 @@ impl<'a> World<'a> {
             ..
         } = context;
         self.elections += elections;
+        let wrote = !syncs.is_empty();
         for persist_seq in syncs {
             self.schedule_sync(index, persist_seq);
         }
         for envelope in sends {
             self.send(envelope);
+        }
+        if wrote && self.crash_during_write.is_some() {
+            self.crash_if_waiting_for_write(id);
         }
     }
 

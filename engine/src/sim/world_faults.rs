@@ -18,6 +18,9 @@ use super::report::ViolationKind;
 use super::trace::TraceEvent;
 use super::world::{Phase, World};
 
+/// A crash that waits for a write fires after this long without one.
+const CRASH_DURING_WRITE_WAIT_NS: u64 = 100_000_000;
+
 impl World<'_> {
     /// The replica a target names now, if any.
     pub(super) fn resolve(&self, target: NodeTarget) -> Option<NodeId> {
@@ -355,19 +358,62 @@ impl World<'_> {
     }
 
     fn random_crash(&mut self) {
-        if self.random.chance(self.config.rates.power_failure_ppm) {
-            self.power_failure();
+        let target = if self.random.chance(self.config.rates.power_failure_ppm) {
+            None
+        } else {
+            let target = if self.random.chance(400_000) {
+                NodeTarget::Leader
+            } else {
+                self.random_node()
+            };
+            let Some(id) = self.resolve(target) else {
+                return;
+            };
+            Some(id)
+        };
+        if self.random.chance(self.config.rates.crash_during_write_ppm) {
+            // Wait for the moment a write is in flight: the worst time.
+            self.crash_during_write = Some(target);
+            let deadline = self.now_ns + CRASH_DURING_WRITE_WAIT_NS;
+            self.queue.push(deadline, Event::CrashDuringWriteDeadline);
             return;
         }
-        let target = if self.random.chance(400_000) {
-            NodeTarget::Leader
-        } else {
-            self.random_node()
-        };
-        let Some(id) = self.resolve(target) else {
+        self.crash_now(target);
+    }
+
+    /// Crashes `target`, or every replica for `None` (a power failure).
+    fn crash_now(&mut self, target: Option<NodeId>) {
+        match target {
+            Some(id) => self.random_crash_of(id),
+            None => self.power_failure(),
+        }
+    }
+
+    /// Replica `id` just handed its disk a write: fire a crash that waits
+    /// for one, if it aims at `id` (or at every replica).
+    pub(super) fn crash_if_waiting_for_write(&mut self, id: NodeId) {
+        if self.phase != Phase::Faults {
             return;
-        };
-        self.random_crash_of(id);
+        }
+        match self.crash_during_write {
+            Some(Some(target)) if target != id => {}
+            Some(target) => {
+                self.crash_during_write = None;
+                self.counts.crashes_during_writes += 1;
+                self.crash_now(target);
+            }
+            None => {}
+        }
+    }
+
+    /// No write came in time: crash anyway.
+    pub(super) fn crash_during_write_deadline(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        if let Some(target) = self.crash_during_write.take() {
+            self.crash_now(target);
+        }
     }
 
     /// Every replica crashes at once (a power failure) and restarts a
