@@ -188,7 +188,11 @@ fn aimed_at_retries_applied_twice(base: SimConfig) -> SimConfig {
         sync_ns,
     };
     SimConfig {
-        keys: 2,
+        // One key: another client's write lands between the two copies,
+        // and readers see the value the second copy brings back.
+        keys: 1,
+        clients: 7,
+        reader_clients: 2,
         schedule: Some(
             Schedule::new()
                 .at(1_200 * MS, slow(0, 400 * MS))

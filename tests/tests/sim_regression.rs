@@ -40,20 +40,24 @@ const SEEDS: &[(u64, usize, &str)] = &[
 ];
 
 /// Seeds that find a protocol-core bug not fixed on this branch: they fail
-/// until it is fixed (run with `cargo test -- --ignored`).
-const PROTOCOL_BUG_SEEDS: &[(u64, usize, &str)] = &[(
-    88,
-    3,
-    "B1 (BUGS.md): a damaged replica commits a superseded value from its surviving log",
-)];
+/// until it is fixed (run with `cargo test -- --ignored`). They run with
+/// every crash corrupting a record and faults every 300 ms.
+const PROTOCOL_BUG_SEEDS: &[(u64, usize, &str)] = &[
+    (
+        2167,
+        3,
+        "B1 (BUGS.md): a damaged replica commits a superseded value from its surviving log",
+    ),
+    (769, 3, "B1 (BUGS.md): the same"),
+];
 
-fn run_seeds(seeds: &[(u64, usize, &str)]) {
+fn run_seeds(seeds: &[(u64, usize, &str)], template: &SimConfig) {
     let mut failures = Vec::new();
     for &(seed, replicas, why) in seeds {
         let config = SimConfig {
             seed,
             replicas,
-            ..SimConfig::default()
+            ..template.clone()
         };
         let report = sim::run(&config);
         assert!(
@@ -69,13 +73,16 @@ fn run_seeds(seeds: &[(u64, usize, &str)]) {
 
 #[test]
 fn regression_seeds_break_no_check() {
-    run_seeds(SEEDS);
+    run_seeds(SEEDS, &SimConfig::default());
 }
 
 #[test]
 #[ignore = "fails until the protocol core fixes B1 (see BUGS.md of the sim branch)"]
 fn protocol_bug_seeds_break_no_check() {
-    run_seeds(PROTOCOL_BUG_SEEDS);
+    let mut template = SimConfig::default();
+    template.rates.corrupt_ppm = 1_000_000;
+    template.rates.fault_interval_mean_ns = 300_000_000;
+    run_seeds(PROTOCOL_BUG_SEEDS, &template);
 }
 
 /// The simulator's disk keeps a damaged recovery durable until the replica

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::check::{check_history, CheckBudget, Verdict};
 use crate::wire::Slot;
 
 use super::checker::Digest;
@@ -110,8 +111,35 @@ impl World<'_> {
         }
     }
 
-    /// The history must be linearizable (stand-in until the checker lands).
-    fn check_linearizable(&mut self) {}
+    /// The history must be linearizable; a check that runs out of budget
+    /// is a violation too (no verdict is not a pass).
+    fn check_linearizable(&mut self) {
+        let budget = CheckBudget {
+            steps_max: self.config.check_steps_max,
+            ..CheckBudget::default()
+        };
+        let (kind, description) = match check_history(&self.history, budget) {
+            Ok(report) => match report.verdict {
+                Verdict::Linearizable => return,
+                Verdict::NotLinearizable { key, detail } => (
+                    ViolationKind::NotLinearizable,
+                    format!("the history of key {key} is not linearizable: {detail}"),
+                ),
+                Verdict::Unknown { key, detail } => (
+                    ViolationKind::CheckInconclusive,
+                    format!(
+                        "the checker ran out of budget on key {key} ({} steps): {detail}",
+                        report.steps
+                    ),
+                ),
+            },
+            Err(error) => (
+                ViolationKind::Unexpected,
+                format!("the checker refused the history: {error}"),
+            ),
+        };
+        self.checker.violation(kind, self.now_ns, description);
+    }
 
     /// The report of the run.
     pub(super) fn into_report(self) -> SimReport {

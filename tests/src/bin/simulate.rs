@@ -51,6 +51,12 @@ struct Arguments {
     /// drop,dup,reorder,delay,partition,crash,disk,corrupt,clock.
     #[arg(long, default_value = "all")]
     faults: String,
+    /// Chance (parts per million) that a crash corrupts a synced record.
+    #[arg(long)]
+    corrupt_ppm: Option<u64>,
+    /// Mean virtual time between random partitions and crashes, in ms.
+    #[arg(long)]
+    fault_interval_ms: Option<u64>,
     /// A deliberate bug to switch on (may be given more than once).
     #[arg(long, value_enum)]
     bug: Vec<Bug>,
@@ -116,6 +122,12 @@ fn sim_config(arguments: &Arguments, seed: u64) -> anyhow::Result<SimConfig> {
         driver_forgets_damage: arguments.forget_damage,
         ..SimConfig::default()
     };
+    if let Some(corrupt_ppm) = arguments.corrupt_ppm {
+        config.rates.corrupt_ppm = corrupt_ppm;
+    }
+    if let Some(interval_ms) = arguments.fault_interval_ms {
+        config.rates.fault_interval_mean_ns = interval_ms * 1_000_000;
+    }
     anyhow::ensure!(
         (1..=7).contains(&config.replicas),
         "--replicas must be between 1 and 7"
@@ -143,6 +155,12 @@ fn rerun_command(arguments: &Arguments, seed: u64) -> String {
     }
     if arguments.forget_damage {
         command.push_str(" --forget-damage");
+    }
+    if let Some(corrupt_ppm) = arguments.corrupt_ppm {
+        let _ = write!(command, " --corrupt-ppm {corrupt_ppm}");
+    }
+    if let Some(interval_ms) = arguments.fault_interval_ms {
+        let _ = write!(command, " --fault-interval-ms {interval_ms}");
     }
     if let Some(bug) = arguments.aimed_at {
         let _ = write!(command, " --aimed-at {}", bug.name());
