@@ -215,17 +215,7 @@ impl<'a> World<'a> {
                 node,
                 incarnation,
                 persist_seq,
-            } => {
-                let current = self.node_mut(node);
-                if current.incarnation == incarnation && current.is_up() {
-                    current.disk.sync_through(persist_seq);
-                    let entries = current.disk.take_newly_durable();
-                    self.checker.on_durable_votes(self.now_ns, node, entries);
-                    let current = self.node_mut(node);
-                    current.inbox.push(NodeInput::Persisted(persist_seq));
-                    self.ensure_turn(node);
-                }
-            }
+            } => self.synced(node, incarnation, persist_seq),
             Event::ClientStart { client } => {
                 self.client_start_scheduled[client] = false;
                 if self.accepts_new_operations() && self.clients[client].can_start(&self.limits) {
@@ -267,6 +257,22 @@ impl<'a> World<'a> {
             Event::LivenessDeadline => self.check_liveness_deadline(),
             Event::CrashDuringWriteDeadline => self.crash_during_write_deadline(),
         }
+    }
+
+    /// A disk sync completed: the writes are durable (their votes count for
+    /// the oracle) and the replica hears of it at its next turn.
+    fn synced(&mut self, node: NodeId, incarnation: u64, persist_seq: crate::wire::PersistSeq) {
+        let current = self.node_mut(node);
+        if current.incarnation != incarnation || !current.is_up() {
+            return;
+        }
+        current.disk.sync_through(persist_seq);
+        let entries = current.disk.take_newly_durable();
+        self.checker.on_durable_votes(self.now_ns, node, entries);
+        self.node_mut(node)
+            .inbox
+            .push(NodeInput::Persisted(persist_seq));
+        self.ensure_turn(node);
     }
 
     fn deliver(&mut self, envelope: Envelope) {
