@@ -1,0 +1,174 @@
+//! The end-of-run checks: replicas converged to the same state, no
+//! acknowledged write is missing from the committed log, and the client
+//! history is linearizable.
+
+use std::collections::BTreeMap;
+
+use crate::check::{check_history, CheckBudget, Verdict};
+use crate::wire::Slot;
+
+use super::checker::Digest;
+use super::history::Outcome;
+use super::report::{SimReport, ViolationKind};
+use super::world::World;
+
+impl World<'_> {
+    /// Runs every end-of-run check.
+    pub(super) fn final_checks(&mut self) {
+        let commit_point = self.check_convergence();
+        self.check_final_states();
+        self.check_acknowledged_writes(commit_point);
+        self.check_linearizable();
+    }
+
+    /// Every replica is up and has applied everything chosen. Returns the
+    /// highest commit point.
+    fn check_convergence(&mut self) -> Slot {
+        let mut points: Vec<(String, Slot, Slot)> = Vec::new();
+        for node in &self.nodes {
+            match &node.live {
+                Some(live) => points.push((
+                    node.id.to_string(),
+                    live.replica.commit_point(),
+                    live.store.applied_slot(),
+                )),
+                None => points.push((node.id.to_string(), Slot(0), Slot(0))),
+            }
+        }
+        let highest = points
+            .iter()
+            .map(|(_, commit_point, _)| *commit_point)
+            .max()
+            .unwrap_or(Slot(0));
+        let lagging = points
+            .iter()
+            .any(|(_, commit_point, applied)| *commit_point != highest || *applied != highest);
+        if lagging {
+            let listing: Vec<String> = points
+                .iter()
+                .map(|(node, commit_point, applied)| {
+                    format!("{node} commit {commit_point} applied {applied}")
+                })
+                .collect();
+            let description = format!(
+                "replicas did not converge after the faults healed: {}",
+                listing.join(", ")
+            );
+            self.checker
+                .violation(ViolationKind::Liveness, self.now_ns, description);
+        }
+        highest
+    }
+
+    /// Replicas that applied the same slot hold the same state.
+    fn check_final_states(&mut self) {
+        let mut states: BTreeMap<Slot, Vec<(String, u64)>> = BTreeMap::new();
+        for node in &self.nodes {
+            if let Some(live) = &node.live {
+                let snapshot = live.store.snapshot();
+                let digest = Digest::new().bytes(snapshot.bytes.as_bytes()).value();
+                states
+                    .entry(snapshot.slot)
+                    .or_default()
+                    .push((node.id.to_string(), digest));
+            }
+        }
+        for (slot, digests) in states {
+            if digests.windows(2).any(|pair| pair[0].1 != pair[1].1) {
+                let description = format!("replicas at {slot} hold different states: {digests:x?}");
+                self.checker
+                    .violation(ViolationKind::Divergence, self.now_ns, description);
+            }
+        }
+    }
+
+    /// Every write answered `ok` is in a chosen batch up to the commit point.
+    fn check_acknowledged_writes(&mut self, commit_point: Slot) {
+        let committed = self.checker.committed_commands(commit_point);
+        self.stats.commands_committed_twice =
+            committed.values().filter(|&&count| count > 1).count() as u64;
+        let missing: Vec<String> = self
+            .acknowledged
+            .iter()
+            .filter(|(client_id, seq, _)| !committed.contains_key(&(*client_id, *seq)))
+            .map(|(client_id, seq, index)| {
+                let operation = &self.history[*index];
+                format!(
+                    "client {} (session {:x}) seq {} {:?} {} {:?} acknowledged at {:.3}s",
+                    operation.client,
+                    client_id.0,
+                    seq.0,
+                    operation.kind,
+                    operation.key,
+                    operation.value,
+                    operation.complete_ns as f64 / 1e9
+                )
+            })
+            .collect();
+        for description in missing {
+            self.checker
+                .violation(ViolationKind::LostWrite, self.now_ns, description);
+        }
+    }
+
+    /// The history must be linearizable; a check that runs out of budget
+    /// is a violation too (no verdict is not a pass).
+    fn check_linearizable(&mut self) {
+        let budget = CheckBudget {
+            steps_max: self.config.check_steps_max,
+            ..CheckBudget::default()
+        };
+        let (kind, description) = match check_history(&self.history, budget) {
+            Ok(report) => match report.verdict {
+                Verdict::Linearizable => return,
+                Verdict::NotLinearizable { key, detail } => (
+                    ViolationKind::NotLinearizable,
+                    format!("the history of key {key} is not linearizable: {detail}"),
+                ),
+                Verdict::Unknown { key, detail } => (
+                    ViolationKind::CheckInconclusive,
+                    format!(
+                        "the checker ran out of budget on key {key} ({} steps): {detail}",
+                        report.steps
+                    ),
+                ),
+            },
+            Err(error) => (
+                ViolationKind::Unexpected,
+                format!("the checker refused the history: {error}"),
+            ),
+        };
+        self.checker.violation(kind, self.now_ns, description);
+    }
+
+    /// The report of the run.
+    pub(super) fn into_report(self) -> SimReport {
+        let count = |outcome| {
+            self.history
+                .iter()
+                .filter(|operation| operation.outcome == outcome)
+                .count() as u64
+        };
+        let (operations_ok, operations_unknown, operations_failed) = (
+            count(Outcome::Ok),
+            count(Outcome::Unknown),
+            count(Outcome::Failed),
+        );
+        SimReport {
+            seed: self.config.seed,
+            operations: self.history.len() as u64,
+            operations_ok,
+            operations_unknown,
+            operations_failed,
+            commits: self.checker.chosen_count(),
+            elections: self.elections,
+            stats: self.stats,
+            events: self.events,
+            virtual_ns: self.now_ns,
+            faults: self.counts,
+            trace: self.trace.lines(),
+            violations: self.checker.into_violations(),
+            history: self.history,
+        }
+    }
+}
