@@ -5,7 +5,7 @@
 //! The heavy seed loops run through the `simulate` binary in release mode;
 //! this list stays short enough for a debug-mode `cargo test`.
 
-use synod_engine::sim::{self, SimConfig, ViolationKind};
+use synod_engine::sim::{self, SimConfig};
 use synod_tests::describe_failure;
 
 /// (seed, replicas, why it is here).
@@ -35,20 +35,25 @@ const SEEDS: &[(u64, usize, &str)] = &[
     (103, 5, "five replicas"),
     (201, 7, "seven replicas"),
     (202, 7, "seven replicas"),
-    (67, 3, "B2 (BUGS.md): a replica crashing again during non-voter recovery; passes with the damage marker"),
-    (1640, 3, "B2 (BUGS.md): the same, on a different schedule"),
+    (67, 3, "a replica crashing again during non-voter recovery"),
+    (1640, 3, "the same, on a different schedule"),
 ];
 
-/// Seeds that find a protocol-core bug not fixed on this branch: they fail
-/// until it is fixed (run with `cargo test -- --ignored`). They run with
-/// every crash corrupting a record and faults every 300 ms.
-const PROTOCOL_BUG_SEEDS: &[(u64, usize, &str)] = &[
+/// Seeds that found a damaged replica committing a superseded value from
+/// its surviving log (the protocol core now relearns everything above its
+/// snapshot instead). They run with every crash corrupting a record and
+/// faults every 300 ms.
+const DAMAGE_SEEDS: &[(u64, usize, &str)] = &[
     (
         2167,
         3,
-        "B1 (BUGS.md): a damaged replica commits a superseded value from its surviving log",
+        "a damaged replica committed a superseded value from its surviving log",
     ),
-    (769, 3, "B1 (BUGS.md): the same"),
+    (769, 3, "the same"),
+    (2427, 3, "the same"),
+    (2555, 3, "the same"),
+    (2895, 3, "the same"),
+    (2935, 3, "the same"),
 ];
 
 fn run_seeds(seeds: &[(u64, usize, &str)], template: &SimConfig) {
@@ -77,30 +82,25 @@ fn regression_seeds_break_no_check() {
 }
 
 #[test]
-#[ignore = "fails until the protocol core fixes B1 (see BUGS.md of the sim branch)"]
-fn protocol_bug_seeds_break_no_check() {
+fn damage_seeds_break_no_check() {
     let mut template = SimConfig::default();
     template.rates.corrupt_ppm = 1_000_000;
     template.rates.fault_interval_mean_ns = 300_000_000;
-    run_seeds(PROTOCOL_BUG_SEEDS, &template);
+    run_seeds(DAMAGE_SEEDS, &template);
 }
 
-/// The simulator's disk keeps a damaged recovery durable until the replica
-/// has caught up; a driver that forgets it lets seed 1640 break agreement.
+/// A driver whose disk forgets that a recovery was damaged once let seeds
+/// 1640, 67, 2036 and 2306 choose a slot twice; the replica now records that
+/// it is recovering in its own durable metadata, so they pass even then.
 #[test]
-fn a_forgotten_damage_marker_is_caught() {
-    let config = SimConfig {
-        seed: 1640,
+fn a_driver_that_forgets_damage_is_covered_by_the_metadata() {
+    let seeds: Vec<(u64, usize, &str)> = [1640, 67, 2036, 2306]
+        .into_iter()
+        .map(|seed| (seed, 3, "a forgetful driver"))
+        .collect();
+    let template = SimConfig {
         driver_forgets_damage: true,
         ..SimConfig::default()
     };
-    let report = sim::run(&config);
-    assert!(
-        report
-            .violations
-            .iter()
-            .any(|violation| violation.kind == ViolationKind::Agreement),
-        "seed 1640 with a forgetful driver no longer breaks agreement: {:?}",
-        report.violations
-    );
+    run_seeds(&seeds, &template);
 }

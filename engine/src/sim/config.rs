@@ -43,9 +43,11 @@ pub struct SimConfig {
     /// is applied again.
     pub session_bug_apply_twice: bool,
     /// Model a driver that forgets a damaged recovery once the bad records
-    /// are cut off: a replica that crashes again before it has caught up
-    /// then restarts as a voter. A correct driver keeps the damage durable
-    /// until the replica has caught up (see BUGS.md of the sim branch).
+    /// are cut off, so a replica that crashes again before it has caught up
+    /// is told its log is intact. The replica records that it is recovering
+    /// in its own durable metadata, so it still rejoins as a non-voter; the
+    /// simulator's disk also stops sparing a second replica from damage
+    /// while one recovers.
     pub driver_forgets_damage: bool,
     /// The replica configuration template; the simulator fills in `nodes`
     /// and `bugs`.

@@ -91,6 +91,7 @@ impl MemoryDisk {
     /// True when the next recovery will report `damaged`.
     pub(super) fn will_recover_damaged(&self) -> bool {
         self.recovering
+            || self.metadata.recovering
             || self
                 .records
                 .iter()
