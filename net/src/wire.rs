@@ -382,13 +382,15 @@ pub enum Message {
     /// A replica whose durable state was damaged fences the group before it
     /// may vote again: every other replica promises `fence` (so no value can
     /// be chosen any more at a lower ballot with the damaged replica's lost
-    /// votes) and reports the slots it holds.
+    /// votes) and reports the values it holds from `from_slot` on.
     RecoveryQuery {
         /// Matches the answers to this query.
         nonce: u64,
         /// The ballot to promise; the damaged replica's own id is in it, and
         /// it never leads with it.
         fence: Ballot,
+        /// The first slot the damaged replica does not know chosen.
+        from_slot: Slot,
     },
     /// The answer to a [`Message::RecoveryQuery`].
     RecoveryInfo {
@@ -398,8 +400,9 @@ pub enum Message {
         /// fence when it promised it (the answer then left only once that
         /// promise was durable), higher when the fence must be raised.
         promised: Ballot,
-        /// The highest slot the answering replica has accepted or knows chosen.
-        last_slot: Slot,
+        /// The answering replica's last accepted value per slot from the
+        /// query's `from_slot` on (slots it compacted are chosen and left out).
+        accepted: Vec<AcceptedEntry>,
         /// The answering replica's commit point.
         commit_point: Slot,
     },

@@ -70,12 +70,12 @@ impl MessageGist {
             Message::InstallSnapshot { ballot, snapshot } => {
                 gist("install-snapshot", *ballot, snapshot.slot, 0)
             }
-            Message::RecoveryQuery { .. } => gist("recovery-query", Ballot::ZERO, Slot(0), 0),
+            Message::RecoveryQuery {
+                fence, from_slot, ..
+            } => gist("recovery-query", *fence, *from_slot, 0),
             Message::RecoveryInfo {
-                promised,
-                last_slot,
-                ..
-            } => gist("recovery-info", *promised, *last_slot, 0),
+                promised, accepted, ..
+            } => gist("recovery-info", *promised, Slot(0), accepted.len() as u64),
         }
     }
 }

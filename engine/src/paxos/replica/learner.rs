@@ -26,9 +26,6 @@ impl Replica {
         if target < leader_commit {
             self.request_catch_up(from);
         }
-        if self.role == Role::NonVoter {
-            self.finish_recovery_if_caught_up();
-        }
     }
 
     /// Asks `from` for chosen values, at most once per heartbeat interval
@@ -127,9 +124,6 @@ impl Replica {
         if self.commit_point < sender_commit {
             self.request_catch_up(from);
         }
-        if self.role == Role::NonVoter {
-            self.finish_recovery_if_caught_up();
-        }
     }
 
     /// Stores a chosen value as an acceptor record. Its ballot never goes
@@ -198,10 +192,11 @@ impl Replica {
     }
 
     /// Non-voter: fence every peer (see [`Message::RecoveryQuery`]) until
-    /// all have answered, then catch up.
+    /// all have answered.
     pub(super) fn recovery_tick(&mut self) {
         let interval = self.config.heartbeat_interval_ns;
         let now = self.now_ns;
+        let from_slot = self.commit_point.next();
         let Some(recovery) = self.recovery.as_mut() else {
             return;
         };
@@ -209,16 +204,6 @@ impl Replica {
             return;
         }
         recovery.next_query_ns = now + interval;
-        if recovery.quorum_reached {
-            let peer = recovery
-                .best_peer
-                .map(|(peer, _)| peer)
-                .or(self.leader_hint);
-            if let Some(peer) = peer {
-                self.request_catch_up(peer);
-            }
-            return;
-        }
         let (nonce, fence, answers) = (recovery.nonce, recovery.fence, recovery.answers);
         let missing: Vec<_> = self
             .config
@@ -229,24 +214,33 @@ impl Replica {
             .map(|(_, &node)| node)
             .collect();
         for peer in missing {
-            self.send(peer, Message::RecoveryQuery { nonce, fence });
+            self.send(
+                peer,
+                Message::RecoveryQuery {
+                    nonce,
+                    fence,
+                    from_slot,
+                },
+            );
         }
     }
 
-    /// An answer to the fence. Once every peer has promised it, no value can
-    /// be chosen any more with this replica's lost votes except those the
-    /// peers reported (a phase-2 quorum needs one of them): the replica
-    /// votes again once it has learned every slot up to the highest reported.
-    /// Waiting for every peer (not a quorum) also covers a promise this
-    /// replica lost: its candidate holds that ballot durably before its
-    /// prepare leaves, so the fence ends up above it.
+    /// An answer to the fence. Once every peer has durably promised it, no
+    /// value can be chosen any more with this replica's lost votes at a
+    /// lower ballot, and a value chosen with them before is held by another
+    /// member of its phase-2 quorum at the highest ballot any peer reports
+    /// for that slot (every value accepted at or above the ballot that chose
+    /// it is the chosen one). So the replica adopts the highest-ballot value
+    /// per slot as its own record and votes again at once. Waiting for
+    /// every peer (not a quorum) also covers a promise it lost: the ballot's
+    /// owner held it durably before its prepare left, and answered too.
     pub(super) fn on_recovery_info(
         &mut self,
         from: NodeId,
         from_index: usize,
         nonce: u64,
         promised: Ballot,
-        last_slot: Slot,
+        accepted: Vec<AcceptedEntry>,
         their_commit: Slot,
     ) {
         let peer_count = self.config.nodes.len() - 1;
@@ -254,7 +248,7 @@ impl Replica {
         let Some(recovery) = self.recovery.as_mut() else {
             return;
         };
-        if nonce != recovery.nonce || recovery.quorum_reached {
+        if nonce != recovery.nonce {
             return;
         }
         if promised > recovery.fence {
@@ -264,7 +258,7 @@ impl Replica {
                 node,
             };
             recovery.answers = NodeSet::default();
-            recovery.target_slot = Slot(0);
+            recovery.adopted.clear();
             recovery.best_peer = None;
             recovery.next_query_ns = self.now_ns;
             return;
@@ -272,46 +266,69 @@ impl Replica {
         if promised < recovery.fence || !recovery.answers.insert(from_index) {
             return;
         }
-        recovery.target_slot = recovery.target_slot.max(last_slot);
+        for entry in accepted {
+            let higher = recovery
+                .adopted
+                .get(&entry.slot)
+                .is_none_or(|known| entry.ballot > known.ballot);
+            if higher {
+                let value = LogEntry {
+                    ballot: entry.ballot,
+                    batch: entry.batch,
+                };
+                recovery.adopted.insert(entry.slot, value);
+            }
+        }
         if recovery
             .best_peer
             .is_none_or(|(_, best)| their_commit > best)
         {
             recovery.best_peer = Some((from, their_commit));
         }
-        if recovery.answers.count() < peer_count {
-            return;
-        }
-        recovery.quorum_reached = true;
-        let fence = recovery.fence;
-        let best = recovery.best_peer.map(|(peer, _)| peer);
-        if fence > self.promised {
-            self.raise_promise(fence);
-        }
-        self.finish_recovery_if_caught_up();
-        if let (Some(peer), Role::NonVoter) = (best, self.role) {
-            self.catch_up_requested_ns = None;
-            self.request_catch_up(peer);
+        if recovery.answers.count() >= peer_count {
+            self.finish_recovery();
         }
     }
 
-    /// A non-voter votes again once every peer has promised its fence and
-    /// its commit point has passed every slot they reported.
-    pub(super) fn finish_recovery_if_caught_up(&mut self) {
-        let Some(recovery) = self.recovery.as_ref() else {
-            return;
-        };
-        if !recovery.quorum_reached || self.commit_point < recovery.target_slot {
-            return;
+    /// Every peer has promised the fence: adopt the reported values, hold
+    /// the fence's promise, vote again, and catch up on what is chosen.
+    fn finish_recovery(&mut self) {
+        let recovery = self
+            .recovery
+            .take()
+            .expect("callers checked a recovery runs");
+        for (slot, reported) in recovery.adopted {
+            if slot <= self.commit_point {
+                continue;
+            }
+            let own_is_higher = self
+                .log
+                .get(&slot)
+                .is_some_and(|own| own.ballot >= reported.ballot);
+            if !own_is_higher {
+                let entry = AcceptedEntry {
+                    slot,
+                    ballot: reported.ballot,
+                    batch: reported.batch.clone(),
+                };
+                self.log.insert(slot, reported);
+                self.persist(PersistItem::Accepted(entry));
+            }
+        }
+        if recovery.fence > self.promised {
+            self.raise_promise(recovery.fence);
         }
         assert!(
             self.promised >= recovery.fence,
             "a recovered voter holds its fence's promise"
         );
-        self.recovery = None;
         self.role = Role::Follower;
         self.metadata_dirty = true;
         self.reset_election_deadline();
+        if let Some((peer, _)) = recovery.best_peer {
+            self.catch_up_requested_ns = None;
+            self.request_catch_up(peer);
+        }
     }
 
     /// A group of one has nobody to fence or learn from: what it lost is
@@ -323,9 +340,8 @@ impl Replica {
             "only a group of one recovers alone"
         );
         if let Some(recovery) = self.recovery.as_mut() {
-            recovery.quorum_reached = true;
             recovery.fence = self.promised;
         }
-        self.finish_recovery_if_caught_up();
+        self.finish_recovery();
     }
 }

@@ -265,14 +265,18 @@ impl Replica {
             Message::InstallSnapshot { ballot, snapshot } => {
                 self.on_install_snapshot(from, ballot, snapshot);
             }
-            Message::RecoveryQuery { nonce, fence } => self.on_recovery_query(from, nonce, fence),
+            Message::RecoveryQuery {
+                nonce,
+                fence,
+                from_slot,
+            } => self.on_recovery_query(from, nonce, fence, from_slot),
             Message::RecoveryInfo {
                 nonce,
                 promised,
-                last_slot,
+                accepted,
                 commit_point,
             } => {
-                self.on_recovery_info(from, from_index, nonce, promised, last_slot, commit_point);
+                self.on_recovery_info(from, from_index, nonce, promised, accepted, commit_point);
             }
         }
     }
@@ -487,8 +491,7 @@ impl Replica {
                 nonce,
                 fence,
                 answers: NodeSet::default(),
-                target_slot: Slot(0),
-                quorum_reached: false,
+                adopted: BTreeMap::new(),
                 best_peer: None,
                 next_query_ns: 0,
             });

@@ -95,8 +95,7 @@ pub(super) struct RecoveryState {
     pub(super) nonce: u64,
     pub(super) fence: Ballot,
     pub(super) answers: NodeSet,
-    pub(super) target_slot: Slot,
-    pub(super) quorum_reached: bool,
+    pub(super) adopted: BTreeMap<Slot, LogEntry>,
     pub(super) best_peer: Option<(NodeId, Slot)>,
     pub(super) next_query_ns: u64,
 }
