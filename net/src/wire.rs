@@ -401,10 +401,14 @@ pub enum Message {
         /// promise was durable), higher when the fence must be raised.
         promised: Ballot,
         /// The answering replica's last accepted value per slot from the
-        /// query's `from_slot` on (slots it compacted are chosen and left out).
+        /// query's `from_slot` on, above `compacted_through`.
         accepted: Vec<AcceptedEntry>,
         /// The answering replica's commit point.
         commit_point: Slot,
+        /// The answering replica holds no values up to here (they are chosen
+        /// and in its snapshot): the damaged replica must learn them by
+        /// catch-up before it may vote.
+        compacted_through: Slot,
     },
 }
 

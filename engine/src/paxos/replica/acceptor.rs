@@ -241,6 +241,7 @@ impl Replica {
             promised: self.promised,
             accepted,
             commit_point: self.commit_point,
+            compacted_through: self.compacted_through,
         };
         // Every answer vouches for the promise it reports: only durable ones.
         self.send_after_persist(from, info);

@@ -3,7 +3,7 @@
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, Slot, Snapshot};
 
-use super::{LogEntry, NodeSet, Replica};
+use super::{LogEntry, NodeSet, RecoveryAnswer, Replica};
 use crate::paxos::{PersistItem, Role};
 
 impl Replica {
@@ -26,6 +26,7 @@ impl Replica {
         if target < leader_commit {
             self.request_catch_up(from);
         }
+        self.finish_recovery_if_ready();
     }
 
     /// Asks `from` for chosen values, at most once per heartbeat interval
@@ -50,7 +51,9 @@ impl Replica {
     /// A peer lacks chosen values after `their_commit`: send them, or the
     /// snapshot when they were compacted away.
     pub(super) fn on_catch_up(&mut self, from: NodeId, their_commit: Slot) {
-        if their_commit >= self.commit_point || self.role == Role::NonVoter {
+        // A non-voter serves too: its commit point covers only values it
+        // relearned as chosen after its damage.
+        if their_commit >= self.commit_point {
             return;
         }
         let mut first = their_commit.next();
@@ -124,6 +127,7 @@ impl Replica {
         if self.commit_point < sender_commit {
             self.request_catch_up(from);
         }
+        self.finish_recovery_if_ready();
     }
 
     /// Stores a chosen value as an acceptor record. Its ballot never goes
@@ -168,6 +172,7 @@ impl Replica {
         self.keep_snapshot(snapshot);
         self.catch_up_requested_ns = None;
         self.request_catch_up(from);
+        self.finish_recovery_if_ready();
     }
 
     /// Stores and persists a snapshot and compacts the in-memory log below
@@ -192,7 +197,7 @@ impl Replica {
     }
 
     /// Non-voter: fence every peer (see [`Message::RecoveryQuery`]) until
-    /// all have answered.
+    /// all have answered, then catch up until it may vote.
     pub(super) fn recovery_tick(&mut self) {
         let interval = self.config.heartbeat_interval_ns;
         let now = self.now_ns;
@@ -204,6 +209,12 @@ impl Replica {
             return;
         }
         recovery.next_query_ns = now + interval;
+        if recovery.all_answered {
+            if let Some((peer, _)) = recovery.best_peer {
+                self.request_catch_up(peer);
+            }
+            return;
+        }
         let (nonce, fence, answers) = (recovery.nonce, recovery.fence, recovery.answers);
         let missing: Vec<_> = self
             .config
@@ -227,46 +238,45 @@ impl Replica {
 
     /// An answer to the fence. Once every peer has durably promised it, no
     /// value can be chosen any more with this replica's lost votes at a
-    /// lower ballot, and a value chosen with them before is held by another
-    /// member of its phase-2 quorum at the highest ballot any peer reports
-    /// for that slot (every value accepted at or above the ballot that chose
-    /// it is the chosen one). So the replica adopts the highest-ballot value
-    /// per slot as its own record and votes again at once. Waiting for
-    /// every peer (not a quorum) also covers a promise it lost: the ballot's
-    /// owner held it durably before its prepare left, and answered too.
+    /// lower ballot, and a value chosen with them before is either compacted
+    /// (chosen, learned by catch-up) or held by another member of its
+    /// phase-2 quorum at the highest ballot any peer reports for that slot
+    /// (every value accepted at or above the ballot that chose it is the
+    /// chosen one). Waiting for every peer (not a quorum) also covers a
+    /// promise it lost: the ballot's owner held it durably before its
+    /// prepare left, and answered too.
     pub(super) fn on_recovery_info(
         &mut self,
         from: NodeId,
         from_index: usize,
         nonce: u64,
-        promised: Ballot,
-        accepted: Vec<AcceptedEntry>,
-        their_commit: Slot,
+        answer: RecoveryAnswer,
     ) {
         let peer_count = self.config.nodes.len() - 1;
         let node = self.node;
         let Some(recovery) = self.recovery.as_mut() else {
             return;
         };
-        if nonce != recovery.nonce {
+        if nonce != recovery.nonce || recovery.all_answered {
             return;
         }
-        if promised > recovery.fence {
+        if answer.promised > recovery.fence {
             // A peer promised more: fence above it and start over.
             recovery.fence = Ballot {
-                round: promised.round + 1,
+                round: answer.promised.round + 1,
                 node,
             };
             recovery.answers = NodeSet::default();
             recovery.adopted.clear();
+            recovery.compacted_seen = Slot(0);
             recovery.best_peer = None;
             recovery.next_query_ns = self.now_ns;
             return;
         }
-        if promised < recovery.fence || !recovery.answers.insert(from_index) {
+        if answer.promised < recovery.fence || !recovery.answers.insert(from_index) {
             return;
         }
-        for entry in accepted {
+        for entry in answer.accepted {
             let higher = recovery
                 .adopted
                 .get(&entry.slot)
@@ -279,24 +289,35 @@ impl Replica {
                 recovery.adopted.insert(entry.slot, value);
             }
         }
+        recovery.compacted_seen = recovery.compacted_seen.max(answer.compacted_through);
         if recovery
             .best_peer
-            .is_none_or(|(_, best)| their_commit > best)
+            .is_none_or(|(_, best)| answer.commit_point > best)
         {
-            recovery.best_peer = Some((from, their_commit));
+            recovery.best_peer = Some((from, answer.commit_point));
         }
         if recovery.answers.count() >= peer_count {
-            self.finish_recovery();
+            recovery.all_answered = true;
+            if let Some((peer, _)) = recovery.best_peer {
+                self.catch_up_requested_ns = None;
+                self.request_catch_up(peer);
+            }
+            self.finish_recovery_if_ready();
         }
     }
 
-    /// Every peer has promised the fence: adopt the reported values, hold
-    /// the fence's promise, vote again, and catch up on what is chosen.
-    fn finish_recovery(&mut self) {
-        let recovery = self
-            .recovery
-            .take()
-            .expect("callers checked a recovery runs");
+    /// Votes again once every peer has answered the fence and this replica
+    /// has learned every slot a peer compacted (those values were not
+    /// reported): then it adopts the reported values above its commit
+    /// point, holds the fence's promise, and records that it recovered.
+    pub(super) fn finish_recovery_if_ready(&mut self) {
+        let ready = self.recovery.as_ref().is_some_and(|recovery| {
+            recovery.all_answered && self.commit_point >= recovery.compacted_seen
+        });
+        if !ready {
+            return;
+        }
+        let recovery = self.recovery.take().expect("checked just above");
         for (slot, reported) in recovery.adopted {
             if slot <= self.commit_point {
                 continue;
@@ -325,10 +346,6 @@ impl Replica {
         self.role = Role::Follower;
         self.metadata_dirty = true;
         self.reset_election_deadline();
-        if let Some((peer, _)) = recovery.best_peer {
-            self.catch_up_requested_ns = None;
-            self.request_catch_up(peer);
-        }
     }
 
     /// A group of one has nobody to fence or learn from: what it lost is
@@ -341,7 +358,8 @@ impl Replica {
         );
         if let Some(recovery) = self.recovery.as_mut() {
             recovery.fence = self.promised;
+            recovery.all_answered = true;
         }
-        self.finish_recovery();
+        self.finish_recovery_if_ready();
     }
 }

@@ -17,8 +17,9 @@
 //!   promise of its ballot is durable: a restart never reuses a ballot.
 //! - A non-voter sends no promise, accepted or heartbeat acknowledgement.
 //!   It votes again only after every peer has durably promised its fence
-//!   ballot and it has learned every slot they reported; that it is
-//!   recovering is itself durable metadata.
+//!   ballot, it has learned every slot any of them compacted, and it has
+//!   adopted the highest-ballot value they reported for every later slot;
+//!   that it is recovering is itself durable metadata.
 //! - An acceptor never acknowledges a value that contradicts a slot it
 //!   knows chosen.
 
@@ -30,8 +31,8 @@ mod state;
 use std::collections::{BTreeMap, VecDeque};
 
 use state::{
-    CandidateState, InFlight, LeaderState, LogEntry, NodeSet, PendingRead, Random, RecoveryState,
-    Round, SelfVote,
+    CandidateState, InFlight, LeaderState, LogEntry, NodeSet, PendingRead, Random, RecoveryAnswer,
+    RecoveryState, Round, SelfVote,
 };
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, PersistSeq, Slot, Snapshot};
@@ -275,8 +276,15 @@ impl Replica {
                 promised,
                 accepted,
                 commit_point,
+                compacted_through,
             } => {
-                self.on_recovery_info(from, from_index, nonce, promised, accepted, commit_point);
+                let answer = RecoveryAnswer {
+                    promised,
+                    accepted,
+                    commit_point,
+                    compacted_through,
+                };
+                self.on_recovery_info(from, from_index, nonce, answer);
             }
         }
     }
@@ -492,6 +500,8 @@ impl Replica {
                 fence,
                 answers: NodeSet::default(),
                 adopted: BTreeMap::new(),
+                compacted_seen: Slot(0),
+                all_answered: false,
                 best_peer: None,
                 next_query_ns: 0,
             });
@@ -563,5 +573,7 @@ mod tests;
 
 #[cfg(test)]
 mod review2_tests;
+#[cfg(test)]
+mod review3_tests;
 #[cfg(test)]
 mod review_tests;

@@ -317,6 +317,7 @@ fn review_stale_accept_after_non_voter_catch_up_panics() {
                 batch: Batch::copy_from_slice(b"w"),
             }],
             commit_point: Slot(0),
+            compacted_through: Slot(0),
         },
     );
     r.on_message(
@@ -326,6 +327,7 @@ fn review_stale_accept_after_non_voter_catch_up_panics() {
             promised: fence,
             accepted: Vec::new(),
             commit_point: Slot(0),
+            compacted_through: Slot(0),
         },
     );
     // Every peer promised the fence: it adopts w at b1 and votes again.

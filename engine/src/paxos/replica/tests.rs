@@ -416,6 +416,7 @@ fn a_damaged_replica_votes_only_after_every_peer_promised_its_fence() {
             },
         ],
         commit_point: Slot(1),
+        compacted_through: Slot(0),
     };
     damaged.on_message(NodeId(1), answer(ballot, ballot));
     damaged.on_tick(1_000_000_001);
