@@ -1,6 +1,7 @@
 //! The checks every run makes while it runs: agreement per slot, apply
 //! order, identical outcomes and snapshots per slot. The end-of-run checks
-//! (lost writes, convergence, linearizability) live in `verdict`.
+//! (lost writes, convergence, the workload's history check) live in
+//! `verdict`.
 //!
 //! Invariants:
 //! - The first batch committed for a slot, by any replica in any

@@ -1,26 +1,25 @@
-//! A simulated client: a closed loop of kv operations over shared keys,
-//! up to a small pipeline of them at a time, each retried with the same
-//! (client id, sequence number) until it is answered or the client gives up.
+//! A simulated client: a closed loop of the workload's operations, up to
+//! a small pipeline of them at a time, each retried with the same (client
+//! id, sequence number) until it is answered or the client gives up.
 //!
 //! Invariants:
-//! - A write is `ok` only when a replica answered it; `unknown` when the
-//!   client gave up; never `failed` (no answer proves a write did not apply).
-//! - A get that is not answered is `failed`: a read has no effect.
+//! - A write ends [`Response::Applied`] only when a replica answered it;
+//!   [`Response::Unknown`] when the client gave up or its session was
+//!   refused; never as failed (no answer proves a write did not apply).
+//! - A read that is not answered ends [`Response::Unanswered`]: a read has
+//!   no effect.
 //! - Sequence numbers rise by one per write; a retry reuses its number.
 
-use std::collections::BTreeMap;
-
-use crate::sm::SessionError;
+use crate::sm::{QueryError, SessionError};
 use crate::wire::{ClientId, Command, NodeId};
 
 use super::envelope::{ClientReply, ClientRequest, ReplyBody, RequestBody, RequestId};
-use super::history::{Operation, OperationKind, Outcome, Output};
-use super::machine::{KvAnswer, KvWrite};
-use super::random::SimRandom;
+use super::random::Random;
+use super::workload::{Completed, Request, Response, Workload};
 
 /// What a client asks the world to do.
 #[derive(Debug)]
-pub(super) enum ClientAction {
+pub(super) enum ClientAction<O> {
     /// Send a request to a replica.
     Send { to: NodeId, request: ClientRequest },
     /// Wake the client at this time for this attempt (a timeout or a backoff).
@@ -29,11 +28,11 @@ pub(super) enum ClientAction {
         operation: u64,
         attempt: u32,
     },
-    /// An operation ended; `acknowledged` carries a write's sequence number
-    /// when it ended `ok`.
+    /// An operation ended, for the workload to record; `seq` is a write's
+    /// sequence number.
     Done {
-        operation: Operation,
-        acknowledged: Option<u64>,
+        completed: Completed<O>,
+        seq: Option<u64>,
     },
     /// The cluster answered something a correct cluster never does.
     Anomaly(String),
@@ -41,17 +40,25 @@ pub(super) enum ClientAction {
 
 /// The operation a client is working on.
 #[derive(Debug)]
-struct Pending {
+struct Pending<O> {
     number: u64,
     /// `None` for the session open, which is not part of the history.
-    kind: Option<OperationKind>,
-    key: String,
-    value: Option<String>,
-    expected: Option<String>,
-    command: Option<Command>,
+    operation: Option<O>,
+    /// What each attempt sends.
+    body: RequestBody,
     invoke_ns: u64,
     attempt: u32,
     backing_off: bool,
+}
+
+impl<O> Pending<O> {
+    /// The write's sequence number; `None` for a read.
+    fn seq(&self) -> Option<u64> {
+        match &self.body {
+            RequestBody::Write(command) => Some(command.seq),
+            RequestBody::Read { .. } => None,
+        }
+    }
 }
 
 /// Timings and limits every client uses.
@@ -60,37 +67,26 @@ pub(super) struct ClientLimits {
     pub(super) request_timeout_ns: u64,
     pub(super) attempts_max: u32,
     pub(super) node_count: usize,
-    pub(super) key_count: usize,
     /// Operations a client keeps in flight at once (at least 1).
     pub(super) pipeline_depth: usize,
 }
 
 /// One client.
 #[derive(Debug)]
-pub(super) struct Client {
+pub(super) struct Client<O> {
     index: usize,
     id: ClientId,
     next_seq: u64,
     session_open: bool,
     target: NodeId,
     operations: u64,
-    writes: u64,
     /// The operations in flight, oldest first.
-    in_flight: Vec<Pending>,
-    /// The last value this client saw per key, for plausible cas guesses.
-    last_seen: BTreeMap<String, Option<String>>,
-    /// A reader issues only gets.
-    reader: bool,
+    in_flight: Vec<Pending<O>>,
 }
 
-impl Client {
+impl<O> Client<O> {
     /// A client with a random session id that will first open its session.
-    pub(super) fn new(
-        index: usize,
-        random: &mut SimRandom,
-        node_count: usize,
-        reader: bool,
-    ) -> Client {
+    pub(super) fn new(index: usize, random: &mut Random, node_count: usize) -> Client<O> {
         let target = node_id(random.index(node_count));
         Client {
             index,
@@ -99,10 +95,7 @@ impl Client {
             session_open: false,
             target,
             operations: 0,
-            writes: 0,
             in_flight: Vec::new(),
-            last_seen: BTreeMap::new(),
-            reader,
         }
     }
 
@@ -132,18 +125,19 @@ impl Client {
         self.id
     }
 
-    /// Starts the next operation: the session open first, then a random
-    /// get, put, delete or cas.
-    pub(super) fn start(
+    /// Starts the next operation: the session open first, then whatever
+    /// the workload asks for.
+    pub(super) fn start<W: Workload<Operation = O>>(
         &mut self,
         now_ns: u64,
-        random: &mut SimRandom,
+        random: &mut Random,
         limits: &ClientLimits,
-    ) -> Vec<ClientAction> {
+        workload: &mut W,
+    ) -> Vec<ClientAction<O>> {
         assert!(self.can_start(limits), "the pipeline has room");
         self.operations += 1;
         let pending = if self.session_open {
-            self.random_operation(now_ns, random, limits)
+            self.next_operation(now_ns, random, workload)
         } else {
             self.open_operation(now_ns)
         };
@@ -152,7 +146,7 @@ impl Client {
         self.send(number, now_ns, random, limits)
     }
 
-    fn open_operation(&mut self, now_ns: u64) -> Pending {
+    fn open_operation(&mut self, now_ns: u64) -> Pending<O> {
         self.next_seq = 1;
         let command = Command {
             client_id: self.id.0,
@@ -162,84 +156,51 @@ impl Client {
         };
         Pending {
             number: self.operations,
-            kind: None,
-            key: String::new(),
-            value: None,
-            expected: None,
-            command: Some(command),
+            operation: None,
+            body: RequestBody::Write(command),
             invoke_ns: now_ns,
             attempt: 0,
             backing_off: false,
         }
     }
 
-    fn random_operation(
+    fn next_operation<W: Workload<Operation = O>>(
         &mut self,
         now_ns: u64,
-        random: &mut SimRandom,
-        limits: &ClientLimits,
-    ) -> Pending {
-        let key = format!("k{}", random.index(limits.key_count));
-        let roll = random.between(0, 100);
-        let kind = match roll {
-            _ if self.reader => OperationKind::Get,
-            0..=34 => OperationKind::Get,
-            35..=64 => OperationKind::Put,
-            65..=74 => OperationKind::Delete,
-            _ => OperationKind::Cas,
+        random: &mut Random,
+        workload: &mut W,
+    ) -> Pending<O> {
+        let (operation, request) = workload.next_operation(self.index, random);
+        let body = match request {
+            Request::Read { query } => RequestBody::Read { query },
+            Request::Write { payload } => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                // Every write below the oldest one in flight has been
+                // answered (or given up on, which the session table may
+                // then refuse).
+                let acknowledged_below = self
+                    .in_flight
+                    .iter()
+                    .filter_map(Pending::seq)
+                    .min()
+                    .unwrap_or(seq);
+                RequestBody::Write(Command {
+                    client_id: self.id.0,
+                    seq,
+                    acknowledged_below,
+                    payload,
+                })
+            }
         };
-        let mut pending = Pending {
+        Pending {
             number: self.operations,
-            kind: Some(kind),
-            key: key.clone(),
-            value: None,
-            expected: None,
-            command: None,
+            operation: Some(operation),
+            body,
             invoke_ns: now_ns,
             attempt: 0,
             backing_off: false,
-        };
-        let write = match kind {
-            OperationKind::Get => return pending,
-            OperationKind::Put => {
-                let value = self.fresh_value();
-                pending.value = Some(value.clone());
-                KvWrite::Put { key, value }
-            }
-            OperationKind::Delete => KvWrite::Delete { key },
-            OperationKind::Cas => {
-                let new = self.fresh_value();
-                let expected = match random.between(0, 4) {
-                    0 => None,
-                    _ => self.last_seen.get(&key).cloned().flatten(),
-                };
-                pending.value = Some(new.clone());
-                pending.expected.clone_from(&expected);
-                KvWrite::Cas { key, expected, new }
-            }
-        };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        // Every write below the oldest one in flight has been answered (or
-        // given up on, which the session table may then refuse).
-        let acknowledged_below = self
-            .in_flight
-            .iter()
-            .filter_map(|other| other.command.as_ref().map(|command| command.seq))
-            .min()
-            .unwrap_or(seq);
-        pending.command = Some(Command {
-            client_id: self.id.0,
-            seq,
-            acknowledged_below,
-            payload: write.encode(),
-        });
-        pending
-    }
-
-    fn fresh_value(&mut self) -> String {
-        self.writes += 1;
-        format!("c{}-{}", self.index, self.writes)
+        }
     }
 
     /// Sends operation `number`'s next attempt to the current target.
@@ -247,9 +208,9 @@ impl Client {
         &mut self,
         number: u64,
         now_ns: u64,
-        random: &mut SimRandom,
+        random: &mut Random,
         limits: &ClientLimits,
-    ) -> Vec<ClientAction> {
+    ) -> Vec<ClientAction<O>> {
         let index = self.index;
         let target = self.target;
         let Some(position) = self.position(number) else {
@@ -261,12 +222,7 @@ impl Client {
         if pending.attempt > limits.attempts_max {
             return self.abandon(position, now_ns);
         }
-        let body = match &pending.command {
-            Some(command) => RequestBody::Write(command.clone()),
-            None => RequestBody::Read {
-                key: pending.key.clone(),
-            },
-        };
+        let body = pending.body.clone();
         let id = RequestId {
             client: index,
             operation: pending.number,
@@ -292,9 +248,9 @@ impl Client {
         now_ns: u64,
         operation: u64,
         attempt: u32,
-        random: &mut SimRandom,
+        random: &mut Random,
         limits: &ClientLimits,
-    ) -> Vec<ClientAction> {
+    ) -> Vec<ClientAction<O>> {
         let Some(position) = self.position(operation) else {
             return Vec::new();
         };
@@ -314,9 +270,9 @@ impl Client {
         &mut self,
         now_ns: u64,
         reply: ClientReply,
-        random: &mut SimRandom,
+        random: &mut Random,
         limits: &ClientLimits,
-    ) -> Vec<ClientAction> {
+    ) -> Vec<ClientAction<O>> {
         let number = reply.id.operation;
         let Some(position) = self.position(number) else {
             return Vec::new();
@@ -345,8 +301,8 @@ impl Client {
         &mut self,
         position: usize,
         now_ns: u64,
-        random: &mut SimRandom,
-    ) -> Vec<ClientAction> {
+        random: &mut Random,
+    ) -> Vec<ClientAction<O>> {
         let pending = &mut self.in_flight[position];
         pending.backing_off = true;
         vec![ClientAction::Wake {
@@ -361,8 +317,9 @@ impl Client {
         position: usize,
         now_ns: u64,
         result: Result<Vec<u8>, SessionError>,
-    ) -> Vec<ClientAction> {
-        let Some(kind) = self.in_flight[position].kind else {
+    ) -> Vec<ClientAction<O>> {
+        let pending = &self.in_flight[position];
+        if pending.operation.is_none() {
             // The session open: any answer but an error means it is open.
             return match result {
                 Ok(_) => {
@@ -375,35 +332,25 @@ impl Client {
                     self.index
                 ))],
             };
-        };
-        let answer = match result {
-            Ok(bytes) => KvAnswer::decode(&bytes),
+        }
+        if pending.seq().is_none() {
+            return vec![ClientAction::Anomaly(format!(
+                "client {} got a write answer for a read",
+                self.index
+            ))];
+        }
+        match result {
+            Ok(bytes) => self.finish(position, now_ns, Response::Applied(bytes)),
             Err(SessionError::Expired) => {
                 // The session is gone, so an earlier copy may have applied:
                 // the outcome is unknown. Reopen before the next operation.
                 self.session_open = false;
-                return self.finish(position, now_ns, Outcome::Unknown, Output::None);
+                self.finish(position, now_ns, Response::Unknown)
             }
             Err(error) => {
-                let mut actions = self.finish(position, now_ns, Outcome::Unknown, Output::None);
+                let mut actions = self.finish(position, now_ns, Response::Unknown);
                 actions.push(ClientAction::Anomaly(format!(
                     "client {} write refused by the session table: {error}",
-                    self.index
-                )));
-                return actions;
-            }
-        };
-        match (kind, answer) {
-            (OperationKind::Put | OperationKind::Delete, KvAnswer::Done) => {
-                self.finish(position, now_ns, Outcome::Ok, Output::None)
-            }
-            (OperationKind::Cas, KvAnswer::Swapped(swapped)) => {
-                self.finish(position, now_ns, Outcome::Ok, Output::Cas(swapped))
-            }
-            (_, answer) => {
-                let mut actions = self.finish(position, now_ns, Outcome::Unknown, Output::None);
-                actions.push(ClientAction::Anomaly(format!(
-                    "client {} {kind:?} answered {answer:?}",
                     self.index
                 )));
                 actions
@@ -411,32 +358,24 @@ impl Client {
         }
     }
 
-    fn on_read(&mut self, position: usize, now_ns: u64, answer: KvAnswer) -> Vec<ClientAction> {
-        if self.in_flight[position].kind != Some(OperationKind::Get) {
+    fn on_read(
+        &mut self,
+        position: usize,
+        now_ns: u64,
+        answer: Result<Vec<u8>, QueryError>,
+    ) -> Vec<ClientAction<O>> {
+        if self.in_flight[position].seq().is_some() {
             return vec![ClientAction::Anomaly(format!(
                 "client {} got a read answer for a write",
                 self.index
             ))];
         }
-        match answer {
-            KvAnswer::Value(value) => {
-                self.finish(position, now_ns, Outcome::Ok, Output::Value(value))
-            }
-            other => {
-                let mut actions =
-                    self.finish(position, now_ns, Outcome::Failed, Output::Value(None));
-                actions.push(ClientAction::Anomaly(format!(
-                    "client {} get answered {other:?}",
-                    self.index
-                )));
-                actions
-            }
-        }
+        self.finish(position, now_ns, Response::Read(answer))
     }
 
     /// Gives up on every operation in flight: a write's outcome is
     /// unknown, a read failed.
-    pub(super) fn give_up(&mut self, now_ns: u64) -> Vec<ClientAction> {
+    pub(super) fn give_up(&mut self, now_ns: u64) -> Vec<ClientAction<O>> {
         let mut actions = Vec::new();
         while !self.in_flight.is_empty() {
             actions.extend(self.abandon(0, now_ns));
@@ -445,80 +384,34 @@ impl Client {
     }
 
     /// Gives up on the operation at `position`.
-    fn abandon(&mut self, position: usize, now_ns: u64) -> Vec<ClientAction> {
-        match self.in_flight[position].kind {
-            None => {
-                self.in_flight.remove(position);
-                Vec::new()
-            }
-            Some(OperationKind::Get) => {
-                self.finish(position, now_ns, Outcome::Failed, Output::Value(None))
-            }
-            Some(_) => self.finish(position, now_ns, Outcome::Unknown, Output::None),
+    fn abandon(&mut self, position: usize, now_ns: u64) -> Vec<ClientAction<O>> {
+        let pending = &self.in_flight[position];
+        if pending.operation.is_none() {
+            self.in_flight.remove(position);
+            return Vec::new();
         }
+        let response = match pending.seq() {
+            Some(_) => Response::Unknown,
+            None => Response::Unanswered,
+        };
+        self.finish(position, now_ns, response)
     }
 
-    /// Ends the operation at `position` and records it.
-    fn finish(
-        &mut self,
-        position: usize,
-        now_ns: u64,
-        outcome: Outcome,
-        output: Output,
-    ) -> Vec<ClientAction> {
+    /// Ends the operation at `position`, for the workload to record.
+    fn finish(&mut self, position: usize, now_ns: u64, response: Response) -> Vec<ClientAction<O>> {
         let pending = self.in_flight.remove(position);
-        let kind = pending
-            .kind
+        let seq = pending.seq();
+        let operation = pending
+            .operation
             .expect("the session open is not recorded in the history");
-        self.remember(kind, &pending, outcome, &output);
-        let acknowledged = match (outcome, &pending.command) {
-            (Outcome::Ok, Some(command)) => Some(command.seq),
-            _ => None,
-        };
-        let output = match (kind, outcome) {
-            (OperationKind::Get, _) => output,
-            (_, Outcome::Ok) => output,
-            _ => Output::None,
-        };
-        let operation = Operation {
-            client: self.index as u64,
-            kind,
-            key: pending.key,
-            value: pending.value,
-            expected: pending.expected,
-            output,
+        let completed = Completed {
+            client: self.index,
+            operation,
+            response,
             invoke_ns: pending.invoke_ns,
             complete_ns: now_ns,
-            outcome,
         };
-        vec![ClientAction::Done {
-            operation,
-            acknowledged,
-        }]
-    }
-
-    /// Updates the client's idea of each key's value for later cas guesses.
-    fn remember(
-        &mut self,
-        kind: OperationKind,
-        pending: &Pending,
-        outcome: Outcome,
-        output: &Output,
-    ) {
-        let key = pending.key.clone();
-        match (kind, outcome, output) {
-            (OperationKind::Get, Outcome::Ok, Output::Value(value)) => {
-                self.last_seen.insert(key, value.clone());
-            }
-            (OperationKind::Put, Outcome::Ok, _)
-            | (OperationKind::Cas, Outcome::Ok, Output::Cas(true)) => {
-                self.last_seen.insert(key, pending.value.clone());
-            }
-            (OperationKind::Delete, Outcome::Ok, _) => {
-                self.last_seen.insert(key, None);
-            }
-            _ => {}
-        }
+        vec![ClientAction::Done { completed, seq }]
     }
 }
 

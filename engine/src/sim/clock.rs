@@ -6,7 +6,7 @@
 //! - Each rate lies within half the configured drift bound of real time,
 //!   so any two clocks drift apart by at most the bound.
 
-use super::random::{SimRandom, PPM};
+use super::random::{Random, PPM};
 
 /// One replica's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl LocalClock {
 
     /// A clock with a random offset (under a second) and, when `drift_max_ppm`
     /// is not 0, a random rate within half of it either way.
-    pub(super) fn random(random: &mut SimRandom, drift_max_ppm: u64) -> LocalClock {
+    pub(super) fn random(random: &mut Random, drift_max_ppm: u64) -> LocalClock {
         let offset_ns = random.between(0, 1_000_000_000);
         let half = drift_max_ppm / 2;
         let rate = random.between(0, 2 * half + 1);
@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn clocks_stay_monotonic_and_within_the_bound() {
-        let mut random = SimRandom::new(3);
+        let mut random = Random::new(3);
         for _ in 0..50 {
             let clock = LocalClock::random(&mut random, 1_000);
             let mut previous = 0;

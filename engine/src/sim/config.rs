@@ -9,6 +9,8 @@ use crate::paxos::{Bugs, Config};
 use super::fault::Schedule;
 
 /// One simulation run: cluster shape, workload, faults and deliberate bugs.
+/// The fields marked [`super::KvWorkload`] shape the built-in workload only;
+/// another [`super::Workload`] ignores them.
 /// Every field has a default ([`SimConfig::default`]); a run is fully
 /// determined by this value (the seed included).
 #[derive(Clone, Debug)]
@@ -22,10 +24,10 @@ pub struct SimConfig {
     /// Operations each client keeps in flight at once (1: a strict closed
     /// loop; 2-4: a small pipeline, so batches carry several commands).
     pub client_pipeline_depth: usize,
-    /// The first this many clients only read (the others mix gets, puts,
-    /// deletes and cas).
+    /// [`super::KvWorkload`]: the first this many clients only read (the
+    /// others mix gets, puts, deletes and cas).
     pub reader_clients: usize,
-    /// How many keys the clients share.
+    /// [`super::KvWorkload`]: how many keys the clients share.
     pub keys: usize,
     /// The run ends once this many client operations have completed.
     pub operations_min: u64,
@@ -68,7 +70,8 @@ pub struct SimConfig {
     pub attempts_max: u32,
     /// A run that has not finished by this virtual time is a violation.
     pub run_ns_max: u64,
-    /// Search steps per key that the linearizability checker may take.
+    /// [`super::KvWorkload`]: search steps per key that the
+    /// linearizability checker may take.
     pub check_steps_max: u64,
     /// The report's trace keeps the last this many events.
     pub trace_entries_max: usize,

@@ -1,10 +1,8 @@
 //! What travels through the simulated network: replica messages, client
 //! requests and their replies.
 
-use crate::sm::SessionError;
+use crate::sm::{QueryError, SessionError};
 use crate::wire::{Command, Message, NodeId};
-
-use super::machine::KvAnswer;
 
 /// Names one attempt of one client operation, so a client can tell a
 /// reply to its current attempt from a late one.
@@ -23,8 +21,8 @@ pub(super) struct RequestId {
 pub(super) enum RequestBody {
     /// A command for the log (a session open or a write).
     Write(Command),
-    /// A linearizable read of a key.
-    Read { key: String },
+    /// A linearizable read: the workload's query bytes.
+    Read { query: Vec<u8> },
 }
 
 /// A client's request.
@@ -41,8 +39,8 @@ pub(super) struct ClientRequest {
 pub(super) enum ReplyBody {
     /// The command was applied (or refused by the session table).
     Written(Result<Vec<u8>, SessionError>),
-    /// The read's answer.
-    Read(KvAnswer),
+    /// The read's answer from the machine's `query`.
+    Read(Result<Vec<u8>, QueryError>),
     /// Not the leader: try the hinted replica.
     Redirect(Option<NodeId>),
     /// The leader's queue is full, or it could not serve the read now.

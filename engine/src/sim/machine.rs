@@ -1,94 +1,31 @@
-//! The state machine each simulated replica applies its log to: the kv
-//! machine under the session table, and the encodings clients use.
+//! The state machine each simulated replica applies its log to: the
+//! workload's machine under the session table.
 
 use crate::sm::{
-    CommandOutcome, KvCommand, KvMachine, KvResponse, Replicated, SessionConfig, SessionError,
+    CommandOutcome, QueryError, Replicated, SessionConfig, SessionError, StateMachine,
 };
 use crate::wire::{Batch, ClientId, Seq, Slot, Snapshot};
-
-/// A client's write, as it travels in a command's payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum KvWrite {
-    /// Set the key.
-    Put { key: String, value: String },
-    /// Remove the key.
-    Delete { key: String },
-    /// Set the key to `new` if it holds `expected` (`None`: absent).
-    Cas {
-        key: String,
-        expected: Option<String>,
-        new: String,
-    },
-}
-
-impl KvWrite {
-    /// The command payload.
-    pub(super) fn encode(&self) -> Vec<u8> {
-        let command = match self {
-            KvWrite::Put { key, value } => KvCommand::Put {
-                key: key.as_bytes().to_vec(),
-                value: value.as_bytes().to_vec(),
-            },
-            KvWrite::Delete { key } => KvCommand::Delete {
-                key: key.as_bytes().to_vec(),
-            },
-            KvWrite::Cas { key, expected, new } => KvCommand::Cas {
-                key: key.as_bytes().to_vec(),
-                expected: expected.as_ref().map(|text| text.as_bytes().to_vec()),
-                new: new.as_bytes().to_vec(),
-            },
-        };
-        command.encode()
-    }
-}
-
-/// What the kv machine answered to an applied write or a read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum KvAnswer {
-    /// A put or delete took effect.
-    Done,
-    /// A cas's result.
-    Swapped(bool),
-    /// A read's value.
-    Value(Option<String>),
-    /// The machine refused the payload, or the answer did not decode.
-    Error(String),
-}
-
-impl KvAnswer {
-    /// Decodes response bytes.
-    pub(super) fn decode(bytes: &[u8]) -> KvAnswer {
-        let text = |value: Vec<u8>| String::from_utf8_lossy(&value).into_owned();
-        match KvResponse::decode(bytes) {
-            Ok(KvResponse::Done) => KvAnswer::Done,
-            Ok(KvResponse::Swapped(swapped)) => KvAnswer::Swapped(swapped),
-            Ok(KvResponse::Value(value)) => KvAnswer::Value(value.map(text)),
-            Ok(KvResponse::Error(reason)) => KvAnswer::Error(reason),
-            Err(error) => KvAnswer::Error(error.to_string()),
-        }
-    }
-}
 
 /// Sessions stay open through a whole run: clients are never idle that long.
 const SESSION_TTL_NS: u64 = 3_600 * 1_000_000_000;
 
-/// One replica's replicated kv store.
+/// One replica's workload machine under the session table.
 #[derive(Debug)]
-pub(super) struct KvStore {
-    replicated: Replicated<KvMachine>,
+pub(super) struct Store<M: StateMachine> {
+    replicated: Replicated<M>,
 }
 
-impl KvStore {
-    /// An empty store; with `apply_retries_twice` the session table's
-    /// deliberate bug is on.
-    pub(super) fn new(apply_retries_twice: bool) -> KvStore {
+impl<M: StateMachine> Store<M> {
+    /// A store around `machine` (in its initial state); with
+    /// `apply_retries_twice` the session table's deliberate bug is on.
+    pub(super) fn new(machine: M, apply_retries_twice: bool) -> Store<M> {
         let config = SessionConfig {
             ttl_ns: SESSION_TTL_NS,
             ..SessionConfig::default()
         };
-        let mut replicated = Replicated::new(KvMachine::new(), config);
+        let mut replicated = Replicated::new(machine, config);
         replicated.set_bug_apply_retries_twice(apply_retries_twice);
-        KvStore { replicated }
+        Store { replicated }
     }
 
     /// Applies the committed batch of `slot` (the slot after the applied one).
@@ -105,15 +42,9 @@ impl KvStore {
         self.replicated.cached_result(client_id, seq)
     }
 
-    /// Reads `key` from the current state.
-    pub(super) fn read(&self, key: &str) -> KvAnswer {
-        let request = KvCommand::Get {
-            key: key.as_bytes().to_vec(),
-        };
-        match self.replicated.query(&request.encode()) {
-            Ok(bytes) => KvAnswer::decode(&bytes),
-            Err(error) => KvAnswer::Error(error.to_string()),
-        }
+    /// Answers a read-only query from the current state.
+    pub(super) fn query(&self, query: &[u8]) -> Result<Vec<u8>, QueryError> {
+        self.replicated.query(query)
     }
 
     /// The last slot applied.

@@ -13,7 +13,7 @@ use crate::wire::NodeId;
 
 use super::config::{FaultRates, FaultSet};
 use super::fault::FaultCounts;
-use super::random::SimRandom;
+use super::random::Random;
 
 /// Links and message faults.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ impl Network {
 
     /// Decides when a message sent now arrives: no delivery (dropped), one,
     /// or two (duplicated); each is a delay from now.
-    pub(super) fn plan(&self, random: &mut SimRandom, counts: &mut FaultCounts) -> Vec<u64> {
+    pub(super) fn plan(&self, random: &mut Random, counts: &mut FaultCounts) -> Vec<u64> {
         if self.faults.drop && random.chance(self.rates.drop_ppm) {
             counts.dropped += 1;
             return Vec::new();
@@ -51,7 +51,7 @@ impl Network {
         (0..copies).map(|_| self.delay(random, counts)).collect()
     }
 
-    fn delay(&self, random: &mut SimRandom, counts: &mut FaultCounts) -> u64 {
+    fn delay(&self, random: &mut Random, counts: &mut FaultCounts) -> u64 {
         let rates = &self.rates;
         let mut delay = random.between(rates.latency_min_ns, rates.latency_max_ns + 1);
         if self.faults.reorder && random.chance(rates.reorder_ppm) {
@@ -102,7 +102,7 @@ mod tests {
     fn healthy_network_delivers_once_within_latency() {
         let rates = FaultRates::default();
         let network = Network::new(FaultSet::none(), rates);
-        let mut random = SimRandom::new(5);
+        let mut random = Random::new(5);
         let mut counts = FaultCounts::default();
         for _ in 0..1000 {
             let plan = network.plan(&mut random, &mut counts);

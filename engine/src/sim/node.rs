@@ -1,5 +1,5 @@
-//! One simulated replica's driver: it owns the `Replica`, the replicated kv
-//! store, the disk and the local clock, and follows the driver's contract
+//! One simulated replica's driver: it owns the `Replica`, the workload's
+//! replicated machine, the disk and the local clock, and follows the driver's contract
 //! of [`crate::paxos`] on every loop turn. Draining `Ready` lives in
 //! `node_ready`.
 //!
@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::paxos::{Config, Outgoing, ProposeError, ReadError, ReadId, Replica, Role};
+use crate::sm::StateMachine;
 use crate::wire::{Batch, BatchBody, ClientId, Command, Message, NodeId, PersistSeq, Seq, Slot};
 
 use super::checker::Checker;
@@ -20,7 +21,7 @@ use super::clock::LocalClock;
 use super::disk::{CrashEffect, MemoryDisk};
 use super::envelope::{ClientReply, ClientRequest, Envelope, ReplyBody, RequestBody, RequestId};
 use super::fault::DiskLoss;
-use super::machine::KvStore;
+use super::machine::Store;
 use super::report::RunStats;
 use super::trace::{Trace, TraceEvent};
 
@@ -64,14 +65,14 @@ pub(super) struct TurnContext<'a> {
 #[derive(Debug)]
 pub(super) struct PendingRead {
     pub(super) request: RequestId,
-    pub(super) key: String,
+    pub(super) query: Vec<u8>,
 }
 
 /// The volatile state of a running replica.
 #[derive(Debug)]
-pub(super) struct LiveNode {
+pub(super) struct LiveNode<M: StateMachine> {
     pub(super) replica: Replica,
-    pub(super) store: KvStore,
+    pub(super) store: Store<M>,
     /// Messages waiting for their `Ready`'s persist sequence number to be durable.
     pub(super) held: VecDeque<(PersistSeq, Vec<Outgoing>)>,
     /// Clients waiting for a command to be applied.
@@ -89,7 +90,7 @@ pub(super) struct LiveNode {
 
 /// One simulated replica, up or down.
 #[derive(Debug)]
-pub(super) struct Node {
+pub(super) struct Node<M: StateMachine> {
     pub(super) id: NodeId,
     /// Rises at every crash; events of an earlier incarnation are ignored.
     pub(super) incarnation: u64,
@@ -108,12 +109,12 @@ pub(super) struct Node {
     /// marker may be cleared.
     pub(super) recovery_durable_at: Option<PersistSeq>,
     pub(super) inbox: Vec<NodeInput>,
-    pub(super) live: Option<LiveNode>,
+    pub(super) live: Option<LiveNode<M>>,
 }
 
-impl Node {
+impl<M: StateMachine> Node<M> {
     /// A node that has not started yet (its disk is empty).
-    pub(super) fn new(id: NodeId, clock: LocalClock, keeps_damage_marker: bool) -> Node {
+    pub(super) fn new(id: NodeId, clock: LocalClock, keeps_damage_marker: bool) -> Node<M> {
         Node {
             id,
             incarnation: 0,
@@ -139,7 +140,8 @@ impl Node {
         self.live.as_ref().map(|live| live.replica.role())
     }
 
-    /// Starts (or restarts) the replica from its disk.
+    /// Starts (or restarts) the replica from its disk, with `machine` (in
+    /// its initial state) under the session table.
     ///
     /// # Errors
     /// The replica refused the configuration (a simulator bug).
@@ -147,6 +149,7 @@ impl Node {
         &mut self,
         config: Config,
         seed: u64,
+        machine: M,
         apply_retries_twice: bool,
     ) -> Result<(bool, usize), String> {
         assert!(self.live.is_none(), "only a stopped replica starts");
@@ -159,7 +162,7 @@ impl Node {
         let role = replica.role();
         self.live = Some(LiveNode {
             replica,
-            store: KvStore::new(apply_retries_twice),
+            store: Store::new(machine, apply_retries_twice),
             held: VecDeque::new(),
             waiting: BTreeMap::new(),
             reads: BTreeMap::new(),
@@ -258,7 +261,7 @@ pub(super) fn reply(context: &mut TurnContext<'_>, request: RequestId, body: Rep
     });
 }
 
-impl LiveNode {
+impl<M: StateMachine> LiveNode<M> {
     /// Sends the held messages whose persist sequence number is durable.
     fn release_held(&mut self, durable: PersistSeq, context: &mut TurnContext<'_>) {
         while self.held.front().is_some_and(|(seq, _)| *seq <= durable) {
@@ -290,14 +293,14 @@ impl LiveNode {
                 self.waiting.entry(key).or_default().push(request.id);
                 batch.push((command, request.id));
             }
-            RequestBody::Read { key } => {
+            RequestBody::Read { query } => {
                 let read_id = ReadId(self.next_read_id);
                 self.next_read_id += 1;
                 match self.replica.read(read_id) {
                     Ok(()) => {
                         let pending = PendingRead {
                             request: request.id,
-                            key,
+                            query,
                         };
                         self.reads.insert(read_id, pending);
                     }

@@ -3,6 +3,7 @@
 //! and snapshot now and then.
 
 use crate::paxos::{Committed, ReadError, Ready};
+use crate::sm::StateMachine;
 use crate::wire::{NodeId, Slot, Snapshot};
 
 use super::disk::MemoryDisk;
@@ -15,7 +16,7 @@ use super::trace::TraceEvent;
 /// a snapshot adds a persist item, so a few rounds always suffice.
 const DRAIN_ROUNDS_MAX: usize = 8;
 
-impl LiveNode {
+impl<M: StateMachine> LiveNode<M> {
     /// Drains `ready()` until the replica has nothing more to hand out.
     ///
     /// # Panics
@@ -169,7 +170,7 @@ impl LiveNode {
             .partition(|(read_slot, _)| *read_slot <= applied);
         self.reads_unapplied = waiting;
         for (_, pending) in servable {
-            let answer = self.store.read(&pending.key);
+            let answer = self.store.query(&pending.query);
             context.stats.reads_served += 1;
             reply(context, pending.request, ReplyBody::Read(answer));
         }

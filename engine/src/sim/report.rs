@@ -19,9 +19,10 @@ pub enum ViolationKind {
     Divergence,
     /// A write acknowledged to its client is not in the committed log.
     LostWrite,
-    /// The client history is not linearizable.
+    /// The client history is not linearizable (for another workload: its
+    /// history check failed, [`super::HistoryVerdict::Failed`]).
     NotLinearizable,
-    /// The linearizability checker ran out of budget: no verdict.
+    /// The history checker ran out of budget: no verdict.
     CheckInconclusive,
     /// After the faults healed, no write committed in time, or replicas did
     /// not converge.
@@ -129,7 +130,8 @@ pub struct SimReport {
     pub faults: FaultCounts,
     /// Every broken check; empty for a passing run.
     pub violations: Vec<Violation>,
-    /// The client history, in completion order.
+    /// The kv client history, in completion order, from [`super::run`];
+    /// empty from [`super::run_workload`], whose workload keeps its own.
     pub history: Vec<Operation>,
     /// The last events of the run, one short line each, oldest first.
     pub trace: Vec<String>,

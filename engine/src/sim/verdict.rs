@@ -1,24 +1,23 @@
 //! The end-of-run checks: replicas converged to the same state, no
-//! acknowledged write is missing from the committed log, and the client
-//! history is linearizable.
+//! acknowledged write is missing from the committed log, and the workload's
+//! check of its history passes.
 
 use std::collections::BTreeMap;
 
-use crate::check::{check_history, CheckBudget, Verdict};
 use crate::wire::Slot;
 
 use super::checker::Digest;
-use super::history::Outcome;
 use super::report::{SimReport, ViolationKind};
+use super::workload::{HistoryVerdict, Workload};
 use super::world::World;
 
-impl World<'_> {
+impl<W: Workload> World<'_, W> {
     /// Runs every end-of-run check.
     pub(super) fn final_checks(&mut self) {
         let commit_point = self.check_convergence();
         self.check_final_states();
         self.check_acknowledged_writes(commit_point);
-        self.check_linearizable();
+        self.check_history();
     }
 
     /// Every replica is up and has applied everything chosen. Returns the
@@ -90,18 +89,15 @@ impl World<'_> {
         let missing: Vec<String> = self
             .acknowledged
             .iter()
-            .filter(|(client_id, seq, _)| !committed.contains_key(&(*client_id, *seq)))
-            .map(|(client_id, seq, index)| {
-                let operation = &self.history[*index];
+            .filter(|write| !committed.contains_key(&(write.session, write.seq)))
+            .map(|write| {
                 format!(
-                    "client {} (session {:x}) seq {} {:?} {} {:?} acknowledged at {:.3}s",
-                    operation.client,
-                    client_id.0,
-                    seq.0,
-                    operation.kind,
-                    operation.key,
-                    operation.value,
-                    operation.complete_ns as f64 / 1e9
+                    "client {} (session {:x}) seq {} {} acknowledged at {:.3}s",
+                    write.client,
+                    write.session.0,
+                    write.seq.0,
+                    write.description,
+                    write.complete_ns as f64 / 1e9
                 )
             })
             .collect();
@@ -111,55 +107,27 @@ impl World<'_> {
         }
     }
 
-    /// The history must be linearizable; a check that runs out of budget
-    /// is a violation too (no verdict is not a pass).
-    fn check_linearizable(&mut self) {
-        let budget = CheckBudget {
-            steps_max: self.config.check_steps_max,
-            ..CheckBudget::default()
-        };
-        let (kind, description) = match check_history(&self.history, budget) {
-            Ok(report) => match report.verdict {
-                Verdict::Linearizable => return,
-                Verdict::NotLinearizable { key, detail } => (
-                    ViolationKind::NotLinearizable,
-                    format!("the history of key {key} is not linearizable: {detail}"),
-                ),
-                Verdict::Unknown { key, detail } => (
-                    ViolationKind::CheckInconclusive,
-                    format!(
-                        "the checker ran out of budget on key {key} ({} steps): {detail}",
-                        report.steps
-                    ),
-                ),
-            },
-            Err(error) => (
-                ViolationKind::Unexpected,
-                format!("the checker refused the history: {error}"),
-            ),
+    /// The workload's check of its history must pass; a check that cannot
+    /// decide is a violation too (no verdict is not a pass).
+    fn check_history(&mut self) {
+        let (kind, description) = match self.workload.check() {
+            HistoryVerdict::Passed => return,
+            HistoryVerdict::Failed { description } => (ViolationKind::NotLinearizable, description),
+            HistoryVerdict::Unknown { description } => {
+                (ViolationKind::CheckInconclusive, description)
+            }
         };
         self.checker.violation(kind, self.now_ns, description);
     }
 
     /// The report of the run.
     pub(super) fn into_report(self) -> SimReport {
-        let count = |outcome| {
-            self.history
-                .iter()
-                .filter(|operation| operation.outcome == outcome)
-                .count() as u64
-        };
-        let (operations_ok, operations_unknown, operations_failed) = (
-            count(Outcome::Ok),
-            count(Outcome::Unknown),
-            count(Outcome::Failed),
-        );
         SimReport {
             seed: self.config.seed,
-            operations: self.history.len() as u64,
-            operations_ok,
-            operations_unknown,
-            operations_failed,
+            operations: self.outcomes.total(),
+            operations_ok: self.outcomes.ok,
+            operations_unknown: self.outcomes.unknown,
+            operations_failed: self.outcomes.failed,
             commits: self.checker.chosen_count(),
             elections: self.elections,
             stats: self.stats,
@@ -168,7 +136,7 @@ impl World<'_> {
             faults: self.counts,
             trace: self.trace.lines(),
             violations: self.checker.into_violations(),
-            history: self.history,
+            history: Vec::new(),
         }
     }
 }

@@ -17,13 +17,14 @@ use super::clock::LocalClock;
 use super::config::SimConfig;
 use super::envelope::Envelope;
 use super::fault::{FaultCounts, Schedule};
-use super::history::{Operation, OperationKind, Outcome};
+use super::history::Outcome;
 use super::network::Network;
 use super::node::{Node, NodeInput, TurnContext};
 use super::queue::{Event, EventQueue};
-use super::random::SimRandom;
+use super::random::Random;
 use super::report::{RunStats, ViolationKind};
 use super::trace::{MessageGist, Trace, TraceEvent};
+use super::workload::{Completed, Workload};
 
 /// Replicas tick every this long (plus jitter).
 const TICK_INTERVAL_NS: u64 = 10_000_000;
@@ -49,24 +50,64 @@ pub(super) enum Phase {
     Finished,
 }
 
+/// A write its client was told applied: it must be in the committed log.
+#[derive(Debug)]
+pub(super) struct AcknowledgedWrite {
+    /// The client's session.
+    pub(super) session: ClientId,
+    /// The write's sequence number.
+    pub(super) seq: Seq,
+    /// The client's index.
+    pub(super) client: usize,
+    /// The workload's description of the operation.
+    pub(super) description: String,
+    /// When the client was told.
+    pub(super) complete_ns: u64,
+}
+
+/// How many operations ended, per outcome.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct OutcomeCounts {
+    pub(super) ok: u64,
+    pub(super) unknown: u64,
+    pub(super) failed: u64,
+}
+
+impl OutcomeCounts {
+    /// Operations that ended.
+    pub(super) fn total(&self) -> u64 {
+        self.ok + self.unknown + self.failed
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Unknown => self.unknown += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
 /// Everything a run simulates.
-pub(super) struct World<'a> {
+pub(super) struct World<'a, W: Workload> {
     pub(super) config: &'a SimConfig,
+    pub(super) workload: &'a mut W,
     pub(super) replica_config: Config,
-    pub(super) random: SimRandom,
+    pub(super) random: Random,
     pub(super) queue: EventQueue,
     pub(super) now_ns: u64,
-    pub(super) nodes: Vec<Node>,
-    pub(super) clients: Vec<Client>,
+    pub(super) nodes: Vec<Node<W::Machine>>,
+    pub(super) clients: Vec<Client<W::Operation>>,
     client_start_scheduled: Vec<bool>,
     limits: ClientLimits,
     pub(super) network: Network,
     pub(super) checker: Checker,
     pub(super) trace: Trace,
     pub(super) counts: FaultCounts,
-    pub(super) history: Vec<Operation>,
-    /// Writes answered `ok`: (session, sequence number, history index).
-    pub(super) acknowledged: Vec<(ClientId, Seq, usize)>,
+    /// Operations that ended, per outcome.
+    pub(super) outcomes: OutcomeCounts,
+    /// Writes answered `ok`.
+    pub(super) acknowledged: Vec<AcknowledgedWrite>,
     pub(super) elections: u64,
     pub(super) stats: RunStats,
     pub(super) events: u64,
@@ -82,10 +123,11 @@ pub(super) struct World<'a> {
     schedule_end_ns: u64,
 }
 
-impl<'a> World<'a> {
-    /// Builds the world for `config`: replicas with their clocks, clients.
-    pub(super) fn new(config: &'a SimConfig) -> World<'a> {
-        let mut random = SimRandom::new(config.seed);
+impl<'a, W: Workload> World<'a, W> {
+    /// Builds the world for `config` and `workload`: replicas with their
+    /// clocks, clients.
+    pub(super) fn new(config: &'a SimConfig, workload: &'a mut W) -> World<'a, W> {
+        let mut random = Random::new(config.seed);
         let replica_config = Config {
             nodes: (0..config.replicas).map(node_id).collect(),
             bugs: config.bugs,
@@ -93,7 +135,7 @@ impl<'a> World<'a> {
         };
         let quorum = replica_config.phase2_quorum();
         let mut counts = FaultCounts::default();
-        let nodes: Vec<Node> = (0..config.replicas)
+        let nodes: Vec<Node<W::Machine>> = (0..config.replicas)
             .map(|index| {
                 let clock = if config.faults.clock {
                     LocalClock::random(&mut random, replica_config.clock_drift_max_ppm)
@@ -104,21 +146,18 @@ impl<'a> World<'a> {
                 Node::new(node_id(index), clock, !config.driver_forgets_damage)
             })
             .collect();
-        let clients: Vec<Client> = (0..config.clients)
-            .map(|index| {
-                let reader = index < config.reader_clients;
-                Client::new(index, &mut random, config.replicas, reader)
-            })
+        let clients: Vec<Client<W::Operation>> = (0..config.clients)
+            .map(|index| Client::new(index, &mut random, config.replicas))
             .collect();
         let limits = ClientLimits {
             request_timeout_ns: config.request_timeout_ns,
             attempts_max: config.attempts_max,
             node_count: config.replicas,
-            key_count: config.keys.max(1),
             pipeline_depth: config.client_pipeline_depth.max(1),
         };
         World {
             config,
+            workload,
             replica_config,
             random,
             queue: EventQueue::default(),
@@ -131,7 +170,7 @@ impl<'a> World<'a> {
             checker: Checker::new(quorum),
             trace: Trace::new(config.trace_entries_max),
             counts,
-            history: Vec::new(),
+            outcomes: OutcomeCounts::default(),
             acknowledged: Vec::new(),
             elections: 0,
             stats: RunStats::default(),
@@ -219,8 +258,12 @@ impl<'a> World<'a> {
             Event::ClientStart { client } => {
                 self.client_start_scheduled[client] = false;
                 if self.accepts_new_operations() && self.clients[client].can_start(&self.limits) {
-                    let actions =
-                        self.clients[client].start(self.now_ns, &mut self.random, &self.limits);
+                    let actions = self.clients[client].start(
+                        self.now_ns,
+                        &mut self.random,
+                        &self.limits,
+                        &mut *self.workload,
+                    );
                     self.client_actions(client, actions);
                 }
             }
@@ -312,11 +355,11 @@ impl<'a> World<'a> {
         }
     }
 
-    pub(super) fn node(&self, id: NodeId) -> &Node {
+    pub(super) fn node(&self, id: NodeId) -> &Node<W::Machine> {
         &self.nodes[usize::from(id.0) - 1]
     }
 
-    pub(super) fn node_mut(&mut self, id: NodeId) -> &mut Node {
+    pub(super) fn node_mut(&mut self, id: NodeId) -> &mut Node<W::Machine> {
         &mut self.nodes[usize::from(id.0) - 1]
     }
 
@@ -419,7 +462,11 @@ impl<'a> World<'a> {
     }
 
     /// Carries out what a client asked for.
-    pub(super) fn client_actions(&mut self, client: usize, actions: Vec<ClientAction>) {
+    pub(super) fn client_actions(
+        &mut self,
+        client: usize,
+        actions: Vec<ClientAction<W::Operation>>,
+    ) {
         for action in actions {
             match action {
                 ClientAction::Send { to, request } => self.send(Envelope::Request { to, request }),
@@ -435,10 +482,9 @@ impl<'a> World<'a> {
                         attempt,
                     },
                 ),
-                ClientAction::Done {
-                    operation,
-                    acknowledged,
-                } => self.record_operation(client, operation, acknowledged),
+                ClientAction::Done { completed, seq } => {
+                    self.record_operation(client, completed, seq);
+                }
                 ClientAction::Anomaly(description) => {
                     self.checker
                         .violation(ViolationKind::Unexpected, self.now_ns, description);
@@ -450,11 +496,17 @@ impl<'a> World<'a> {
         }
     }
 
-    fn record_operation(&mut self, client: usize, operation: Operation, acknowledged: Option<u64>) {
-        let description = format!(
-            "{:?} {} {:?} -> {:?} {:?}",
-            operation.kind, operation.key, operation.value, operation.outcome, operation.output
-        );
+    /// The workload records an ended operation; an acknowledged write
+    /// joins the writes that must be in the committed log.
+    fn record_operation(
+        &mut self,
+        client: usize,
+        completed: Completed<W::Operation>,
+        seq: Option<u64>,
+    ) {
+        let (invoke_ns, complete_ns) = (completed.invoke_ns, completed.complete_ns);
+        let recorded = self.workload.record(completed);
+        let description = format!("{} -> {}", recorded.description, recorded.answer);
         self.trace.record(
             self.now_ns,
             TraceEvent::ClientDone {
@@ -462,24 +514,30 @@ impl<'a> World<'a> {
                 description,
             },
         );
-        let is_write = operation.kind != OperationKind::Get;
-        if let Some(seq) = acknowledged {
-            let session = self.clients[client].id();
-            self.acknowledged
-                .push((session, Seq(seq), self.history.len()));
-        }
-        if is_write && operation.outcome == Outcome::Ok {
-            if let Some(healed_at) = self.healed_at_ns {
-                if operation.invoke_ns >= healed_at {
-                    self.liveness_met = true;
-                }
+        self.outcomes.count(recorded.outcome);
+        if let (Outcome::Ok, Some(seq)) = (recorded.outcome, seq) {
+            self.acknowledged.push(AcknowledgedWrite {
+                session: self.clients[client].id(),
+                seq: Seq(seq),
+                client,
+                description: recorded.description,
+                complete_ns,
+            });
+            if self
+                .healed_at_ns
+                .is_some_and(|healed_at| invoke_ns >= healed_at)
+            {
+                self.liveness_met = true;
             }
         }
-        self.history.push(operation);
+        if let Some(anomaly) = recorded.anomaly {
+            self.checker
+                .violation(ViolationKind::Unexpected, self.now_ns, anomaly);
+        }
     }
 
     fn advance_phase(&mut self) {
-        let completed = self.history.len() as u64;
+        let completed = self.outcomes.total();
         let operations_min = self.config.operations_min;
         match self.phase {
             Phase::Faults => {

@@ -16,12 +16,13 @@ use super::fault::{DiskLoss, Fault, NodeTarget, Partition};
 use super::queue::Event;
 use super::report::ViolationKind;
 use super::trace::TraceEvent;
+use super::workload::Workload;
 use super::world::{Phase, World};
 
 /// A crash that waits for a write fires after this long without one.
 const CRASH_DURING_WRITE_WAIT_NS: u64 = 100_000_000;
 
-impl World<'_> {
+impl<W: Workload> World<'_, W> {
     /// The replica a target names now, if any.
     pub(super) fn resolve(&self, target: NodeTarget) -> Option<NodeId> {
         match target {
@@ -203,9 +204,9 @@ impl World<'_> {
         let config = self.replica_config.clone();
         let apply_twice = self.config.session_bug_apply_twice;
         let first_start = self.nodes[index].incarnation == 0 && self.now_ns == 0;
-        let node = &mut self.nodes[index];
-        let id = node.id;
-        match node.start(config, seed, apply_twice) {
+        let id = self.nodes[index].id;
+        let machine = self.workload.machine();
+        match self.nodes[index].start(config, seed, machine, apply_twice) {
             Ok((damaged, records)) => {
                 if !first_start {
                     self.counts.restarts += 1;
