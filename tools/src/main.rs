@@ -1,18 +1,13 @@
-//! The synod command.
-//!
-//! `synod check FILE` checks a client history (JSON lines, see
-//! `synod_engine::check`) for linearizability. Exit status: 0 linearizable,
-//! 1 not linearizable, 2 undecided (budget exhausted) or unreadable input.
+//! The synod command: history checking, log tools and load generators.
 
-use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+mod check;
+mod log;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use synod_engine::check::{check_history, read_history, CheckBudget, Verdict};
+use synod_engine::check::CheckBudget;
 
 /// The synod Multi-Paxos engine's command-line tool.
 #[derive(Parser, Debug)]
@@ -35,65 +30,52 @@ enum Command {
         #[arg(long, default_value_t = CheckBudget::STEPS_MAX_DEFAULT)]
         steps_max: u64,
     },
+    /// Write-ahead log tools.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Load generators and benchmarks.
+    Bench {
+        #[command(subcommand)]
+        workload: BenchWorkload,
+    },
 }
 
-/// Exit status for a history that is not linearizable.
-const EXIT_NOT_LINEARIZABLE: u8 = 1;
-/// Exit status for an undecided check or an unreadable history.
-const EXIT_UNDECIDED: u8 = 2;
+#[derive(Subcommand, Debug)]
+enum LogCommand {
+    /// Lists segments, slot ranges, record counts, checksum status, the
+    /// metadata and the snapshot of a log directory (reads only).
+    Inspect {
+        /// The log directory.
+        dir: PathBuf,
+        /// Also list every record.
+        #[arg(long)]
+        records: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchWorkload {
+    /// Durable appends/s and MB/s of the write-ahead log, both back ends in
+    /// both sync modes, beside bare O_DIRECT and buffered baselines on the
+    /// same disk, in one run.
+    Log(log::BenchLogArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { file, steps_max } => check(&file, steps_max),
+        Command::Check { file, steps_max } => check::check(&file, steps_max),
+        Command::Log {
+            command: LogCommand::Inspect { dir, records },
+        } => log::inspect(&dir, records),
+        Command::Bench { workload } => match workload {
+            BenchWorkload::Log(arguments) => log::bench(arguments),
+        },
     };
     result.unwrap_or_else(|error| {
         eprintln!("synod: {error:#}");
-        ExitCode::from(EXIT_UNDECIDED)
-    })
-}
-
-/// Runs `synod check` and prints its summary.
-fn check(path: &Path, steps_max: u64) -> anyhow::Result<ExitCode> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let operations = read_history(BufReader::new(file))
-        .with_context(|| format!("cannot parse {}", path.display()))?;
-    let key_count = operations
-        .iter()
-        .map(|operation| operation.key.as_str())
-        .collect::<BTreeSet<_>>()
-        .len();
-    println!(
-        "history: {} operations on {} keys",
-        operations.len(),
-        key_count
-    );
-
-    let budget = CheckBudget {
-        steps_max,
-        ..CheckBudget::default()
-    };
-    let report = check_history(&operations, budget).context("invalid history")?;
-    println!(
-        "checked: {} keys, {} operations, {} search steps",
-        report.keys_checked, report.operations_checked, report.steps
-    );
-    Ok(match report.verdict {
-        Verdict::Linearizable => {
-            println!("verdict: linearizable");
-            ExitCode::SUCCESS
-        }
-        Verdict::NotLinearizable { key, detail } => {
-            println!("verdict: NOT linearizable at key {key:?}");
-            println!("{detail}");
-            ExitCode::from(EXIT_NOT_LINEARIZABLE)
-        }
-        Verdict::Unknown { key, detail } => {
-            println!(
-                "verdict: unknown: gave up on key {key:?} (raise --steps-max to search longer)"
-            );
-            println!("{detail}");
-            ExitCode::from(EXIT_UNDECIDED)
-        }
+        ExitCode::from(check::EXIT_UNDECIDED)
     })
 }
