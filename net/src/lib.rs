@@ -11,4 +11,5 @@ pub mod bytes;
 pub mod decode;
 pub mod frame;
 pub mod samples;
+pub mod transport;
 pub mod wire;

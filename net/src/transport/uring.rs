@@ -1,0 +1,1 @@
+//! The io_uring back end (placeholder while it is written).

@@ -1,0 +1,190 @@
+//! Both transports: ordered delivery under load (two and three endpoints),
+//! peer restart and reconnect, partial reads and writes, and the automatic
+//! choice of back end.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{address, endpoint, pump, request_seq, send_with_backpressure, DEADLINE};
+use synod_net::samples::request;
+use synod_net::transport::{BackendChoice, Event, Transport};
+use synod_net::wire::NodeId;
+
+fn ordered_delivery_two_endpoints(backend: BackendChoice, count: u64, payload_bytes: usize) {
+    let mut sender = endpoint(backend, 1);
+    let mut receiver = endpoint(backend, 2);
+    let connection = sender
+        .connect(NodeId(2), address(receiver.as_ref()))
+        .expect("room");
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let mut received = Vec::new();
+    let mut next = 0u64;
+    while received.len() < count as usize {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "only {} of {count} arrived",
+            received.len()
+        );
+        for _ in 0..64 {
+            if next < count && sender.queued_bytes(connection) < (1 << 20) {
+                sender
+                    .send(connection, &request(next, payload_bytes))
+                    .expect("room in the queue");
+                next += 1;
+            }
+        }
+        sender.turn(Duration::ZERO, &mut sink).expect("turns");
+        sink.clear();
+        let mut events = Vec::new();
+        receiver
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        for event in &events {
+            if let Some((_, peer, seq, length)) = request_seq(event) {
+                assert_eq!(peer, Some(NodeId(1)), "the hello came first");
+                assert_eq!(length, payload_bytes);
+                received.push(seq);
+            }
+        }
+    }
+    assert_eq!(received, (0..count).collect::<Vec<_>>());
+}
+
+fn three_endpoints_all_to_all(backend: BackendChoice) {
+    let count = 3_000u64;
+    let mut nodes: Vec<Box<dyn Transport>> = (1..=3).map(|node| endpoint(backend, node)).collect();
+    let addresses: Vec<_> = nodes.iter().map(|node| address(node.as_ref())).collect();
+    let mut outbound = Vec::new();
+    for (from, node) in nodes.iter_mut().enumerate() {
+        let mut links = Vec::new();
+        for (to, addr) in addresses.iter().enumerate() {
+            if to != from {
+                links.push(node.connect(NodeId(to as u8 + 1), *addr).expect("room"));
+            }
+        }
+        outbound.push(links);
+    }
+    let started = Instant::now();
+    let mut seen: HashMap<(usize, NodeId), Vec<u64>> = HashMap::new();
+    let mut next = 0u64;
+    let mut events = vec![Vec::new(), Vec::new(), Vec::new()];
+    let total =
+        |seen: &HashMap<(usize, NodeId), Vec<u64>>| seen.values().map(Vec::len).sum::<usize>();
+    while total(&seen) < 6 * count as usize {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "only {} arrived",
+            total(&seen)
+        );
+        if next < count {
+            for (node, links) in nodes.iter_mut().zip(&outbound) {
+                for link in links {
+                    send_with_backpressure(
+                        node,
+                        *link,
+                        &request(next, 200),
+                        &mut Vec::new(),
+                        started,
+                    );
+                }
+            }
+            next += 1;
+        }
+        let mut refs: Vec<&mut Box<dyn Transport>> = nodes.iter_mut().collect();
+        pump(&mut refs, &mut events);
+        for (at, list) in events.iter_mut().enumerate() {
+            for event in list.drain(..) {
+                if let Some((_, Some(peer), seq, _)) = request_seq(&event) {
+                    seen.entry((at, peer)).or_default().push(seq);
+                }
+            }
+        }
+    }
+    for ((at, peer), seqs) in seen {
+        assert_eq!(
+            seqs,
+            (0..count).collect::<Vec<_>>(),
+            "node {} from {peer}",
+            at + 1
+        );
+    }
+}
+
+fn restart_receiver_and_reconnect(backend: BackendChoice) {
+    let mut sender = endpoint(backend, 1);
+    let mut receiver = endpoint(backend, 2);
+    let addr = address(receiver.as_ref());
+    let connection = sender.connect(NodeId(2), addr).expect("room");
+    let started = Instant::now();
+    let mut connects = 0;
+    let mut next = 0u64;
+    let mut last_seen: Option<u64> = None;
+    let mut restarted = false;
+    let mut after_restart = 0;
+    while after_restart < 100 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no delivery after the restart"
+        );
+        if sender.queued_bytes(connection) < 64 << 10 {
+            sender.send(connection, &request(next, 32)).expect("room");
+            next += 1;
+        }
+        let mut events = Vec::new();
+        sender.turn(Duration::ZERO, &mut events).expect("turns");
+        connects += events
+            .iter()
+            .filter(|event| matches!(event, Event::Connected { .. }))
+            .count();
+        events.clear();
+        receiver
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        for event in &events {
+            if let Some((_, _, seq, _)) = request_seq(event) {
+                assert!(
+                    last_seen.is_none_or(|last| seq > last),
+                    "order kept across reconnects"
+                );
+                last_seen = Some(seq);
+                if restarted {
+                    after_restart += 1;
+                }
+            }
+        }
+        if !restarted && last_seen.is_some_and(|seq| seq > 500) {
+            drop(std::mem::replace(&mut receiver, endpoint(backend, 3)));
+            let mut config = common::config(backend, 2);
+            config.listen = Some(addr);
+            receiver = synod_net::transport::open(config).expect("rebinds the same port");
+            restarted = true;
+        }
+    }
+    assert!(
+        connects >= 2,
+        "the sender reconnected ({connects} connects)"
+    );
+}
+
+macro_rules! both_backends {
+    ($($name:ident => $body:expr;)*) => {
+        mod portable {
+            use super::*;
+            $(#[test] fn $name() { let backend = BackendChoice::Portable; ($body)(backend) })*
+        }
+        mod io_uring {
+            use super::*;
+            $(#[test] fn $name() { let backend = BackendChoice::IoUring; ($body)(backend) })*
+        }
+    };
+}
+
+both_backends! {
+    ordered_delivery_under_load_two_endpoints => |backend| ordered_delivery_two_endpoints(backend, 50_000, 100);
+    large_frames_survive_partial_reads_and_writes => |backend| ordered_delivery_two_endpoints(backend, 200, 300 << 10);
+    ordered_delivery_under_load_three_endpoints => three_endpoints_all_to_all;
+    peer_restart_and_reconnect => restart_receiver_and_reconnect;
+}
