@@ -292,6 +292,11 @@ impl<S> Links<S> {
         Some(link)
     }
 
+    /// True when no connection can be added.
+    pub fn is_full(&self) -> bool {
+        self.free.is_empty() && self.slots.len() >= self.connections_max
+    }
+
     /// The number of table slots ever used (live or free).
     pub fn capacity_used(&self) -> usize {
         self.slots.len()

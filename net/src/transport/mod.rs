@@ -336,10 +336,20 @@ pub fn open(config: Config) -> Result<Box<dyn Transport>, TransportError> {
             announce("portable (forced by configuration)");
             Ok(Box::new(portable::PortableTransport::open(config)?))
         }
-        BackendChoice::IoUring | BackendChoice::Auto => {
-            announce("portable (io_uring not built yet)");
-            Ok(Box::new(portable::PortableTransport::open(config)?))
+        BackendChoice::IoUring => {
+            announce("io_uring (forced by configuration)");
+            Ok(Box::new(uring::UringDriver::open(config)?))
         }
+        BackendChoice::Auto => match uring::UringDriver::open(config.clone()) {
+            Ok(driver) => {
+                announce("io_uring");
+                Ok(Box::new(driver))
+            }
+            Err(error) => {
+                announce(&format!("portable (io_uring unavailable: {error})"));
+                Ok(Box::new(portable::PortableTransport::open(config)?))
+            }
+        },
     }
 }
 

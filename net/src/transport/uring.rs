@@ -1,1 +1,0 @@
-//! The io_uring back end (placeholder while it is written).
