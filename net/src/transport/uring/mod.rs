@@ -468,9 +468,11 @@ impl UringTransport {
         }
         link.socket.close_submitted = true;
         link.socket.ops_in_flight += 2;
+        // Hard-linked: the close runs after the shutdown, whatever its result.
         self.pending.push_back(
             opcode::Shutdown::new(types::Fixed(file), libc::SHUT_RDWR)
                 .build()
+                .flags(squeue::Flags::IO_HARDLINK)
                 .user_data(shutdown),
         );
         self.pending.push_back(
