@@ -299,6 +299,12 @@ pub enum EncodeError {
     },
 }
 
+/// The checksum a header carries for `body`.
+#[must_use]
+pub fn body_crc32c(body: &[u8]) -> u32 {
+    crc32c::crc32c(body)
+}
+
 /// Checks a complete body against its header: checksum, then bytecheck
 /// validation of the archive for the kind.
 ///
