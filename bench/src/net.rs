@@ -113,7 +113,9 @@ fn config(
         config.listen = Some("127.0.0.1:0".parse().expect("a loopback address"));
     }
     if let Some(bytes) = zero_copy {
+        // An explicit threshold is a measurement: apply it on loopback too.
         config.send_zero_copy_bytes_min = bytes;
+        config.zero_copy = transport::ZeroCopy::AboveThresholdEverywhere;
     }
     config
 }

@@ -50,6 +50,7 @@ pub struct PortableTransport {
     buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
     scratch: Vec<Frame>,
     ready: Vec<libc::epoll_event>,
+    written: bool,
 }
 
 fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -82,6 +83,7 @@ impl PortableTransport {
             buffers: Vec::new(),
             scratch: Vec::new(),
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+            written: false,
         };
         if let Some(address) = transport.config.listen {
             let listener = TcpListener::bind(address).map_err(io_error("bind"))?;
@@ -185,7 +187,10 @@ impl PortableTransport {
             };
             let mut stream: &TcpStream = stream;
             match stream.write(link.unsent()) {
-                Ok(count) => link.sent(count),
+                Ok(count) => {
+                    link.sent(count);
+                    self.written = true;
+                }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) => {
@@ -444,6 +449,7 @@ impl Transport for PortableTransport {
 
     fn turn(&mut self, timeout: Duration, events: &mut Vec<Event>) -> Result<(), TransportError> {
         let now = Instant::now();
+        self.written = false;
         for index in 0..self.links.capacity_used() {
             match self.links.get(index).map(|link| link.phase) {
                 Some(Phase::Down { retry_at }) if retry_at <= now => self.dial(index, now, events),
@@ -451,7 +457,13 @@ impl Transport for PortableTransport {
                 _ => {}
             }
         }
-        let wait_ms = self.wait_ms(timeout, now, events);
+        // Handing bytes to the kernel is progress the caller hears of at once
+        // (as io_uring reports a send's completion), so it can queue more.
+        let wait_ms = if self.written {
+            0
+        } else {
+            self.wait_ms(timeout, now, events)
+        };
         let capacity = self.ready.len() as i32;
         // SAFETY: `ready` has room for `capacity` events and lives across the call.
         let count = unsafe {

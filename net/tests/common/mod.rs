@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use synod_net::frame::Archived;
 use synod_net::transport::{
-    self, BackendChoice, Config, ConnectionId, Event, SendError, Transport,
+    self, BackendChoice, Config, ConnectionId, Event, SendError, Transport, ZeroCopy,
 };
 use synod_net::wire::NodeId;
 
@@ -22,6 +22,9 @@ pub fn config(backend: BackendChoice, node: u8) -> Config {
     config.send_queue_bytes_max = 4 << 20;
     config.receive_buffer_count = 64;
     config.connections_max = 32;
+    // Exercise SEND_ZC on loopback too (off there by default).
+    config.zero_copy = ZeroCopy::AboveThresholdEverywhere;
+    config.send_zero_copy_bytes_min = 16 << 10;
     config
 }
 

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use super::link_index_op;
 use super::{UringTransport, OP_ACCEPT, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN};
 use crate::transport::link::{Phase, Role};
-use crate::transport::{sys, CloseReason, Event};
+use crate::transport::{CloseReason, Event};
 
 fn os_error(result: i32) -> CloseReason {
     CloseReason::Io(std::io::Error::from_raw_os_error(-result).to_string())
@@ -155,8 +155,9 @@ impl UringTransport {
             return;
         }
         // SAFETY: a successful accept returns a new descriptor that we own.
-        let socket = unsafe { OwnedFd::from_raw_fd(result) };
-        let _ = sys::set_nodelay(&socket);
+        let socket = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(result) });
+        let _ = socket.set_nodelay(true);
+        let zero_copy_allowed = self.config.zero_copy_allowed(socket.peer_addr().ok());
         let file = if self.links.is_full() {
             None
         } else {
@@ -178,6 +179,7 @@ impl UringTransport {
         drop(socket); // the registered file keeps the socket open
         let socket = super::UringSocket {
             file: Some(file),
+            zero_copy_allowed,
             ..super::UringSocket::default()
         };
         let index = self

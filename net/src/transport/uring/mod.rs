@@ -86,6 +86,9 @@ pub(crate) struct UringSocket {
     recv_armed: bool,
     send_in_flight: bool,
     zero_copy_notification_due: bool,
+    /// `SEND_ZC` may help this connection (not on loopback, where the kernel
+    /// copies the pages anyway and zero copy only adds its notification).
+    zero_copy_allowed: bool,
     close_submitted: bool,
     /// Forget the connection once closed (closed locally, or inbound).
     forget: bool,
@@ -202,6 +205,18 @@ impl UringTransport {
     /// Moves the events gathered since the last call to `out`.
     pub fn drain_events(&mut self, out: &mut Vec<Event>) {
         out.append(&mut self.events);
+    }
+
+    /// Sends handed to the kernel whose completion has not come back.
+    #[must_use]
+    pub fn sends_in_flight(&self) -> usize {
+        (0..self.links.capacity_used())
+            .filter(|&index| {
+                self.links
+                    .get(index)
+                    .is_some_and(|link| link.socket.send_in_flight)
+            })
+            .count()
     }
 
     /// True when events wait to be drained (the owner should not sleep).
@@ -383,7 +398,7 @@ impl UringTransport {
         }
         let unsent = link.unsent();
         let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
-        let entry = if unsent.len() >= threshold {
+        let entry = if link.socket.zero_copy_allowed && unsent.len() >= threshold {
             link.socket.zero_copy_notification_due = true;
             opcode::SendZc::new(types::Fixed(file), pointer, length).build()
         } else {
@@ -397,16 +412,20 @@ impl UringTransport {
     /// Opens a socket in a free file slot and starts connecting it.
     fn dial(&mut self, index: usize, now: Instant, submitter: &Submitter<'_>) {
         let tag = self.tag(index, OP_CONNECT);
+        if self.links.get(index).is_none() {
+            return;
+        }
         let Some(file) = self.free_files.pop() else {
             return self.redial_later(index, now);
         };
         let Some(link) = self.links.get_mut(index) else {
-            return;
+            unreachable!("checked above");
         };
         let Role::Outbound { addr, .. } = link.role else {
             return;
         };
         let address = Box::new(RawAddress::new(addr));
+        let zero_copy_allowed = self.config.zero_copy_allowed(Some(addr));
         let registered = sys::tcp_socket(&address)
             .and_then(|socket| submitter.register_files_update(file, &[socket.as_raw_fd()]));
         if registered.is_err() {
@@ -420,6 +439,7 @@ impl UringTransport {
             file: Some(file),
             ops_in_flight: 1,
             connect_address: Some(address),
+            zero_copy_allowed,
             ..UringSocket::default()
         };
         link.phase = Phase::Connecting;
