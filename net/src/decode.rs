@@ -190,7 +190,7 @@ impl Decoder {
         if available >= body_bytes {
             self.padding_left = header.padded_body_bytes() - body_bytes;
             let start = range.start;
-            let aligned = (buffer.as_ptr() as usize + start) % ALIGNMENT == 0;
+            let aligned = (buffer.as_ptr() as usize + start).is_multiple_of(ALIGNMENT);
             let body = if aligned {
                 self.stats.frames_in_place += 1;
                 SharedBytes::slice_of(buffer, start, start + body_bytes)

@@ -35,7 +35,7 @@ pub const VERSION: u8 = 1;
 /// catch-up of many batches, small enough that a lying header costs little.
 pub const BODY_BYTES_MAX_DEFAULT: u32 = 16 << 20;
 
-const _: () = assert!(HEADER_BYTES % ALIGNMENT == 0);
+const _: () = assert!(HEADER_BYTES.is_multiple_of(ALIGNMENT));
 
 /// A decoded frame header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -193,9 +193,7 @@ fn every_kind_of_bad_frame_is_refused_with_its_reason() {
     let mut bytes = with(HEADER_BYTES + 2, 0xFF);
     let body_bytes = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
     let body_end = HEADER_BYTES + body_bytes;
-    for at in HEADER_BYTES..body_end {
-        bytes[at] = 0xFF;
-    }
+    bytes[HEADER_BYTES..body_end].fill(0xFF);
     let crc = crc32c::crc32c(&bytes[HEADER_BYTES..body_end]);
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     assert!(matches!(

@@ -343,7 +343,7 @@ fn batch_in(body: &SharedBytes, archived: &rkyv::vec::ArchivedVec<u8>) -> Batch 
     if bytes.is_empty() {
         return Batch::noop();
     }
-    if inside && address % ALIGNMENT == 0 {
+    if inside && address.is_multiple_of(ALIGNMENT) {
         let start = address - base;
         Batch::from_shared(body.subrange(start, start + bytes.len()))
     } else {
