@@ -2,6 +2,9 @@
 //! instant disk, batches opaque, no state machine. Reports commands chosen
 //! and known to the leader per second, batch building included.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use synod_bench::inprocess::Group;
 

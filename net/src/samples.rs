@@ -100,7 +100,10 @@ pub fn sample(kind: Kind, payload_bytes: usize) -> Sample {
                 bytes: Batch::copy_from_slice(&vec![9u8; payload_bytes]),
             },
         }),
-        Kind::RecoveryQuery => Box::new(Message::RecoveryQuery { nonce: 77 }),
+        Kind::RecoveryQuery => Box::new(Message::RecoveryQuery {
+            nonce: 77,
+            fence: BALLOT,
+        }),
         Kind::RecoveryInfo => Box::new(Message::RecoveryInfo {
             nonce: 77,
             promised: BALLOT,

@@ -110,8 +110,10 @@ pub enum ConfigError {
         /// The group.
         nodes: Vec<NodeId>,
     },
-    /// Flexible Paxos needs every phase-1 quorum to meet every phase-2 quorum.
-    #[error("quorums do not intersect: phase 1 {phase1} + phase 2 {phase2} must exceed {node_count} nodes, each at most {node_count}")]
+    /// Flexible Paxos needs every phase-1 quorum to meet every phase-2
+    /// quorum, and a phase-2 quorum of one would let one lost disk lose
+    /// chosen values.
+    #[error("unsafe quorums: phase 1 {phase1} + phase 2 {phase2} must exceed {node_count} nodes, each at most {node_count}, phase 2 at least 2 when there are several nodes")]
     Quorums {
         /// Phase-1 quorum size.
         phase1: usize,
@@ -151,16 +153,6 @@ impl Config {
         }
     }
 
-    /// How many peers (not counting itself) a replica with damaged durable
-    /// state must hear from before it may vote again: enough that the
-    /// answers meet every phase-1 and every phase-2 quorum it took part in.
-    #[must_use]
-    pub fn recovery_quorum(&self) -> usize {
-        let node_count = self.nodes.len();
-        let needed = (node_count - self.phase1_quorum()).max(node_count - self.phase2_quorum()) + 1;
-        needed.min(node_count.saturating_sub(1)).max(1)
-    }
-
     /// The part of a lease the leader may use by its own clock: a lease the
     /// acceptors hold for `lease_ns` by their clocks lasts at least this long
     /// by the leader's, given the drift bound.
@@ -192,7 +184,8 @@ impl Config {
             });
         }
         let (phase1, phase2) = (self.phase1_quorum(), self.phase2_quorum());
-        if phase1 > count || phase2 > count || phase1 + phase2 <= count {
+        let single_copy = count > 1 && phase2 < 2;
+        if phase1 > count || phase2 > count || phase1 + phase2 <= count || single_copy {
             return Err(ConfigError::Quorums {
                 phase1,
                 phase2,
@@ -291,22 +284,6 @@ mod tests {
             too_big.validate(NodeId(1)),
             Err(ConfigError::Quorums { .. })
         ));
-    }
-
-    #[test]
-    fn recovery_quorum_meets_both_quorums() {
-        let majority = Config {
-            nodes: nodes(5),
-            ..Config::default()
-        };
-        assert_eq!(majority.recovery_quorum(), 3);
-        let flexible = Config {
-            nodes: nodes(5),
-            quorum_phase1: 4,
-            quorum_phase2: 2,
-            ..Config::default()
-        };
-        assert_eq!(flexible.recovery_quorum(), 4);
     }
 
     #[test]

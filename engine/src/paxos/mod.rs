@@ -51,6 +51,9 @@ pub struct Metadata {
     pub promised: Ballot,
     /// Every slot up to here is chosen and its value is in the log or snapshot.
     pub commit_point: Slot,
+    /// The replica is recovering from damaged state and must not vote until
+    /// it has finished, even if a later restart finds its log intact.
+    pub recovering: bool,
 }
 
 /// One thing to make durable.
@@ -141,7 +144,9 @@ pub struct Recovered {
     /// The last durable snapshot.
     pub snapshot: Option<Snapshot>,
     /// Recovery dropped something that may have been synced (a torn or
-    /// corrupt record): the replica must rejoin as a non-voter.
+    /// corrupt record): the replica must rejoin as a non-voter. It records
+    /// that in its metadata with its first persist; a driver that repairs
+    /// the damage (cuts a torn tail) must wait until that is durable.
     pub damaged: bool,
 }
 

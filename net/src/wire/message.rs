@@ -140,17 +140,24 @@ pub enum Message {
         /// The snapshot.
         snapshot: Snapshot,
     },
-    /// A replica whose durable state was damaged asks what it might have
-    /// accepted or promised before it may vote again.
+    /// A replica whose durable state was damaged fences the group before it
+    /// may vote again: every other replica promises `fence` (so no value can
+    /// be chosen any more at a lower ballot with the damaged replica's lost
+    /// votes) and reports the slots it holds.
     RecoveryQuery {
         /// Matches the answers to this query.
         nonce: u64,
+        /// The ballot to promise; the damaged replica's own id is in it, and
+        /// it never leads with it.
+        fence: Ballot,
     },
     /// The answer to a [`Message::RecoveryQuery`].
     RecoveryInfo {
         /// The query's nonce.
         nonce: u64,
-        /// The answering acceptor's promised ballot.
+        /// The answering acceptor's promised ballot: equal to the query's
+        /// fence when it promised it (the answer then left only once that
+        /// promise was durable), higher when the fence must be raised.
         promised: Ballot,
         /// The highest slot the answering replica has accepted or knows chosen.
         last_slot: Slot,
@@ -308,8 +315,9 @@ impl ArchivedMessage {
                     bytes: batch_in(body, &snapshot.bytes),
                 },
             },
-            ArchivedMessage::RecoveryQuery { nonce } => Message::RecoveryQuery {
+            ArchivedMessage::RecoveryQuery { nonce, fence } => Message::RecoveryQuery {
                 nonce: nonce.to_native(),
+                fence: fence.to_native(),
             },
             ArchivedMessage::RecoveryInfo {
                 nonce,

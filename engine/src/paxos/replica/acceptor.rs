@@ -28,7 +28,13 @@ impl Replica {
             return;
         }
         if self.lease_granted_to.is_none() && self.now_ns < self.lease_granted_until_ns {
-            return; // The restart guard still runs: keep refusing every candidate.
+            // The restart guard still runs: this acknowledgement grants a
+            // lease too, so the guard (which refuses every candidate) must
+            // last at least as long.
+            self.lease_granted_until_ns = self
+                .lease_granted_until_ns
+                .max(self.now_ns + self.config.lease_ns);
+            return;
         }
         // A later grant never shortens an earlier one: whoever held it, its
         // time is still owed.
@@ -97,11 +103,11 @@ impl Replica {
             );
             return false;
         }
+        self.raise_promise(ballot);
         if self.role == Role::NonVoter {
             self.leader_hint = Some(ballot.node);
             return true;
         }
-        self.raise_promise(ballot);
         if self.leader.is_none() {
             self.candidate = None;
             self.role = Role::Follower;
@@ -127,40 +133,48 @@ impl Replica {
             self.learn_commit_point(from, ballot, commit_point);
             return;
         }
-        let slot_count = batches.len() as u64;
+        let mut slot_count = 0;
         let mut slot = first_slot;
         for batch in batches {
-            self.accept_value(slot, ballot, batch);
+            if !self.accept_value(slot, ballot, batch) {
+                break;
+            }
+            slot_count += 1;
             slot = slot.next();
         }
-        let reply = Message::Accepted {
-            ballot,
-            first_slot,
-            slot_count,
-            commit_point: self.commit_point,
-        };
-        self.send_after_persist(from, reply);
+        if slot_count > 0 {
+            let reply = Message::Accepted {
+                ballot,
+                first_slot,
+                slot_count,
+                commit_point: self.commit_point,
+            };
+            self.send_after_persist(from, reply);
+        }
         self.learn_commit_point(from, ballot, commit_point);
     }
 
-    /// Phase 2b for one slot. A slot already chosen here can only be offered
-    /// its chosen value again (agreement), so it is acknowledged as is.
-    pub(super) fn accept_value(&mut self, slot: Slot, ballot: Ballot, batch: Batch) {
+    /// Phase 2b for one slot; false when the slot cannot be accepted. A
+    /// slot already chosen here is acknowledged only for its chosen value: a
+    /// stale leader whose ballot is below the one that chose it (but not
+    /// below this acceptor's promise, which catch-up does not raise) may
+    /// still offer another, and that vote must not be given.
+    pub(super) fn accept_value(&mut self, slot: Slot, ballot: Ballot, batch: Batch) -> bool {
         assert!(
             ballot >= self.promised,
             "accepting {ballot} below the promise {}",
             self.promised
         );
-        assert!(slot > Slot(0), "slot 0 holds no value");
-        if slot <= self.compacted_through {
-            return;
+        if slot == Slot(0) {
+            return false;
         }
-        if slot <= self.commit_point {
-            let chosen = &self.log[&slot].batch;
-            assert!(
-                *chosen == batch,
-                "agreement violated: {slot} chosen as {chosen:?}, offered {batch:?} in {ballot}"
-            );
+        if slot <= self.compacted_through {
+            // Chosen and compacted: a leader at a ballot that can still
+            // gather a quorum can only be offering the chosen value.
+            return true;
+        }
+        if slot <= self.commit_point && self.log[&slot].batch != batch {
+            return false;
         }
         let entry = AcceptedEntry {
             slot,
@@ -169,6 +183,7 @@ impl Replica {
         };
         self.log.insert(slot, LogEntry { ballot, batch });
         self.persist(PersistItem::Accepted(entry));
+        true
     }
 
     pub(super) fn on_heartbeat(
@@ -192,9 +207,17 @@ impl Replica {
         self.learn_commit_point(from, ballot, commit_point);
     }
 
-    pub(super) fn on_recovery_query(&mut self, from: NodeId, nonce: u64) {
-        if self.role == Role::NonVoter {
-            return; // Its own state is in doubt: it cannot vouch for anyone.
+    /// Promises a damaged peer's fence and reports the slots held here. A
+    /// fence elects nobody and lets no value be chosen under it, so a lease
+    /// does not hold it back; the answer leaves once the promise is durable.
+    /// A non-voter answers too (from what it still holds): two replicas
+    /// recovering at once would otherwise wait for each other forever.
+    pub(super) fn on_recovery_query(&mut self, from: NodeId, nonce: u64, fence: Ballot) {
+        if fence > self.promised {
+            self.raise_promise(fence);
+            if self.leader_hint == Some(fence.node) {
+                self.leader_hint = None; // A fence names no leader.
+            }
         }
         let last_accepted = self.log.keys().next_back().copied().unwrap_or(Slot(0));
         let last_slot = last_accepted.max(self.commit_point);
@@ -204,6 +227,7 @@ impl Replica {
             last_slot,
             commit_point: self.commit_point,
         };
-        self.send(from, info);
+        // Every answer vouches for the promise it reports: only durable ones.
+        self.send_after_persist(from, info);
     }
 }

@@ -46,9 +46,11 @@ impl Replica {
             values,
             prepare_sent_ns: self.now_ns,
         });
+        // The prepares wait for the candidate's own promise to be durable, so
+        // a restart never reuses a ballot that reached anyone.
         let peers: Vec<_> = self.peers().collect();
         for peer in peers {
-            self.send(peer, Message::Prepare { ballot, from_slot });
+            self.send_after_persist(peer, Message::Prepare { ballot, from_slot });
         }
     }
 
@@ -73,7 +75,7 @@ impl Replica {
             .map(|(_, &node)| node)
             .collect();
         for peer in missing {
-            self.send(peer, Message::Prepare { ballot, from_slot });
+            self.send_after_persist(peer, Message::Prepare { ballot, from_slot });
         }
     }
 
@@ -137,11 +139,14 @@ impl Replica {
         self.maybe_win();
     }
 
+    /// A candidate wins with a phase-1 quorum that includes its own durable
+    /// promise: a ballot never leads unless its owner will remember it.
     fn maybe_win(&mut self) {
-        let won = self
-            .candidate
-            .as_ref()
-            .is_some_and(|candidate| candidate.promises.count() >= self.config.phase1_quorum());
+        let node_index = self.node_index;
+        let won = self.candidate.as_ref().is_some_and(|candidate| {
+            candidate.promises.contains(node_index)
+                && candidate.promises.count() >= self.config.phase1_quorum()
+        });
         if won {
             self.become_leader();
         }

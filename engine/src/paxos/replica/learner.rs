@@ -3,7 +3,7 @@
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, Slot, Snapshot};
 
-use super::{LogEntry, Replica};
+use super::{LogEntry, NodeSet, Replica};
 use crate::paxos::{PersistItem, Role};
 
 impl Replica {
@@ -53,7 +53,7 @@ impl Replica {
     /// A peer lacks chosen values after `their_commit`: send them, or the
     /// snapshot when they were compacted away.
     pub(super) fn on_catch_up(&mut self, from: NodeId, their_commit: Slot) {
-        if their_commit >= self.commit_point {
+        if their_commit >= self.commit_point || self.role == Role::NonVoter {
             return;
         }
         let mut first = their_commit.next();
@@ -197,7 +197,8 @@ impl Replica {
         self.snapshot = Some(snapshot);
     }
 
-    /// Non-voter: ask the peers what this replica may have promised or accepted.
+    /// Non-voter: fence every peer (see [`Message::RecoveryQuery`]) until
+    /// all have answered, then catch up.
     pub(super) fn recovery_tick(&mut self) {
         let interval = self.config.heartbeat_interval_ns;
         let now = self.now_ns;
@@ -218,13 +219,27 @@ impl Replica {
             }
             return;
         }
-        let nonce = recovery.nonce;
-        let peers: Vec<_> = self.peers().collect();
-        for peer in peers {
-            self.send(peer, Message::RecoveryQuery { nonce });
+        let (nonce, fence, answers) = (recovery.nonce, recovery.fence, recovery.answers);
+        let missing: Vec<_> = self
+            .config
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|&(index, &node)| node != self.node && !answers.contains(index))
+            .map(|(_, &node)| node)
+            .collect();
+        for peer in missing {
+            self.send(peer, Message::RecoveryQuery { nonce, fence });
         }
     }
 
+    /// An answer to the fence. Once every peer has promised it, no value can
+    /// be chosen any more with this replica's lost votes except those the
+    /// peers reported (a phase-2 quorum needs one of them): the replica
+    /// votes again once it has learned every slot up to the highest reported.
+    /// Waiting for every peer (not a quorum) also covers a promise this
+    /// replica lost: its candidate holds that ballot durably before its
+    /// prepare leaves, so the fence ends up above it.
     pub(super) fn on_recovery_info(
         &mut self,
         from: NodeId,
@@ -234,34 +249,44 @@ impl Replica {
         last_slot: Slot,
         their_commit: Slot,
     ) {
-        let quorum = self.config.recovery_quorum();
+        let peer_count = self.config.nodes.len() - 1;
+        let node = self.node;
         let Some(recovery) = self.recovery.as_mut() else {
             return;
         };
-        if nonce != recovery.nonce
-            || recovery.quorum_reached
-            || !recovery.answers.insert(from_index)
-        {
+        if nonce != recovery.nonce || recovery.quorum_reached {
+            return;
+        }
+        if promised > recovery.fence {
+            // A peer promised more: fence above it and start over.
+            recovery.fence = Ballot {
+                round: promised.round + 1,
+                node,
+            };
+            recovery.answers = NodeSet::default();
+            recovery.target_slot = Slot(0);
+            recovery.best_peer = None;
+            recovery.next_query_ns = self.now_ns;
+            return;
+        }
+        if promised < recovery.fence || !recovery.answers.insert(from_index) {
             return;
         }
         recovery.target_slot = recovery.target_slot.max(last_slot);
-        recovery.promised_seen = recovery.promised_seen.max(promised);
         if recovery
             .best_peer
             .is_none_or(|(_, best)| their_commit > best)
         {
             recovery.best_peer = Some((from, their_commit));
         }
-        if recovery.answers.count() < quorum {
+        if recovery.answers.count() < peer_count {
             return;
         }
         recovery.quorum_reached = true;
-        let promised_seen = recovery.promised_seen;
+        let fence = recovery.fence;
         let best = recovery.best_peer.map(|(peer, _)| peer);
-        // Any ballot this replica promised before it lost its state is at
-        // most what some answering acceptor has promised.
-        if promised_seen > self.promised {
-            self.raise_promise(promised_seen);
+        if fence > self.promised {
+            self.raise_promise(fence);
         }
         self.finish_recovery_if_caught_up();
         if let (Some(peer), Role::NonVoter) = (best, self.role) {
@@ -270,8 +295,8 @@ impl Replica {
         }
     }
 
-    /// A non-voter votes again once its commit point has passed every slot
-    /// a quorum of peers may have seen accepted.
+    /// A non-voter votes again once every peer has promised its fence and
+    /// its commit point has passed every slot they reported.
     pub(super) fn finish_recovery_if_caught_up(&mut self) {
         let Some(recovery) = self.recovery.as_ref() else {
             return;
@@ -280,11 +305,27 @@ impl Replica {
             return;
         }
         assert!(
-            self.promised >= recovery.promised_seen,
-            "a recovered voter holds every promise its peers saw"
+            self.promised >= recovery.fence,
+            "a recovered voter holds its fence's promise"
         );
         self.recovery = None;
         self.role = Role::Follower;
+        self.metadata_dirty = true;
         self.reset_election_deadline();
+    }
+
+    /// A group of one has nobody to fence or learn from: what it lost is
+    /// lost, and waiting would not bring it back.
+    pub(super) fn finish_recovery_without_peers(&mut self) {
+        assert_eq!(
+            self.config.nodes.len(),
+            1,
+            "only a group of one recovers alone"
+        );
+        if let Some(recovery) = self.recovery.as_mut() {
+            recovery.quorum_reached = true;
+            recovery.fence = self.promised;
+        }
+        self.finish_recovery_if_caught_up();
     }
 }

@@ -13,13 +13,26 @@
 //! - A leader serves a lease read only while its lease (shortened for drift)
 //!   runs, and acceptors refuse promises to other candidates while a lease
 //!   they granted runs (also for `lease_ns` after a restart).
+//! - A candidate's prepares leave, and it may lead, only once its own
+//!   promise of its ballot is durable: a restart never reuses a ballot.
 //! - A non-voter sends no promise, accepted or heartbeat acknowledgement.
+//!   It votes again only after every peer has durably promised its fence
+//!   ballot and it has learned every slot they reported; that it is
+//!   recovering is itself durable metadata.
+//! - An acceptor never acknowledges a value that contradicts a slot it
+//!   knows chosen.
 
 mod acceptor;
 mod leader;
 mod learner;
+mod state;
 
 use std::collections::{BTreeMap, VecDeque};
+
+use state::{
+    CandidateState, InFlight, LeaderState, LogEntry, NodeSet, PendingRead, Random, RecoveryState,
+    Round, SelfVote,
+};
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, PersistSeq, Slot, Snapshot};
 
@@ -27,127 +40,6 @@ use super::{
     Committed, Config, ConfigError, Metadata, Outgoing, PersistItem, ProposeError, ReadError,
     ReadId, Ready, Recovered, Role,
 };
-
-/// A set of replicas as a bit mask over their positions in `Config::nodes`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct NodeSet(u64);
-
-impl NodeSet {
-    fn insert(&mut self, index: usize) -> bool {
-        let bit = 1u64 << index;
-        let fresh = self.0 & bit == 0;
-        self.0 |= bit;
-        fresh
-    }
-
-    fn contains(self, index: usize) -> bool {
-        self.0 & (1u64 << index) != 0
-    }
-
-    fn count(self) -> usize {
-        self.0.count_ones() as usize
-    }
-}
-
-/// One accepted value in the acceptor's log.
-#[derive(Clone, Debug)]
-struct LogEntry {
-    ballot: Ballot,
-    batch: Batch,
-}
-
-/// A slot the leader has proposed and not yet seen chosen.
-#[derive(Debug)]
-struct InFlight {
-    votes: NodeSet,
-    sent_at_ns: u64,
-}
-
-/// A heartbeat round: acknowledged by a phase-2 quorum it renews the lease
-/// and confirms the reads that waited for it.
-#[derive(Debug)]
-struct Round {
-    number: u64,
-    sent_at_ns: u64,
-    acks: NodeSet,
-}
-
-/// A read waiting for a heartbeat round to confirm leadership.
-#[derive(Debug)]
-struct PendingRead {
-    read_id: ReadId,
-    read_slot: Slot,
-    round_needed: u64,
-}
-
-/// What a candidate has gathered in phase 1.
-#[derive(Debug)]
-struct CandidateState {
-    ballot: Ballot,
-    from_slot: Slot,
-    promises: NodeSet,
-    self_promise_seq: Option<PersistSeq>,
-    values: BTreeMap<Slot, LogEntry>,
-    prepare_sent_ns: u64,
-}
-
-/// What a leader tracks.
-#[derive(Debug)]
-struct LeaderState {
-    ballot: Ballot,
-    next_slot: Slot,
-    unsent_from: Slot,
-    in_flight: BTreeMap<Slot, InFlight>,
-    queue: VecDeque<Batch>,
-    ready_slot: Slot,
-    lease_until_ns: u64,
-    next_round: u64,
-    rounds: VecDeque<Round>,
-    confirmed_round: u64,
-    last_quorum_ns: u64,
-    reads: VecDeque<PendingRead>,
-    round_wanted: bool,
-    next_heartbeat_ns: u64,
-}
-
-/// What a non-voter gathers before it may vote again.
-#[derive(Debug)]
-struct RecoveryState {
-    nonce: u64,
-    answers: NodeSet,
-    target_slot: Slot,
-    promised_seen: Ballot,
-    quorum_reached: bool,
-    best_peer: Option<(NodeId, Slot)>,
-    next_query_ns: u64,
-}
-
-/// A vote of this replica's own acceptor that counts once it is durable.
-#[derive(Debug)]
-enum SelfVote {
-    Promise { ballot: Ballot },
-    Accepted { ballot: Ballot, slot: Slot },
-}
-
-/// A tiny deterministic generator for election timeouts and nonces, seeded
-/// by the driver (SplitMix64).
-#[derive(Debug)]
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        assert!(low < high);
-        low + self.next() % (high - low)
-    }
-}
 
 /// One member of a Multi-Paxos group: acceptor, learner, and proposer when
 /// it leads. See the module documentation of [`crate::paxos`] for the
@@ -373,7 +265,7 @@ impl Replica {
             Message::InstallSnapshot { ballot, snapshot } => {
                 self.on_install_snapshot(from, ballot, snapshot);
             }
-            Message::RecoveryQuery { nonce } => self.on_recovery_query(from, nonce),
+            Message::RecoveryQuery { nonce, fence } => self.on_recovery_query(from, nonce, fence),
             Message::RecoveryInfo {
                 nonce,
                 promised,
@@ -470,6 +362,7 @@ impl Replica {
             let metadata = Metadata {
                 promised: self.promised,
                 commit_point: self.commit_point,
+                recovering: self.recovery.is_some(),
             };
             self.out.persist.push(PersistItem::Metadata(metadata));
         }
@@ -578,19 +471,34 @@ impl Replica {
         }
         self.commit_point = snapshot_slot;
         self.compacted_through = snapshot_slot;
-        self.advance_commit_to(commit_point);
-        if damaged {
+        damaged |= metadata.recovering;
+        if !damaged {
+            self.advance_commit_to(commit_point);
+        } else {
+            // A lost record may have superseded one that survived: nothing
+            // above the snapshot is trusted as chosen until relearned.
             self.role = Role::NonVoter;
             let nonce = self.random.next();
+            let fence = Ballot {
+                round: self.promised.round + 1,
+                node: self.node,
+            };
             self.recovery = Some(RecoveryState {
                 nonce,
+                fence,
                 answers: NodeSet::default(),
                 target_slot: Slot(0),
-                promised_seen: Ballot::ZERO,
                 quorum_reached: false,
                 best_peer: None,
                 next_query_ns: 0,
             });
+            // Recovering must survive a restart that finds the log repaired.
+            self.metadata_dirty = true;
+            if self.config.nodes.len() == 1 {
+                // No peer holds a copy: what was lost is lost, and waiting
+                // would not bring it back.
+                self.finish_recovery_without_peers();
+            }
         }
     }
 
@@ -649,3 +557,8 @@ impl Replica {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod review2_tests;
+#[cfg(test)]
+mod review_tests;
