@@ -466,6 +466,54 @@ pub fn table(cells: &[Cell]) -> String {
     out
 }
 
+/// Measures where `SEND_ZC` starts to pay: single-connection ping-pong on
+/// io_uring (one message per send) with zero copy for every send against
+/// none, per size, interleaved repeats; returns a markdown table of medians.
+pub fn zero_copy_sweep(
+    sizes: &[usize],
+    repeats: usize,
+    duration: Duration,
+    mut progress: impl FnMut(&str),
+) -> String {
+    let mut samples: Vec<[Vec<Sample>; 2]> =
+        sizes.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    for repeat in 0..repeats {
+        for (at, &size) in sizes.iter().enumerate() {
+            for (which, threshold) in [(0, 0usize), (1, usize::MAX)] {
+                let (_, sample) = run_once(
+                    Mode::PingPong,
+                    BackendChoice::IoUring,
+                    size,
+                    1,
+                    duration,
+                    Some(threshold),
+                );
+                progress(&format!(
+                    "repeat {repeat}: {size} B zero copy {}: {:.0} msg/s",
+                    which == 0,
+                    sample.messages_per_second
+                ));
+                samples[at][which].push(sample);
+            }
+        }
+    }
+    let mut out = String::from("| size | SEND_ZC msg/s | send msg/s | SEND_ZC CPU ns/msg | send CPU ns/msg |\n|---|---|---|---|---|\n");
+    for (at, &size) in sizes.iter().enumerate() {
+        let (zero_copy, copy) = (
+            median_sample(&samples[at][0]),
+            median_sample(&samples[at][1]),
+        );
+        out.push_str(&format!(
+            "| {size} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            zero_copy.messages_per_second,
+            copy.messages_per_second,
+            zero_copy.cpu_ns_per_message,
+            copy.cpu_ns_per_message
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
