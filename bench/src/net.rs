@@ -120,6 +120,8 @@ fn config(
     config
 }
 
+/// How long a benchmark loop turn may wait; events end the wait sooner.
+const TURN_WAIT: Duration = Duration::from_millis(5);
 const WARMING: u8 = 0;
 const MEASURING: u8 = 1;
 const STOPPED: u8 = 2;
@@ -155,7 +157,7 @@ fn server(
             _ => {}
         }
         transport
-            .turn(Duration::from_millis(5), &mut events)
+            .turn(TURN_WAIT, &mut events)
             .expect("the server's turn");
         for event in events.drain(..) {
             if let Event::Frame { connection, .. } = event {
@@ -192,7 +194,7 @@ fn connect_all(
             "connections did not come up"
         );
         client
-            .turn(Duration::from_millis(5), &mut events)
+            .turn(TURN_WAIT, &mut events)
             .expect("the client's turn");
         up += events
             .drain(..)
@@ -234,7 +236,7 @@ fn client_loop(
             }
         }
         client
-            .turn(Duration::from_millis(5), &mut events)
+            .turn(TURN_WAIT, &mut events)
             .expect("the client's turn");
         for event in events.drain(..) {
             if let Event::Frame { connection, .. } = event {
@@ -278,6 +280,7 @@ pub fn run_once(
     let links = connect_all(&mut client, address, connections);
     let (round_trips, elapsed, client_cpu) =
         client_loop(&mut client, &links, mode, size, duration, &phase);
+    drop(client); // closes the connections, which wakes the server to see the stop
     let report = server.join().expect("the server thread finishes");
     let messages = if mode == Mode::PingPong {
         round_trips
