@@ -169,6 +169,86 @@ fn restart_receiver_and_reconnect(backend: BackendChoice) {
     );
 }
 
+/// A peer that never answers: the queue fills to its limit and pushes back,
+/// and nothing grows however long the sender keeps trying.
+fn vanished_peer_costs_bounded_memory(backend: BackendChoice) {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = gone.local_addr().expect("bound");
+    drop(gone);
+    let mut config = common::config(backend, 1);
+    config.body_bytes_max = 64 << 10;
+    config.send_queue_bytes_max = 1 << 20;
+    config.reconnect_delay_min_ms = 1;
+    config.reconnect_delay_max_ms = 4;
+    let limit = config.send_queue_bytes_max;
+    let mut sender = synod_net::transport::open(config).expect("opens");
+    let connection = sender.connect(NodeId(2), addr).expect("room");
+    let mut pushed_back = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(300) {
+        for seq in 0..100 {
+            if sender.send(connection, &request(seq, 1000)).is_err() {
+                pushed_back += 1;
+            }
+        }
+        let mut events = Vec::new();
+        sender
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        assert!(
+            events
+                .iter()
+                .all(|event| !matches!(event, Event::Connected { .. })),
+            "nobody listens"
+        );
+        assert!(
+            sender.queued_bytes(connection) <= limit,
+            "the queue stays within its limit"
+        );
+    }
+    assert!(pushed_back > 0, "the producer was pushed back");
+}
+
+/// SQPOLL mode (for dedicated cores) delivers the same; skipped where the
+/// kernel refuses a polling thread.
+#[test]
+fn io_uring_sqpoll_mode_delivers_in_order() {
+    let mut config = common::config(BackendChoice::IoUring, 2);
+    config.sqpoll = synod_net::transport::SqPoll::On { idle_ms: 5 };
+    let mut receiver = match synod_net::transport::open(config) {
+        Ok(receiver) => receiver,
+        Err(error) => return eprintln!("SQPOLL unavailable here, skipped: {error}"),
+    };
+    let mut sender = endpoint(BackendChoice::Portable, 1);
+    let connection = sender
+        .connect(NodeId(2), address(receiver.as_ref()))
+        .expect("room");
+    let started = Instant::now();
+    let (mut next, mut received) = (0u64, Vec::new());
+    while received.len() < 2_000 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "only {} arrived",
+            received.len()
+        );
+        if next < 2_000 && sender.send(connection, &request(next, 50)).is_ok() {
+            next += 1;
+        }
+        sender.turn(Duration::ZERO, &mut Vec::new()).expect("turns");
+        let mut events = Vec::new();
+        receiver
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        received.extend(
+            events
+                .iter()
+                .filter_map(request_seq)
+                .map(|(_, _, seq, _)| seq),
+        );
+    }
+    assert_eq!(received, (0..2_000).collect::<Vec<_>>());
+}
+
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)*) => {
         mod portable {
@@ -187,4 +267,5 @@ both_backends! {
     large_frames_survive_partial_reads_and_writes => |backend| ordered_delivery_two_endpoints(backend, 200, 300 << 10);
     ordered_delivery_under_load_three_endpoints => three_endpoints_all_to_all;
     peer_restart_and_reconnect => restart_receiver_and_reconnect;
+    vanished_peer_pushes_back_with_bounded_memory => vanished_peer_costs_bounded_memory;
 }
