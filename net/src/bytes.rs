@@ -5,8 +5,8 @@
 //! - `start <= end <= buffer.len()`.
 //! - `buffer.as_ptr() + start` is 16-byte aligned, so an rkyv archive in the
 //!   range can be accessed in place.
-//! - The bytes never change while any handle exists: a buffer is written only
-//!   through a unique `Arc` (see [`SharedBytes::unique_buffer`]).
+//! - The bytes never change while any handle exists: receive paths write a
+//!   buffer only while its `Arc` is unique.
 
 use std::sync::Arc;
 
@@ -115,13 +115,6 @@ impl SharedBytes {
     #[must_use]
     pub fn same_buffer(&self, other: &SharedBytes) -> bool {
         Arc::ptr_eq(&self.buffer, &other.buffer)
-    }
-
-    /// The buffer for writing, when no other handle shares it.
-    pub fn unique_buffer(
-        buffer: &mut Arc<AlignedVec<ALIGNMENT>>,
-    ) -> Option<&mut AlignedVec<ALIGNMENT>> {
-        Arc::get_mut(buffer)
     }
 }
 
