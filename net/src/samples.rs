@@ -38,78 +38,7 @@ const BALLOT: Ballot = Ballot {
 /// One sample of `kind` whose batches or payloads carry about `payload_bytes`.
 #[must_use]
 pub fn sample(kind: Kind, payload_bytes: usize) -> Sample {
-    let one_batch = || batch(1, payload_bytes);
     match kind {
-        Kind::Prepare => Box::new(Message::Prepare {
-            ballot: BALLOT,
-            from_slot: Slot(10),
-        }),
-        Kind::Promise => Box::new(Message::Promise {
-            ballot: BALLOT,
-            from_slot: Slot(10),
-            accepted: vec![AcceptedEntry {
-                slot: Slot(10),
-                ballot: BALLOT,
-                batch: one_batch(),
-            }],
-            commit_point: Slot(9),
-            snapshot_slot: Slot(0),
-        }),
-        Kind::Reject => Box::new(Message::Reject {
-            ballot: BALLOT,
-            promised: Ballot {
-                round: 4,
-                node: NodeId(2),
-            },
-        }),
-        Kind::Accept => Box::new(Message::Accept {
-            ballot: BALLOT,
-            first_slot: Slot(11),
-            batches: vec![one_batch()],
-            commit_point: Slot(10),
-        }),
-        Kind::Accepted => Box::new(Message::Accepted {
-            ballot: BALLOT,
-            first_slot: Slot(11),
-            slot_count: 1,
-            commit_point: Slot(10),
-        }),
-        Kind::Heartbeat => Box::new(Message::Heartbeat {
-            ballot: BALLOT,
-            commit_point: Slot(10),
-            round: 5,
-        }),
-        Kind::HeartbeatAck => Box::new(Message::HeartbeatAck {
-            ballot: BALLOT,
-            round: 5,
-            commit_point: Slot(10),
-        }),
-        Kind::Chosen => Box::new(Message::Chosen {
-            ballot: BALLOT,
-            first_slot: Slot(11),
-            batches: vec![one_batch(), Batch::noop()],
-            commit_point: Slot(12),
-        }),
-        Kind::CatchUp => Box::new(Message::CatchUp {
-            commit_point: Slot(3),
-        }),
-        Kind::InstallSnapshot => Box::new(Message::InstallSnapshot {
-            ballot: BALLOT,
-            snapshot: Snapshot {
-                slot: Slot(100),
-                bytes: Batch::copy_from_slice(&vec![9u8; payload_bytes]),
-            },
-        }),
-        Kind::RecoveryQuery => Box::new(Message::RecoveryQuery {
-            nonce: 77,
-            fence: BALLOT,
-        }),
-        Kind::RecoveryInfo => Box::new(Message::RecoveryInfo {
-            nonce: 77,
-            promised: BALLOT,
-            last_slot: Slot(12),
-            commit_point: Slot(10),
-        }),
         Kind::ClientRequest => Box::new(request(1, payload_bytes)),
         Kind::ClientResponse => Box::new(ClientResponse {
             client_id: ClientId(7),
@@ -123,6 +52,89 @@ pub fn sample(kind: Kind, payload_bytes: usize) -> Sample {
             node: NodeId(1),
             shard: 0,
         }),
+        replica => Box::new(replica_sample(replica, payload_bytes)),
+    }
+}
+
+/// One replica message of `kind`.
+///
+/// # Panics
+/// For a kind that is not a replica message.
+#[must_use]
+pub fn replica_sample(kind: Kind, payload_bytes: usize) -> Message {
+    let one_batch = || batch(1, payload_bytes);
+    match kind {
+        Kind::Prepare => Message::Prepare {
+            ballot: BALLOT,
+            from_slot: Slot(10),
+        },
+        Kind::Promise => Message::Promise {
+            ballot: BALLOT,
+            from_slot: Slot(10),
+            accepted: vec![AcceptedEntry {
+                slot: Slot(10),
+                ballot: BALLOT,
+                batch: one_batch(),
+            }],
+            commit_point: Slot(9),
+            snapshot_slot: Slot(0),
+        },
+        Kind::Reject => Message::Reject {
+            ballot: BALLOT,
+            promised: Ballot {
+                round: 4,
+                node: NodeId(2),
+            },
+        },
+        Kind::Accept => Message::Accept {
+            ballot: BALLOT,
+            first_slot: Slot(11),
+            batches: vec![one_batch()],
+            commit_point: Slot(10),
+        },
+        Kind::Accepted => Message::Accepted {
+            ballot: BALLOT,
+            first_slot: Slot(11),
+            slot_count: 1,
+            commit_point: Slot(10),
+        },
+        Kind::Heartbeat => Message::Heartbeat {
+            ballot: BALLOT,
+            commit_point: Slot(10),
+            round: 5,
+        },
+        Kind::HeartbeatAck => Message::HeartbeatAck {
+            ballot: BALLOT,
+            round: 5,
+            commit_point: Slot(10),
+        },
+        Kind::Chosen => Message::Chosen {
+            ballot: BALLOT,
+            first_slot: Slot(11),
+            batches: vec![one_batch(), Batch::noop()],
+            commit_point: Slot(12),
+        },
+        Kind::CatchUp => Message::CatchUp {
+            commit_point: Slot(3),
+        },
+        Kind::InstallSnapshot => Message::InstallSnapshot {
+            ballot: BALLOT,
+            snapshot: Snapshot {
+                slot: Slot(100),
+                bytes: Batch::copy_from_slice(&vec![9u8; payload_bytes]),
+            },
+        },
+        Kind::RecoveryQuery => Message::RecoveryQuery {
+            nonce: 77,
+            fence: BALLOT,
+        },
+        Kind::RecoveryInfo => Message::RecoveryInfo {
+            nonce: 77,
+            promised: BALLOT,
+            last_slot: Slot(12),
+            commit_point: Slot(10),
+        },
+        other => panic!("{other:?} is not a replica message"),
     }
 }
 
