@@ -169,6 +169,42 @@ fn restart_receiver_and_reconnect(backend: BackendChoice) {
     );
 }
 
+/// The consumer keeps every frame (as a replica keeps batches): receive
+/// buffers stay referenced, yet receiving never stalls.
+fn held_frames_do_not_stall_receiving(backend: BackendChoice) {
+    let mut sender = endpoint(backend, 1);
+    let mut receiver = endpoint(backend, 2);
+    let connection = sender
+        .connect(NodeId(2), address(receiver.as_ref()))
+        .expect("room");
+    let (count, started) = (3_000u64, Instant::now());
+    let (mut next, mut kept) = (0u64, Vec::new());
+    while (kept.len() as u64) < count {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "stalled after {} frames",
+            kept.len()
+        );
+        if next < count && sender.send(connection, &request(next, 2_000)).is_ok() {
+            next += 1;
+        }
+        sender.turn(Duration::ZERO, &mut Vec::new()).expect("turns");
+        let mut events = Vec::new();
+        receiver.turn(Duration::ZERO, &mut events).expect("turns");
+        kept.extend(
+            events
+                .into_iter()
+                .filter(|event| request_seq(event).is_some()),
+        );
+    }
+    let seqs: Vec<u64> = kept
+        .iter()
+        .filter_map(request_seq)
+        .map(|(_, _, seq, _)| seq)
+        .collect();
+    assert_eq!(seqs, (0..count).collect::<Vec<_>>());
+}
+
 /// A peer that never answers: the queue fills to its limit and pushes back,
 /// and nothing grows however long the sender keeps trying.
 fn vanished_peer_costs_bounded_memory(backend: BackendChoice) {
@@ -268,4 +304,5 @@ both_backends! {
     ordered_delivery_under_load_three_endpoints => three_endpoints_all_to_all;
     peer_restart_and_reconnect => restart_receiver_and_reconnect;
     vanished_peer_pushes_back_with_bounded_memory => vanished_peer_costs_bounded_memory;
+    frames_held_by_the_consumer_do_not_stall_receiving => held_frames_do_not_stall_receiving;
 }

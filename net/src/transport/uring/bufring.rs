@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - A buffer is in the kernel's ring only while its `Arc` is unique (no
-//!   frame refers to it), and the kernel is the only writer while it is there.
+//!   frame refers to it), and the kernel is the only writer while it is there;
+//!   a buffer frames still hold is swapped out of its slot, never rewritten.
 //! - `in_ring` counts the buffers handed to the kernel and not yet returned
 //!   by a completion; it never exceeds the ring's size.
 //! - The ring's memory outlives its registration: [`BufRing::unregister`]
@@ -20,6 +21,14 @@ use crate::bytes::ALIGNMENT;
 use crate::transport::TransportError;
 
 const PAGE_BYTES: usize = 4096;
+/// Buffers kept aside (lent out or spare) for reuse.
+const SPARES_MAX: usize = 64;
+
+fn new_buffer(buffer_bytes: usize) -> Arc<AlignedVec<ALIGNMENT>> {
+    let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(buffer_bytes);
+    buffer.resize(buffer_bytes, 0);
+    Arc::new(buffer)
+}
 
 /// The buffer ring and its buffers.
 pub(crate) struct BufRing {
@@ -29,7 +38,13 @@ pub(crate) struct BufRing {
     tail: u16,
     group: u16,
     buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
-    lent: Vec<u16>,
+    buffer_bytes: usize,
+    /// Buffers frames still refer to, swapped out of the ring (watched
+    /// until they come back, at most `SPARES_MAX`; beyond that the frames
+    /// alone own them).
+    lent: Vec<Arc<AlignedVec<ALIGNMENT>>>,
+    /// Unreferenced buffers ready to swap into the ring.
+    spares: Vec<Arc<AlignedVec<ALIGNMENT>>>,
     in_ring: usize,
     registered: bool,
 }
@@ -53,13 +68,7 @@ impl BufRing {
         // SAFETY: the layout has a non-zero size.
         let entries = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
         assert!(!entries.is_null(), "out of memory for the buffer ring");
-        let buffers = (0..count)
-            .map(|_| {
-                let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(buffer_bytes);
-                buffer.resize(buffer_bytes, 0);
-                Arc::new(buffer)
-            })
-            .collect();
+        let buffers = (0..count).map(|_| new_buffer(buffer_bytes)).collect();
         let mut ring = BufRing {
             entries,
             layout,
@@ -67,7 +76,9 @@ impl BufRing {
             tail: 0,
             group,
             buffers,
+            buffer_bytes,
             lent: Vec::new(),
+            spares: Vec::new(),
             in_ring: 0,
             registered: false,
         };
@@ -107,32 +118,37 @@ impl BufRing {
         Some(buffer)
     }
 
-    /// Returns a taken buffer to the kernel once no frame refers to it.
+    /// Returns a taken buffer's slot to the kernel at once. When frames
+    /// still refer to the buffer, they keep it and the slot gets a spare
+    /// (or a new buffer): frames held for long never starve the ring.
     pub fn recycle(&mut self, bid: u16) {
-        if Arc::strong_count(&self.buffers[usize::from(bid)]) == 1 {
-            self.give(bid);
-            self.publish();
-        } else {
-            self.lent.push(bid);
+        let slot = usize::from(bid);
+        if Arc::strong_count(&self.buffers[slot]) > 1 {
+            let spare = self
+                .spares
+                .pop()
+                .unwrap_or_else(|| new_buffer(self.buffer_bytes));
+            let held = std::mem::replace(&mut self.buffers[slot], spare);
+            if self.lent.len() < SPARES_MAX {
+                self.lent.push(held);
+            }
         }
+        self.give(bid);
+        self.publish();
     }
 
-    /// Returns lent buffers whose frames have all been dropped.
+    /// Turns lent buffers whose frames have all been dropped into spares.
     pub fn reclaim(&mut self) {
-        let mut returned = false;
         let mut at = 0;
         while at < self.lent.len() {
-            let bid = self.lent[at];
-            if Arc::strong_count(&self.buffers[usize::from(bid)]) == 1 {
-                self.lent.swap_remove(at);
-                self.give(bid);
-                returned = true;
+            if Arc::strong_count(&self.lent[at]) == 1 {
+                let buffer = self.lent.swap_remove(at);
+                if self.spares.len() < SPARES_MAX {
+                    self.spares.push(buffer);
+                }
             } else {
                 at += 1;
             }
-        }
-        if returned {
-            self.publish();
         }
     }
 
