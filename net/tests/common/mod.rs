@@ -20,7 +20,7 @@ pub fn config(backend: BackendChoice, node: u8) -> Config {
     config.backend = backend;
     config.body_bytes_max = 1 << 20;
     config.send_queue_bytes_max = 4 << 20;
-    config.receive_buffer_count = 64;
+    config.provided_buffer_count = 64;
     config.connections_max = 32;
     // Exercise SEND_ZC on loopback too (off there by default).
     config.zero_copy = ZeroCopy::AboveThresholdEverywhere;

@@ -137,8 +137,8 @@ impl UringTransport {
         let buffers = BufRing::register(
             submitter,
             resources.buffer_group,
-            config.receive_buffer_count,
-            config.receive_buffer_bytes,
+            config.provided_buffer_count,
+            config.provided_buffer_bytes,
         )?;
         let mut transport = UringTransport {
             links: Links::new(config.connections_max),
