@@ -9,7 +9,8 @@
 //! Invariants:
 //! - The decoder never holds more than one partial header and one partial
 //!   body, and a partial body's buffer grows only with bytes received: a
-//!   header's claimed length is never allocated up front.
+//!   header's claimed length is never allocated up front beyond
+//!   [`PARTIAL_RESERVE_BYTES_MAX`].
 //! - A body is checked (length limit, checksum, bytecheck) before its frame is
 //!   handed out; after the first error the decoder refuses all input.
 
@@ -20,6 +21,10 @@ use rkyv::util::AlignedVec;
 
 use crate::bytes::{SharedBytes, ALIGNMENT};
 use crate::frame::{Frame, FrameError, Header, HEADER_BYTES};
+
+/// A partial body up to this size is reserved whole when it starts (one
+/// allocation); a larger one grows only with the bytes that arrive.
+pub const PARTIAL_RESERVE_BYTES_MAX: usize = 64 << 10;
 
 /// How the decoder's frames were obtained.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
@@ -201,8 +206,14 @@ impl Decoder {
             out.push(Frame::checked(&header, body)?);
             return Ok(body_bytes);
         }
-        // Split across receives: keep only what has arrived.
-        let mut bytes = AlignedVec::<ALIGNMENT>::with_capacity(available);
+        // Split across receives: reserve the whole body when it is small,
+        // else only what has arrived (a lying header costs nothing).
+        let reserve = if body_bytes <= PARTIAL_RESERVE_BYTES_MAX {
+            body_bytes
+        } else {
+            available
+        };
+        let mut bytes = AlignedVec::<ALIGNMENT>::with_capacity(reserve);
         bytes.extend_from_slice(&buffer.as_slice()[range]);
         self.partial = Some(Partial { header, bytes });
         Ok(available)

@@ -29,7 +29,7 @@ use crate::wire::NodeId;
 
 const LISTENER_TOKEN: u64 = u64::MAX;
 /// Receive buffers kept for reuse; more are allocated while frames hold these.
-const RECEIVE_BUFFERS_POOLED_MAX: usize = 64;
+const RECEIVE_BUFFERS_POOLED_MAX: usize = 256;
 /// Connections accepted per turn, so a flood of connects cannot starve reads.
 const ACCEPTS_PER_TURN_MAX: usize = 64;
 
