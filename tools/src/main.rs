@@ -2,6 +2,7 @@
 
 mod check;
 mod log;
+mod net;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,9 @@ enum BenchWorkload {
     /// both sync modes, beside bare O_DIRECT and buffered baselines on the
     /// same disk, in one run.
     Log(log::BenchLogArgs),
+    /// The transports alone: ping-pong and streaming over loopback, io_uring
+    /// against the portable back end (and a blocking-socket baseline).
+    Net(net::NetArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,10 @@ fn main() -> ExitCode {
         } => log::inspect(&dir, records),
         Command::Bench { workload } => match workload {
             BenchWorkload::Log(arguments) => log::bench(arguments),
+            BenchWorkload::Net(arguments) => {
+                net::bench(&arguments);
+                Ok(ExitCode::SUCCESS)
+            }
         },
     };
     result.unwrap_or_else(|error| {
