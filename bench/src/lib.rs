@@ -4,3 +4,4 @@
 //! and an instant disk: the replica's own cost, with no I/O at all.
 
 pub mod inprocess;
+pub mod net;

@@ -1,0 +1,52 @@
+//! One benchmark cell, for profiling:
+//! `net_one MODE(ping|stream) BACKEND(uring|portable|blocking) SIZE CONNS DURATION_MS [ZC]`.
+
+use std::time::Duration;
+
+use synod_bench::net::{run_blocking_ping_pong, run_once, Mode};
+use synod_net::transport::BackendChoice;
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let argument = |at: usize, default: &str| {
+        arguments
+            .get(at)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let mode = if argument(0, "ping") == "ping" {
+        Mode::PingPong
+    } else {
+        Mode::Streaming
+    };
+    let size: usize = argument(2, "64").parse().expect("a size");
+    let connections: usize = argument(3, "1").parse().expect("a connection count");
+    let duration = Duration::from_millis(argument(4, "2000").parse().expect("a duration"));
+    let zero_copy = arguments.get(5).and_then(|text| text.parse().ok());
+    let sample = match argument(1, "uring").as_str() {
+        "blocking" => run_blocking_ping_pong(size, duration),
+        "portable" => {
+            run_once(
+                mode,
+                BackendChoice::Portable,
+                size,
+                connections,
+                duration,
+                zero_copy,
+            )
+            .1
+        }
+        _ => {
+            run_once(
+                mode,
+                BackendChoice::IoUring,
+                size,
+                connections,
+                duration,
+                zero_copy,
+            )
+            .1
+        }
+    };
+    println!("{sample:?}");
+}

@@ -1,0 +1,37 @@
+//! A quick run of the net benchmark (the full one is `synod bench net`):
+//! `cargo run --release -p synod-bench --example net_quick -- REPEATS DURATION_MS [SIZES] [CONNS] [ZC]`.
+
+use std::time::Duration;
+
+use synod_bench::net::{table, NetBench};
+
+fn list(argument: Option<String>, default: Vec<usize>) -> Vec<usize> {
+    argument.map_or(default, |text| {
+        text.split(',')
+            .filter_map(|item| item.parse().ok())
+            .collect()
+    })
+}
+
+fn main() {
+    let mut arguments = std::env::args().skip(1);
+    let repeats = arguments
+        .next()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1);
+    let duration_ms = arguments
+        .next()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(300);
+    let defaults = NetBench::default();
+    let bench = NetBench {
+        repeats,
+        duration: Duration::from_millis(duration_ms),
+        sizes: list(arguments.next(), defaults.sizes.clone()),
+        connections: list(arguments.next(), defaults.connections.clone()),
+        send_zero_copy_bytes_min: arguments.next().and_then(|text| text.parse().ok()),
+        ..defaults
+    };
+    let cells = bench.run(|line| eprintln!("{line}"));
+    println!("{}", table(&cells));
+}

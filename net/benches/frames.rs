@@ -1,0 +1,98 @@
+//! Frame encoding and access per message kind: ns per message (the time),
+//! bytes per message (printed once, and as criterion's throughput).
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rkyv::util::AlignedVec;
+use synod_net::decode::Decoder;
+use synod_net::frame::{encode_into, validate, Frame, BODY_BYTES_MAX_DEFAULT, HEADER_BYTES};
+use synod_net::samples::sample;
+use synod_net::wire::Kind;
+
+const PAYLOAD_BYTES: usize = 100;
+
+fn encoded(kind: Kind) -> (AlignedVec<16>, Frame) {
+    let value = sample(kind, PAYLOAD_BYTES);
+    let mut bytes = AlignedVec::new();
+    encode_into(&mut bytes, value.as_ref(), BODY_BYTES_MAX_DEFAULT).expect("encodes");
+    let mut frames = Vec::new();
+    Decoder::new(BODY_BYTES_MAX_DEFAULT)
+        .feed_slice(&bytes, &mut frames)
+        .expect("decodes");
+    let frame = frames.pop().expect("one frame");
+    (bytes, frame)
+}
+
+fn frames(c: &mut Criterion) {
+    eprintln!("bytes per message (payload {PAYLOAD_BYTES} B where the kind has one):");
+    for kind in Kind::ALL {
+        let (bytes, frame) = encoded(kind);
+        eprintln!(
+            "  {kind:?}: frame {} B, body {} B",
+            bytes.len(),
+            frame.body().len()
+        );
+    }
+    let mut group = c.benchmark_group("encode");
+    for kind in Kind::ALL {
+        let value = sample(kind, PAYLOAD_BYTES);
+        let (bytes, _) = encoded(kind);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        let mut out = AlignedVec::<16>::with_capacity(1 << 16);
+        group.bench_function(BenchmarkId::from_parameter(format!("{kind:?}")), |b| {
+            b.iter(|| {
+                out.clear();
+                encode_into(&mut out, black_box(value.as_ref()), BODY_BYTES_MAX_DEFAULT)
+                    .expect("encodes")
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("access_validated");
+    for kind in Kind::ALL {
+        let (bytes, frame) = encoded(kind);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{kind:?}")), |b| {
+            b.iter(|| validate(kind, black_box(frame.body().as_slice())).expect("valid"))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("access_unvalidated");
+    for kind in Kind::ALL {
+        let (bytes, frame) = encoded(kind);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{kind:?}")), |b| {
+            b.iter(|| {
+                matches!(
+                    black_box(&frame).archived(),
+                    synod_net::frame::Archived::Replica(_)
+                )
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("decode_checked");
+    for kind in [Kind::Accept, Kind::Accepted, Kind::ClientRequest] {
+        let (bytes, _) = encoded(kind);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        let buffer = std::sync::Arc::new(bytes);
+        let mut out = Vec::with_capacity(1);
+        group.bench_function(BenchmarkId::from_parameter(format!("{kind:?}")), |b| {
+            b.iter(|| {
+                out.clear();
+                let mut decoder = Decoder::new(BODY_BYTES_MAX_DEFAULT);
+                decoder
+                    .feed(&buffer, 0..buffer.len(), &mut out)
+                    .expect("decodes");
+                out.len()
+            })
+        });
+    }
+    group.finish();
+    let _ = HEADER_BYTES;
+}
+
+criterion_group!(benches, frames);
+criterion_main!(benches);

@@ -1,0 +1,242 @@
+//! The stream decoder: cuts checked frames out of a byte stream that arrives
+//! in receives of any size (frames split across receives and packed within).
+//!
+//! A body that lies whole and 16-byte aligned in one receive buffer becomes a
+//! frame in place (the frame keeps that buffer alive). A body that lies
+//! misaligned is copied once into an aligned buffer; a body split across
+//! receives is copied once, piece by piece as the pieces arrive.
+//!
+//! Invariants:
+//! - The decoder never holds more than one partial header and one partial
+//!   body, and a partial body's buffer grows only with bytes received: a
+//!   header's claimed length is never allocated up front beyond
+//!   [`PARTIAL_RESERVE_BYTES_MAX`].
+//! - A body is checked (length limit, checksum, bytecheck) before its frame is
+//!   handed out; after the first error the decoder refuses all input.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+
+use crate::bytes::{SharedBytes, ALIGNMENT};
+use crate::frame::{Frame, FrameError, Header, HEADER_BYTES};
+
+/// A partial body up to this size is reserved whole when it starts (one
+/// allocation); a larger one grows only with the bytes that arrive.
+pub const PARTIAL_RESERVE_BYTES_MAX: usize = 64 << 10;
+
+/// How the decoder's frames were obtained.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct DecoderStats {
+    /// Frames accessed in place in their receive buffer (no copy).
+    pub frames_in_place: u64,
+    /// Frames whose body lay misaligned in one receive and was copied once.
+    pub frames_copied_misaligned: u64,
+    /// Frames whose body straddled receives and was assembled by one copy.
+    pub frames_copied_straddling: u64,
+}
+
+/// A body arriving in pieces.
+struct Partial {
+    header: Header,
+    bytes: AlignedVec<ALIGNMENT>,
+}
+
+/// Decodes one connection's byte stream into frames.
+pub struct Decoder {
+    body_bytes_max: u32,
+    header: [u8; HEADER_BYTES],
+    header_filled: usize,
+    partial: Option<Partial>,
+    padding_left: usize,
+    failed: Option<FrameError>,
+    stats: DecoderStats,
+}
+
+impl Decoder {
+    /// A decoder that refuses bodies over `body_bytes_max`.
+    #[must_use]
+    pub fn new(body_bytes_max: u32) -> Decoder {
+        Decoder {
+            body_bytes_max,
+            header: [0; HEADER_BYTES],
+            header_filled: 0,
+            partial: None,
+            padding_left: 0,
+            failed: None,
+            stats: DecoderStats::default(),
+        }
+    }
+
+    /// How frames were obtained so far.
+    #[must_use]
+    pub fn stats(&self) -> DecoderStats {
+        self.stats
+    }
+
+    /// True between frames (nothing partial buffered).
+    #[must_use]
+    pub fn is_between_frames(&self) -> bool {
+        self.header_filled == 0 && self.partial.is_none() && self.padding_left == 0
+    }
+
+    /// Bytes held in partial state (for memory accounting and tests).
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.header_filled
+            + self
+                .partial
+                .as_ref()
+                .map_or(0, |partial| partial.bytes.capacity())
+    }
+
+    /// Copies `bytes` into a buffer of its own and feeds it (tests, fuzzing).
+    ///
+    /// # Errors
+    /// As [`Decoder::feed`].
+    pub fn feed_slice(&mut self, bytes: &[u8], out: &mut Vec<Frame>) -> Result<(), FrameError> {
+        let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(bytes.len());
+        buffer.extend_from_slice(bytes);
+        let buffer = Arc::new(buffer);
+        self.feed(&buffer, 0..bytes.len(), out)
+    }
+
+    /// Feeds the received bytes `buffer[range]`, appending every frame they
+    /// complete to `out`.
+    ///
+    /// # Errors
+    /// The first [`FrameError`] in the stream; the connection must close, and
+    /// every later call returns the same error.
+    ///
+    /// # Panics
+    /// When `range` is outside `buffer` (a caller bug).
+    pub fn feed(
+        &mut self,
+        buffer: &Arc<AlignedVec<ALIGNMENT>>,
+        range: Range<usize>,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), FrameError> {
+        assert!(
+            range.start <= range.end && range.end <= buffer.len(),
+            "range within the buffer"
+        );
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let result = self.feed_inner(buffer, range, out);
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+            self.partial = None;
+        }
+        result
+    }
+
+    fn feed_inner(
+        &mut self,
+        buffer: &Arc<AlignedVec<ALIGNMENT>>,
+        range: Range<usize>,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), FrameError> {
+        let mut at = range.start;
+        while at < range.end {
+            let bytes = &buffer.as_slice()[at..range.end];
+            if self.padding_left > 0 {
+                let skipped = self.padding_left.min(bytes.len());
+                self.padding_left -= skipped;
+                at += skipped;
+            } else if self.partial.is_some() {
+                at += self.continue_body(bytes, out)?;
+            } else {
+                let Some((header, used)) = self.take_header(bytes)? else {
+                    return Ok(());
+                };
+                at += used;
+                at += self.begin_body(header, buffer, at..range.end, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes a header from `bytes`: returns it and the bytes used, or
+    /// `None` when `bytes` ran out first (all of them buffered).
+    fn take_header(&mut self, bytes: &[u8]) -> Result<Option<(Header, usize)>, FrameError> {
+        if self.header_filled == 0 && bytes.len() >= HEADER_BYTES {
+            let mut header = [0u8; HEADER_BYTES];
+            header.copy_from_slice(&bytes[..HEADER_BYTES]);
+            return Ok(Some((
+                Header::parse(&header, self.body_bytes_max)?,
+                HEADER_BYTES,
+            )));
+        }
+        let used = (HEADER_BYTES - self.header_filled).min(bytes.len());
+        self.header[self.header_filled..self.header_filled + used].copy_from_slice(&bytes[..used]);
+        self.header_filled += used;
+        if self.header_filled < HEADER_BYTES {
+            return Ok(None);
+        }
+        self.header_filled = 0;
+        Ok(Some((
+            Header::parse(&self.header, self.body_bytes_max)?,
+            used,
+        )))
+    }
+
+    /// Starts a body at `buffer[range.start]`; returns the bytes used.
+    fn begin_body(
+        &mut self,
+        header: Header,
+        buffer: &Arc<AlignedVec<ALIGNMENT>>,
+        range: Range<usize>,
+        out: &mut Vec<Frame>,
+    ) -> Result<usize, FrameError> {
+        let body_bytes = header.body_bytes as usize;
+        let available = range.end - range.start;
+        if available >= body_bytes {
+            self.padding_left = header.padded_body_bytes() - body_bytes;
+            let start = range.start;
+            let aligned = (buffer.as_ptr() as usize + start).is_multiple_of(ALIGNMENT);
+            let body = if aligned {
+                self.stats.frames_in_place += 1;
+                SharedBytes::slice_of(buffer, start, start + body_bytes)
+            } else {
+                self.stats.frames_copied_misaligned += 1;
+                SharedBytes::copy_from_slice(&buffer.as_slice()[start..start + body_bytes])
+            };
+            out.push(Frame::checked(&header, body)?);
+            return Ok(body_bytes);
+        }
+        // Split across receives: reserve the whole body when it is small,
+        // else only what has arrived (a lying header costs nothing).
+        let reserve = if body_bytes <= PARTIAL_RESERVE_BYTES_MAX {
+            body_bytes
+        } else {
+            available
+        };
+        let mut bytes = AlignedVec::<ALIGNMENT>::with_capacity(reserve);
+        bytes.extend_from_slice(&buffer.as_slice()[range]);
+        self.partial = Some(Partial { header, bytes });
+        Ok(available)
+    }
+
+    /// Adds `bytes` to the partial body; returns the bytes used.
+    fn continue_body(&mut self, bytes: &[u8], out: &mut Vec<Frame>) -> Result<usize, FrameError> {
+        let partial = self
+            .partial
+            .as_mut()
+            .expect("continue_body runs only with a partial body");
+        let needed = partial.header.body_bytes as usize - partial.bytes.len();
+        let used = needed.min(bytes.len());
+        partial.bytes.extend_from_slice(&bytes[..used]);
+        if used == needed {
+            let Partial { header, bytes } = self.partial.take().expect("checked above");
+            self.stats.frames_copied_straddling += 1;
+            self.padding_left = header.padded_body_bytes() - header.body_bytes as usize;
+            out.push(Frame::checked(&header, SharedBytes::from_aligned(bytes))?);
+        }
+        Ok(used)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+
+use super::*;
+use crate::frame::{encode, encode_into, Archived, BODY_BYTES_MAX_DEFAULT, HEADER_BYTES, MAGIC};
+use crate::samples::{request, sample};
+use crate::wire::{Kind, Message};
+
+const MAX: u32 = BODY_BYTES_MAX_DEFAULT;
+
+fn stream_of(count: u64, payload_bytes: usize) -> AlignedVec<16> {
+    let mut out = AlignedVec::new();
+    for seq in 0..count {
+        encode_into(
+            &mut out,
+            &request(seq, payload_bytes + seq as usize % 37),
+            MAX,
+        )
+        .expect("encodes");
+    }
+    out
+}
+
+fn seqs(frames: &[Frame]) -> Vec<u64> {
+    frames
+        .iter()
+        .map(|frame| match frame.archived() {
+            Archived::Request(request) => request.seq.to_native().0,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn every_kind_round_trips_in_place() {
+    for kind in Kind::ALL {
+        let value = sample(kind, 100);
+        let bytes = encode(value.as_ref(), MAX).expect("encodes");
+        assert_eq!(bytes.len() % 16, 0);
+        let mut decoder = Decoder::new(MAX);
+        let mut frames = Vec::new();
+        decoder
+            .feed(&Arc::new(bytes), 0..0, &mut frames)
+            .expect("empty feed");
+        let bytes = encode(value.as_ref(), MAX).expect("encodes");
+        let length = bytes.len();
+        decoder
+            .feed(&Arc::new(bytes), 0..length, &mut frames)
+            .expect("decodes");
+        assert_eq!(frames.len(), 1, "{kind:?}");
+        assert_eq!(frames[0].kind(), kind);
+        assert_eq!(decoder.stats().frames_in_place, 1);
+        assert!(decoder.is_between_frames());
+        if kind.is_replica() {
+            let message = frames[0].message().expect("a replica kind");
+            assert_eq!(format!("{message:?}"), format!("{value:?}"));
+        }
+    }
+}
+
+#[test]
+fn batches_are_ranges_of_the_receive_buffer() {
+    let value = sample(Kind::Accept, 1000);
+    let bytes = Arc::new(encode(value.as_ref(), MAX).expect("encodes"));
+    let mut frames = Vec::new();
+    Decoder::new(MAX)
+        .feed(&bytes, 0..bytes.len(), &mut frames)
+        .expect("decodes");
+    let Some(Message::Accept { batches, .. }) = frames[0].message() else {
+        panic!("an accept")
+    };
+    let start = batches[0].as_bytes().as_ptr() as usize;
+    let base = bytes.as_ptr() as usize;
+    assert!(
+        start > base && start < base + bytes.len(),
+        "the batch lies in the receive buffer"
+    );
+    assert_eq!(start % 16, 0);
+    assert_eq!(batches[0].access().expect("valid batch").commands.len(), 1);
+}
+
+#[test]
+fn every_split_point_and_every_misalignment_decodes_the_same_frames() {
+    let stream = stream_of(5, 40);
+    for shift in 0..16 {
+        for split in 0..=stream.len() {
+            let mut decoder = Decoder::new(MAX);
+            let mut frames = Vec::new();
+            for piece in [&stream[..split], &stream[split..]] {
+                let mut buffer = AlignedVec::<16>::new();
+                buffer.extend_from_slice(&vec![0u8; shift]);
+                buffer.extend_from_slice(piece);
+                decoder
+                    .feed(&Arc::new(buffer), shift..shift + piece.len(), &mut frames)
+                    .expect("decodes");
+            }
+            assert_eq!(
+                seqs(&frames),
+                vec![0, 1, 2, 3, 4],
+                "shift {shift} split {split}"
+            );
+            let stats = decoder.stats();
+            if shift == 0 && split % 16 == 0 {
+                assert_eq!(stats.frames_copied_misaligned, 0);
+            }
+            if shift != 0 && split == 0 {
+                assert_eq!(
+                    stats.frames_copied_misaligned, 5,
+                    "all misaligned, all copied once"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn straddling_bodies_are_assembled_once_and_byte_by_byte_feeding_works() {
+    let stream = stream_of(3, 300);
+    let mut decoder = Decoder::new(MAX);
+    let mut frames = Vec::new();
+    for byte in stream.iter() {
+        decoder.feed_slice(&[*byte], &mut frames).expect("decodes");
+        assert!(
+            decoder.buffered_bytes() <= 2 * 400,
+            "grows only with bytes that arrived"
+        );
+    }
+    assert_eq!(seqs(&frames), vec![0, 1, 2]);
+    assert_eq!(decoder.stats().frames_copied_straddling, 3);
+}
+
+#[test]
+fn a_lying_length_allocates_nothing_up_front() {
+    let mut header = encode(&request(1, 10), MAX).expect("encodes");
+    header[8..12].copy_from_slice(&(MAX - 1).to_le_bytes());
+    let mut decoder = Decoder::new(MAX);
+    let mut frames = Vec::new();
+    decoder
+        .feed_slice(&header[..HEADER_BYTES + 20], &mut frames)
+        .expect("waits for more");
+    assert!(frames.is_empty());
+    assert!(
+        decoder.buffered_bytes() < 1024,
+        "{} buffered",
+        decoder.buffered_bytes()
+    );
+}
+
+fn first_error(bytes: &[u8], max: u32) -> FrameError {
+    let mut frames = Vec::new();
+    let mut decoder = Decoder::new(max);
+    let error = decoder.feed_slice(bytes, &mut frames).expect_err("refused");
+    assert!(frames.is_empty());
+    assert_eq!(
+        decoder.feed_slice(bytes, &mut frames),
+        Err(error.clone()),
+        "stays failed"
+    );
+    error
+}
+
+#[test]
+fn every_kind_of_bad_frame_is_refused_with_its_reason() {
+    let good = encode(&request(1, 64), MAX).expect("encodes");
+    let with = |at: usize, value: u8| {
+        let mut bytes = good.to_vec();
+        bytes[at] = value;
+        bytes
+    };
+    assert!(matches!(
+        first_error(&with(0, b'X'), MAX),
+        FrameError::BadMagic { .. }
+    ));
+    assert!(matches!(
+        first_error(&with(4, 9), MAX),
+        FrameError::UnknownVersion { found: 9 }
+    ));
+    assert!(matches!(
+        first_error(&with(5, 13), MAX),
+        FrameError::UnknownKind { found: 13 }
+    ));
+    assert!(matches!(
+        first_error(&with(6, 1), MAX),
+        FrameError::ReservedFlags { .. }
+    ));
+    assert!(matches!(first_error(&good, 8), FrameError::TooLong { .. }));
+    assert!(matches!(
+        first_error(&with(20, 0xEE), MAX),
+        FrameError::ChecksumMismatch { .. }
+    ));
+    // Re-checksum a damaged body so that validation is what refuses it.
+    let mut bytes = with(HEADER_BYTES + 2, 0xFF);
+    let body_bytes = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+    let body_end = HEADER_BYTES + body_bytes;
+    bytes[HEADER_BYTES..body_end].fill(0xFF);
+    let crc = crc32c::crc32c(&bytes[HEADER_BYTES..body_end]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        first_error(&bytes, MAX),
+        FrameError::Invalid { .. }
+    ));
+    // A valid heartbeat under an accept's kind number.
+    let mut bytes = encode(sample(Kind::Heartbeat, 0).as_ref(), MAX)
+        .expect("encodes")
+        .to_vec();
+    bytes[5] = Kind::Accept.number();
+    assert!(matches!(
+        first_error(&bytes, MAX),
+        FrameError::KindMismatch { .. }
+    ));
+    assert_eq!(u32::from_le_bytes(*b"SYND"), MAGIC);
+}

@@ -1,0 +1,431 @@
+//! Frames: a fixed 16-byte header and an rkyv-archived body, padded to 16.
+//!
+//! | bytes  | field        | meaning                                          |
+//! |--------|--------------|--------------------------------------------------|
+//! | 0..4   | magic        | `SYND` (0x444E5953 little endian)                |
+//! | 4      | version      | [`VERSION`]                                      |
+//! | 5      | kind         | [`Kind`] number                                  |
+//! | 6..8   | flags        | reserved, zero                                   |
+//! | 8..12  | body_bytes   | body length without padding (u32 LE)            |
+//! | 12..16 | body_crc32c  | crc32c of the body bytes (u32 LE)                |
+//! | 16..   | body         | the archive, then zeros up to a multiple of 16   |
+//!
+//! Invariants:
+//! - Every frame's length is a multiple of 16, so in a stream whose first
+//!   byte is aligned, every header and body starts 16-byte aligned.
+//! - A [`Frame`] exists only for a body whose checksum matched and whose
+//!   archive passed bytecheck validation for its kind.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+
+use crate::bytes::{SharedBytes, ALIGNMENT};
+use crate::wire::{
+    ArchivedClientRequest, ArchivedClientResponse, ArchivedHello, ArchivedMessage, ClientRequest,
+    ClientResponse, Hello, Kind, Message,
+};
+
+/// The header's length in bytes.
+pub const HEADER_BYTES: usize = 16;
+/// The frame magic: `SYND` read as a little-endian u32.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"SYND");
+/// The frame format version this code speaks.
+pub const VERSION: u8 = 1;
+/// The default limit on one frame's body (16 MiB): large enough for a
+/// catch-up of many batches, small enough that a lying header costs little.
+pub const BODY_BYTES_MAX_DEFAULT: u32 = 16 << 20;
+
+const _: () = assert!(HEADER_BYTES.is_multiple_of(ALIGNMENT));
+
+/// A decoded frame header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Header {
+    /// The body's kind.
+    pub kind: Kind,
+    /// The body's length without padding.
+    pub body_bytes: u32,
+    /// The crc32c of the body.
+    pub body_crc32c: u32,
+}
+
+impl Header {
+    /// The body length including padding: what follows the header on the wire.
+    #[must_use]
+    pub fn padded_body_bytes(&self) -> usize {
+        padded(self.body_bytes as usize)
+    }
+
+    /// Parses and checks a header against the body limit.
+    ///
+    /// # Errors
+    /// Bad magic, unknown version or kind, non-zero flags, a body over
+    /// `body_bytes_max`.
+    pub fn parse(bytes: &[u8; HEADER_BYTES], body_bytes_max: u32) -> Result<Header, FrameError> {
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let magic = word(0);
+        if magic != MAGIC {
+            return Err(FrameError::BadMagic { found: magic });
+        }
+        if bytes[4] != VERSION {
+            return Err(FrameError::UnknownVersion { found: bytes[4] });
+        }
+        let kind =
+            Kind::from_number(bytes[5]).ok_or(FrameError::UnknownKind { found: bytes[5] })?;
+        let flags = u16::from_le_bytes([bytes[6], bytes[7]]);
+        if flags != 0 {
+            return Err(FrameError::ReservedFlags { found: flags });
+        }
+        let body_bytes = word(8);
+        if body_bytes > body_bytes_max {
+            return Err(FrameError::TooLong {
+                body_bytes,
+                body_bytes_max,
+            });
+        }
+        Ok(Header {
+            kind,
+            body_bytes,
+            body_crc32c: word(12),
+        })
+    }
+
+    /// The header's bytes.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; HEADER_BYTES] {
+        let mut bytes = [0u8; HEADER_BYTES];
+        bytes[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        bytes[4] = VERSION;
+        bytes[5] = self.kind.number();
+        bytes[8..12].copy_from_slice(&self.body_bytes.to_le_bytes());
+        bytes[12..16].copy_from_slice(&self.body_crc32c.to_le_bytes());
+        bytes
+    }
+}
+
+/// `length` rounded up to the frame alignment.
+#[must_use]
+pub fn padded(length: usize) -> usize {
+    length.next_multiple_of(ALIGNMENT)
+}
+
+/// Why a frame was refused. Any of these closes the connection it came on.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The header does not start with the magic.
+    #[error("bad frame magic {found:#010x}")]
+    BadMagic {
+        /// The magic found.
+        found: u32,
+    },
+    /// A version this code does not speak.
+    #[error("unknown frame version {found}")]
+    UnknownVersion {
+        /// The version found.
+        found: u8,
+    },
+    /// A reserved or unknown kind number.
+    #[error("unknown frame kind {found}")]
+    UnknownKind {
+        /// The kind number found.
+        found: u8,
+    },
+    /// Reserved flag bits set.
+    #[error("reserved frame flags {found:#06x} set")]
+    ReservedFlags {
+        /// The flags found.
+        found: u16,
+    },
+    /// The header claims a body over the limit.
+    #[error("frame body of {body_bytes} bytes exceeds the limit of {body_bytes_max}")]
+    TooLong {
+        /// The claimed length.
+        body_bytes: u32,
+        /// The configured limit.
+        body_bytes_max: u32,
+    },
+    /// The body's checksum does not match the header's.
+    #[error("frame body checksum {computed:#010x} does not match header {expected:#010x}")]
+    ChecksumMismatch {
+        /// The header's checksum.
+        expected: u32,
+        /// The checksum of the bytes received.
+        computed: u32,
+    },
+    /// The body is not a valid archive of its kind.
+    #[error("{kind:?} body failed validation: {reason}")]
+    Invalid {
+        /// The header's kind.
+        kind: Kind,
+        /// What bytecheck reported.
+        reason: String,
+    },
+    /// The body is a valid message of another kind than the header's.
+    #[error("header kind {header:?} does not match body kind {body:?}")]
+    KindMismatch {
+        /// The header's kind.
+        header: Kind,
+        /// The archived message's kind.
+        body: Kind,
+    },
+}
+
+/// A value that travels as a frame body.
+pub trait Encode {
+    /// The kind of this value's frame.
+    fn kind(&self) -> Kind;
+    /// Archives the value at the end of `out` (whose length is a multiple of 16).
+    ///
+    /// # Errors
+    /// Whatever rkyv reports (not expected for in-memory buffers).
+    fn archive_into(
+        &self,
+        out: AlignedVec<ALIGNMENT>,
+    ) -> Result<AlignedVec<ALIGNMENT>, rancor::Error>;
+}
+
+macro_rules! encode_fixed_kind {
+    ($type:ty, $kind:expr) => {
+        impl Encode for $type {
+            fn kind(&self) -> Kind {
+                $kind
+            }
+            fn archive_into(
+                &self,
+                out: AlignedVec<ALIGNMENT>,
+            ) -> Result<AlignedVec<ALIGNMENT>, rancor::Error> {
+                rkyv::api::high::to_bytes_in::<_, rancor::Error>(self, out)
+            }
+        }
+    };
+}
+
+encode_fixed_kind!(ClientRequest, Kind::ClientRequest);
+encode_fixed_kind!(ClientResponse, Kind::ClientResponse);
+encode_fixed_kind!(Hello, Kind::Hello);
+
+impl Encode for Message {
+    fn kind(&self) -> Kind {
+        Message::kind(self)
+    }
+    fn archive_into(
+        &self,
+        out: AlignedVec<ALIGNMENT>,
+    ) -> Result<AlignedVec<ALIGNMENT>, rancor::Error> {
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(self, out)
+    }
+}
+
+/// Appends one frame (header, body, padding) to `out` and returns its length.
+///
+/// # Errors
+/// [`EncodeError`] when the body exceeds `body_bytes_max` (the frame is not
+/// appended) or rkyv fails.
+///
+/// # Panics
+/// When `out`'s length is not a multiple of 16 (frames are appended whole).
+pub fn encode_into<T: Encode + ?Sized>(
+    out: &mut AlignedVec<ALIGNMENT>,
+    value: &T,
+    body_bytes_max: u32,
+) -> Result<usize, EncodeError> {
+    assert_eq!(out.len() % ALIGNMENT, 0, "frames are appended whole");
+    let frame_start = out.len();
+    out.extend_from_slice(&[0u8; HEADER_BYTES]);
+    let body_start = out.len();
+    let archived = value.archive_into(std::mem::take(out));
+    *out = match archived {
+        Ok(buffer) => buffer,
+        Err(error) => {
+            return Err(EncodeError::Archive {
+                reason: error.to_string(),
+            })
+        }
+    };
+    let body_bytes = out.len() - body_start;
+    let too_long = u32::try_from(body_bytes)
+        .ok()
+        .filter(|&length| length <= body_bytes_max);
+    let Some(body_bytes_u32) = too_long else {
+        out.resize(frame_start, 0);
+        return Err(EncodeError::TooLong {
+            body_bytes,
+            body_bytes_max,
+        });
+    };
+    let header = Header {
+        kind: value.kind(),
+        body_bytes: body_bytes_u32,
+        body_crc32c: crc32c::crc32c(&out[body_start..]),
+    };
+    out[frame_start..body_start].copy_from_slice(&header.to_bytes());
+    let padding = padded(body_bytes) - body_bytes;
+    out.extend_from_slice(&[0u8; ALIGNMENT][..padding]);
+    Ok(out.len() - frame_start)
+}
+
+/// Encodes one frame into a new buffer.
+///
+/// # Errors
+/// As [`encode_into`].
+pub fn encode<T: Encode + ?Sized>(
+    value: &T,
+    body_bytes_max: u32,
+) -> Result<AlignedVec<ALIGNMENT>, EncodeError> {
+    let mut out = AlignedVec::new();
+    encode_into(&mut out, value, body_bytes_max)?;
+    Ok(out)
+}
+
+/// Why a frame could not be encoded.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The archived body is over the limit.
+    #[error("body of {body_bytes} bytes exceeds the frame limit of {body_bytes_max}")]
+    TooLong {
+        /// The body's length.
+        body_bytes: usize,
+        /// The limit.
+        body_bytes_max: u32,
+    },
+    /// rkyv failed.
+    #[error("archiving failed: {reason}")]
+    Archive {
+        /// What rkyv reported.
+        reason: String,
+    },
+}
+
+/// The checksum a header carries for `body`.
+#[must_use]
+pub fn body_crc32c(body: &[u8]) -> u32 {
+    crc32c::crc32c(body)
+}
+
+/// Checks a complete body against its header: checksum, then bytecheck
+/// validation of the archive for the kind.
+///
+/// # Errors
+/// [`FrameError::ChecksumMismatch`], [`FrameError::Invalid`],
+/// [`FrameError::KindMismatch`].
+pub fn check_body(header: &Header, body: &[u8]) -> Result<(), FrameError> {
+    let computed = crc32c::crc32c(body);
+    if computed != header.body_crc32c {
+        return Err(FrameError::ChecksumMismatch {
+            expected: header.body_crc32c,
+            computed,
+        });
+    }
+    validate(header.kind, body)
+}
+
+/// Validates an archive of `kind` in place (bytecheck), without the checksum.
+///
+/// # Errors
+/// [`FrameError::Invalid`] or [`FrameError::KindMismatch`].
+pub fn validate(kind: Kind, body: &[u8]) -> Result<(), FrameError> {
+    let invalid = |error: rancor::Error| FrameError::Invalid {
+        kind,
+        reason: error.to_string(),
+    };
+    match kind {
+        Kind::ClientRequest => rkyv::access::<ArchivedClientRequest, rancor::Error>(body)
+            .map(drop)
+            .map_err(invalid),
+        Kind::ClientResponse => rkyv::access::<ArchivedClientResponse, rancor::Error>(body)
+            .map(drop)
+            .map_err(invalid),
+        Kind::Hello => rkyv::access::<ArchivedHello, rancor::Error>(body)
+            .map(drop)
+            .map_err(invalid),
+        replica => {
+            let message = rkyv::access::<ArchivedMessage, rancor::Error>(body).map_err(invalid)?;
+            if message.kind() == replica {
+                Ok(())
+            } else {
+                Err(FrameError::KindMismatch {
+                    header: replica,
+                    body: message.kind(),
+                })
+            }
+        }
+    }
+}
+
+/// A received frame whose checksum and archive have been checked: its body
+/// can be read in place without further validation.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    kind: Kind,
+    body: SharedBytes,
+}
+
+/// The archived body of a [`Frame`], by kind.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Archived<'a> {
+    /// A replica message.
+    Replica(&'a ArchivedMessage),
+    /// A client request.
+    Request(&'a ArchivedClientRequest),
+    /// A client response.
+    Response(&'a ArchivedClientResponse),
+    /// A connection's hello.
+    Hello(&'a ArchivedHello),
+}
+
+impl Frame {
+    /// Checks a complete body and makes it a frame.
+    ///
+    /// # Errors
+    /// As [`check_body`].
+    pub fn checked(header: &Header, body: SharedBytes) -> Result<Frame, FrameError> {
+        check_body(header, body.as_slice())?;
+        Ok(Frame {
+            kind: header.kind,
+            body,
+        })
+    }
+
+    /// The frame's kind.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The body bytes (the archive, without padding).
+    #[must_use]
+    pub fn body(&self) -> &SharedBytes {
+        &self.body
+    }
+
+    /// The archived body, in place, without validating again.
+    #[must_use]
+    pub fn archived(&self) -> Archived<'_> {
+        let bytes = self.body.as_slice();
+        // SAFETY: a `Frame` is built only by `Frame::checked`, which validated
+        // these exact bytes as an archive of `self.kind` (bytecheck), and the
+        // bytes are immutable and 16-byte aligned (SharedBytes invariants).
+        unsafe {
+            match self.kind {
+                Kind::ClientRequest => Archived::Request(rkyv::access_unchecked(bytes)),
+                Kind::ClientResponse => Archived::Response(rkyv::access_unchecked(bytes)),
+                Kind::Hello => Archived::Hello(rkyv::access_unchecked(bytes)),
+                _ => Archived::Replica(rkyv::access_unchecked(bytes)),
+            }
+        }
+    }
+
+    /// The replica message this frame carries, its batches as ranges of the
+    /// frame's buffer; `None` for other kinds.
+    #[must_use]
+    pub fn message(&self) -> Option<Message> {
+        match self.archived() {
+            Archived::Replica(message) => Some(message.to_message(&self.body)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! What both back ends keep per connection: the role (dialled or accepted),
+//! the stream decoder, the bounded send queue, and the reconnect backoff.
+//!
+//! Invariants:
+//! - `queued.len() <= send_queue_bytes_max` after every enqueue, and
+//!   `in_flight` was a `queued` buffer, so a connection holds at most twice
+//!   the limit however long its peer is gone.
+//! - `in_flight_sent <= in_flight.len()`; the kernel owns `in_flight` while a
+//!   send of it is in flight (the io_uring back end does not touch it then).
+//! - A connection id is never reused: its generation rises on every reuse of
+//!   a table slot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rkyv::util::AlignedVec;
+
+use super::{CloseReason, ConnectionId, Event, SendError, TransportError};
+use crate::bytes::ALIGNMENT;
+use crate::decode::Decoder;
+use crate::frame::{encode_into, Archived, Encode, Frame};
+use crate::wire::{Hello, NodeId};
+
+/// Exponential reconnect backoff: the delay doubles from the minimum up to
+/// the maximum and returns to the minimum once a connection is up.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    delay_min: Duration,
+    delay_max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// A backoff from `delay_min` doubling up to `delay_max`.
+    #[must_use]
+    pub fn new(delay_min: Duration, delay_max: Duration) -> Backoff {
+        assert!(delay_min <= delay_max, "backoff minimum above maximum");
+        Backoff {
+            delay_min,
+            delay_max,
+            next: delay_min,
+        }
+    }
+
+    /// The delay before the next attempt; doubles the one after.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.delay_max);
+        delay
+    }
+
+    /// A connection is up: the next failure waits the minimum again.
+    pub fn reset(&mut self) {
+        self.next = self.delay_min;
+    }
+}
+
+/// Who opened the connection.
+pub(crate) enum Role {
+    /// We dial `peer` at `addr`, and redial after failures.
+    Outbound {
+        peer: NodeId,
+        addr: SocketAddr,
+        backoff: Backoff,
+    },
+    /// Someone dialled us.
+    Inbound,
+}
+
+/// Where a connection stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    /// Outbound, waiting to redial at the instant.
+    Down { retry_at: Instant },
+    /// Outbound, connect in progress.
+    Connecting,
+    /// Frames flow.
+    Open,
+    /// Being torn down; the slot frees when the back end is done with it.
+    Closing,
+}
+
+/// One connection; `S` is the back end's socket state.
+pub(crate) struct Link<S> {
+    pub id: ConnectionId,
+    pub role: Role,
+    pub phase: Phase,
+    pub peer: Option<NodeId>,
+    pub decoder: Decoder,
+    pub queued: AlignedVec<ALIGNMENT>,
+    pub in_flight: AlignedVec<ALIGNMENT>,
+    pub in_flight_sent: usize,
+    pub socket: S,
+}
+
+impl<S> Link<S> {
+    /// Encodes `value` at the end of the queue, or refuses when full.
+    pub fn enqueue(
+        &mut self,
+        value: &dyn Encode,
+        body_bytes_max: u32,
+        queue_bytes_max: usize,
+    ) -> Result<(), SendError> {
+        let full = |queued_bytes| SendError::QueueFull {
+            queued_bytes,
+            queue_bytes_max,
+        };
+        if self.queued.len() >= queue_bytes_max {
+            return Err(full(self.queued.len()));
+        }
+        let before = self.queued.len();
+        encode_into(&mut self.queued, value, body_bytes_max)?;
+        if self.queued.len() > queue_bytes_max {
+            self.queued.resize(before, 0);
+            return Err(full(before));
+        }
+        assert!(
+            self.queued.len() <= queue_bytes_max,
+            "the send queue stays bounded"
+        );
+        Ok(())
+    }
+
+    /// Puts this node's hello before everything queued.
+    pub fn queue_hello_first(&mut self, hello: &Hello, body_bytes_max: u32) {
+        let mut queued = AlignedVec::<ALIGNMENT>::with_capacity(64 + self.queued.len());
+        encode_into(&mut queued, hello, body_bytes_max)
+            .expect("a hello is far below any frame limit");
+        queued.extend_from_slice(&self.queued);
+        self.queued = queued;
+    }
+
+    /// Makes the bytes to send now available as [`Link::unsent`]: the rest of
+    /// the in-flight buffer, or, once that is done, everything queued (which
+    /// becomes the in-flight buffer). Returns their number.
+    pub fn prepare_send(&mut self) -> usize {
+        if self.in_flight_sent == self.in_flight.len() {
+            self.in_flight.clear();
+            self.in_flight_sent = 0;
+            std::mem::swap(&mut self.in_flight, &mut self.queued);
+        }
+        self.in_flight.len() - self.in_flight_sent
+    }
+
+    /// The unsent rest of the in-flight buffer.
+    pub fn unsent(&self) -> &[u8] {
+        &self.in_flight[self.in_flight_sent..]
+    }
+
+    /// `count` bytes of the in-flight buffer left.
+    pub fn sent(&mut self, count: usize) {
+        assert!(
+            self.in_flight_sent + count <= self.in_flight.len(),
+            "sent no more than was in flight"
+        );
+        self.in_flight_sent += count;
+    }
+
+    /// Forgets the connection's stream state after it broke: a partly sent
+    /// buffer is dropped (its frames are lost, as on any broken connection);
+    /// whole frames still queued wait for the next connection.
+    pub fn reset_stream(&mut self, body_bytes_max: u32) {
+        self.in_flight.clear();
+        self.in_flight_sent = 0;
+        self.decoder = Decoder::new(body_bytes_max);
+    }
+
+    /// Decodes received bytes and turns the frames into events.
+    pub fn receive(
+        &mut self,
+        buffer: &Arc<AlignedVec<ALIGNMENT>>,
+        range: std::ops::Range<usize>,
+        cluster_id: u64,
+        scratch: &mut Vec<Frame>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), CloseReason> {
+        scratch.clear();
+        let decoded = self.decoder.feed(buffer, range, scratch);
+        for frame in scratch.drain(..) {
+            if let Archived::Hello(hello) = frame.archived() {
+                let hello = Hello {
+                    cluster_id: hello.cluster_id.to_native(),
+                    node: hello.node.to_native(),
+                    shard: hello.shard.to_native(),
+                };
+                if cluster_id != 0 && hello.cluster_id != 0 && hello.cluster_id != cluster_id {
+                    return Err(CloseReason::WrongCluster {
+                        cluster_id: hello.cluster_id,
+                    });
+                }
+                if hello.node != NodeId(0) {
+                    self.peer = Some(hello.node);
+                }
+                events.push(Event::Identified {
+                    connection: self.id,
+                    hello,
+                });
+            } else {
+                events.push(Event::Frame {
+                    connection: self.id,
+                    peer: self.peer,
+                    frame,
+                });
+            }
+        }
+        decoded.map_err(CloseReason::Frame)
+    }
+}
+
+/// The connection table: slots with generations, so handles never alias.
+pub(crate) struct Links<S> {
+    slots: Vec<Option<Link<S>>>,
+    generations: Vec<u32>,
+    free: Vec<usize>,
+    connections_max: usize,
+}
+
+impl<S> Links<S> {
+    pub fn new(connections_max: usize) -> Links<S> {
+        Links {
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            connections_max,
+        }
+    }
+
+    /// Adds a connection; returns its table index.
+    pub fn insert(
+        &mut self,
+        role: Role,
+        phase: Phase,
+        socket: S,
+        body_bytes_max: u32,
+    ) -> Result<usize, TransportError> {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None if self.slots.len() < self.connections_max => {
+                self.slots.push(None);
+                self.generations.push(0);
+                self.slots.len() - 1
+            }
+            None => {
+                return Err(TransportError::TooManyConnections {
+                    connections_max: self.connections_max,
+                })
+            }
+        };
+        assert!(self.slots[index].is_none(), "a free slot is empty");
+        self.generations[index] = self.generations[index].wrapping_add(1);
+        let id = ConnectionId(u64::from(self.generations[index]) << 32 | index as u64);
+        self.slots[index] = Some(Link {
+            id,
+            role,
+            phase,
+            peer: None,
+            decoder: Decoder::new(body_bytes_max),
+            queued: AlignedVec::new(),
+            in_flight: AlignedVec::new(),
+            in_flight_sent: 0,
+            socket,
+        });
+        Ok(index)
+    }
+
+    /// The table index of a live handle.
+    pub fn index_of(&self, connection: ConnectionId) -> Option<usize> {
+        let index = (connection.0 & 0xFFFF_FFFF) as usize;
+        let generation = (connection.0 >> 32) as u32;
+        let live = self.slots.get(index)?.as_ref()?;
+        (self.generations[index] == generation && live.id == connection).then_some(index)
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Link<S>> {
+        self.slots.get(index)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Link<S>> {
+        self.slots.get_mut(index)?.as_mut()
+    }
+
+    /// Frees a slot.
+    pub fn remove(&mut self, index: usize) -> Option<Link<S>> {
+        let link = self.slots.get_mut(index)?.take()?;
+        self.free.push(index);
+        Some(link)
+    }
+
+    /// True when no connection can be added.
+    pub fn is_full(&self) -> bool {
+        self.free.is_empty() && self.slots.len() >= self.connections_max
+    }
+
+    /// The number of table slots ever used (live or free).
+    pub fn capacity_used(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples::request;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(35));
+        let delays: Vec<u128> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, vec![10, 20, 35, 35]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay().as_millis(), 10);
+    }
+
+    #[test]
+    fn the_queue_pushes_back_at_its_limit_and_handles_never_alias() {
+        let mut links = Links::<()>::new(2);
+        let index = links
+            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
+            .expect("room");
+        let link = links.get_mut(index).expect("live");
+        let mut accepted = 0;
+        while link.enqueue(&request(accepted, 100), 1 << 20, 4096).is_ok() {
+            accepted += 1;
+        }
+        assert!(link.queued.len() <= 4096 && accepted > 10);
+        let first = link.prepare_send();
+        assert!(first > 0 && link.queued.is_empty());
+        link.sent(first);
+        assert_eq!(link.prepare_send(), 0, "nothing left to send");
+        let id = link.id;
+        links.remove(index);
+        let again = links
+            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
+            .expect("room");
+        assert_eq!(again, index);
+        assert_eq!(links.index_of(id), None, "the old handle is dead");
+    }
+}

@@ -1,0 +1,497 @@
+//! The portable back end: non-blocking std sockets and edge-triggered epoll.
+//!
+//! Each read lands in a pooled 16-byte aligned buffer at the stream's offset
+//! modulo 16, so a frame that arrives whole in one read lies aligned and is
+//! accessed in place; a frame split across reads is assembled by one copy.
+//!
+//! Invariants:
+//! - Every socket is registered with epoll once, edge-triggered, and read
+//!   and written until it would block, so no readiness edge is lost.
+//! - A receive buffer is written only while no frame refers to it (its `Arc`
+//!   is unique).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rkyv::util::AlignedVec;
+
+use super::link::{Backoff, Link, Links, Phase, Role};
+use super::{
+    log_close, sys, Backend, CloseReason, Config, ConnectionId, Event, SendError, Transport,
+    TransportError,
+};
+use crate::bytes::ALIGNMENT;
+use crate::frame::{Encode, Frame};
+use crate::wire::NodeId;
+
+const LISTENER_TOKEN: u64 = u64::MAX;
+/// Receive buffers kept for reuse; more are allocated while frames hold these.
+const RECEIVE_BUFFERS_POOLED_MAX: usize = 256;
+/// Connections accepted per turn, so a flood of connects cannot starve reads.
+const ACCEPTS_PER_TURN_MAX: usize = 64;
+
+/// A socket and where its stream stands modulo the alignment.
+#[derive(Default)]
+pub(crate) struct PortableSocket {
+    stream: Option<TcpStream>,
+    stream_phase: usize,
+}
+
+/// The portable transport.
+pub struct PortableTransport {
+    config: Config,
+    epoll: OwnedFd,
+    listener: Option<TcpListener>,
+    local_addr: Option<SocketAddr>,
+    links: Links<PortableSocket>,
+    buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
+    scratch: Vec<Frame>,
+    ready: Vec<libc::epoll_event>,
+    written: bool,
+}
+
+fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
+    move |source| TransportError::Io { context, source }
+}
+
+impl PortableTransport {
+    /// Opens the transport and its listener, if configured.
+    ///
+    /// # Errors
+    /// Creating epoll or binding the listener failed.
+    pub fn open(config: Config) -> Result<PortableTransport, TransportError> {
+        config.check()?;
+        // SAFETY: epoll_create1 has no memory preconditions; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(TransportError::Io {
+                context: "epoll_create1",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fd is a fresh epoll descriptor that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut transport = PortableTransport {
+            links: Links::new(config.connections_max),
+            config,
+            epoll,
+            listener: None,
+            local_addr: None,
+            buffers: Vec::new(),
+            scratch: Vec::new(),
+            ready: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+            written: false,
+        };
+        if let Some(address) = transport.config.listen {
+            let listener = TcpListener::bind(address).map_err(io_error("bind"))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(io_error("listener non-blocking"))?;
+            transport.local_addr = Some(listener.local_addr().map_err(io_error("local_addr"))?);
+            transport
+                .watch(listener.as_raw_fd(), LISTENER_TOKEN)
+                .map_err(io_error("epoll_ctl"))?;
+            transport.listener = Some(listener);
+        }
+        Ok(transport)
+    }
+
+    fn watch(&self, fd: i32, token: u64) -> std::io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: both descriptors are open; the event points to a live struct.
+        let result = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd,
+                &raw mut event,
+            )
+        };
+        if result < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Starts (re)dialling an outbound connection.
+    fn dial(&mut self, index: usize, now: Instant, events: &mut Vec<Event>) {
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        let Role::Outbound { addr, .. } = link.role else {
+            return;
+        };
+        match sys::connect_nonblocking(addr) {
+            Ok(stream) => {
+                let fd = stream.as_raw_fd();
+                link.socket = PortableSocket {
+                    stream: Some(stream),
+                    stream_phase: 0,
+                };
+                link.phase = Phase::Connecting;
+                if let Err(error) = self.watch(fd, index as u64) {
+                    self.broken(index, CloseReason::Io(error.to_string()), now, events);
+                }
+            }
+            Err(error) => self.broken(index, CloseReason::Io(error.to_string()), now, events),
+        }
+    }
+
+    /// A connection broke or was refused: inbound ones go, outbound ones wait
+    /// for a redial. A `Closed` event is reported for connections that were open.
+    fn broken(&mut self, index: usize, reason: CloseReason, now: Instant, events: &mut Vec<Event>) {
+        let body_bytes_max = self.config.body_bytes_max;
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        let was_open = link.phase == Phase::Open;
+        link.socket = PortableSocket::default();
+        link.reset_stream(body_bytes_max);
+        let id = link.id;
+        match &mut link.role {
+            Role::Outbound { backoff, .. } if reason != CloseReason::Local => {
+                link.phase = Phase::Down {
+                    retry_at: now + backoff.next_delay(),
+                };
+            }
+            _ => {
+                self.links.remove(index);
+            }
+        }
+        if was_open {
+            log_close(id, &reason);
+            events.push(Event::Closed {
+                connection: id,
+                reason,
+            });
+        }
+    }
+
+    /// Writes everything that waits, until done or the socket is full.
+    fn flush(&mut self, index: usize, now: Instant, events: &mut Vec<Event>) {
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        if link.phase != Phase::Open {
+            return;
+        }
+        while link.prepare_send() > 0 {
+            let Some(stream) = &link.socket.stream else {
+                return;
+            };
+            let mut stream: &TcpStream = stream;
+            match stream.write(link.unsent()) {
+                Ok(count) => {
+                    link.sent(count);
+                    self.written = true;
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => {
+                    return self.broken(index, CloseReason::Io(error.to_string()), now, events)
+                }
+            }
+        }
+    }
+
+    /// A receive buffer no frame refers to, taken out of the pool.
+    fn take_buffer(&mut self) -> Arc<AlignedVec<ALIGNMENT>> {
+        if let Some(at) = self
+            .buffers
+            .iter()
+            .position(|buffer| Arc::strong_count(buffer) == 1)
+        {
+            return self.buffers.swap_remove(at);
+        }
+        let mut fresh = AlignedVec::<ALIGNMENT>::with_capacity(self.config.receive_buffer_bytes);
+        fresh.resize(self.config.receive_buffer_bytes, 0);
+        Arc::new(fresh)
+    }
+
+    /// Returns a receive buffer to the pool (frames may still refer to it).
+    fn give_back(&mut self, buffer: Arc<AlignedVec<ALIGNMENT>>) {
+        if self.buffers.len() < RECEIVE_BUFFERS_POOLED_MAX {
+            self.buffers.push(buffer);
+        }
+    }
+
+    /// Reads until the socket would block.
+    fn read(&mut self, index: usize, now: Instant, events: &mut Vec<Event>) {
+        loop {
+            let mut buffer = self.take_buffer();
+            let Some(link) = self.links.get_mut(index) else {
+                return;
+            };
+            let Some(stream) = &link.socket.stream else {
+                return;
+            };
+            let phase = link.socket.stream_phase;
+            let target = Arc::get_mut(&mut buffer)
+                .expect("take_buffer hands out buffers no frame refers to");
+            let mut reader: &TcpStream = stream;
+            let count = match reader.read(&mut target.as_mut_slice()[phase..]) {
+                Ok(0) => return self.broken(index, CloseReason::EndOfStream, now, events),
+                Ok(count) => count,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                    return self.give_back(buffer)
+                }
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    return self.broken(index, CloseReason::Io(error.to_string()), now, events)
+                }
+            };
+            link.socket.stream_phase = (phase + count) % ALIGNMENT;
+            let cluster_id = self.config.cluster_id;
+            let received = link.receive(
+                &buffer,
+                phase..phase + count,
+                cluster_id,
+                &mut self.scratch,
+                events,
+            );
+            self.give_back(buffer);
+            if let Err(reason) = received {
+                return self.broken(index, reason, now, events);
+            }
+        }
+    }
+
+    fn accept(&mut self, events: &mut Vec<Event>) {
+        for _ in 0..ACCEPTS_PER_TURN_MAX {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let setup = stream
+                .set_nonblocking(true)
+                .and_then(|()| sys::set_nodelay(&stream));
+            if setup.is_err() {
+                continue;
+            }
+            let fd = stream.as_raw_fd();
+            let socket = PortableSocket {
+                stream: Some(stream),
+                stream_phase: 0,
+            };
+            let Ok(index) = self.links.insert(
+                Role::Inbound,
+                Phase::Open,
+                socket,
+                self.config.body_bytes_max,
+            ) else {
+                eprintln!(
+                    "synod-net: refusing a connection: {:?}",
+                    CloseReason::TooManyConnections
+                );
+                continue;
+            };
+            if self.watch(fd, index as u64).is_err() {
+                self.links.remove(index);
+                continue;
+            }
+            let connection = self
+                .links
+                .get(index)
+                .map(|link| link.id)
+                .expect("inserted above");
+            events.push(Event::Accepted { connection });
+        }
+    }
+
+    /// An outbound connect finished (or failed).
+    fn connected(&mut self, index: usize, now: Instant, events: &mut Vec<Event>) {
+        let hello = self.config.hello();
+        let body_bytes_max = self.config.body_bytes_max;
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        let failure = match &link.socket.stream {
+            Some(stream) => match stream.take_error() {
+                Ok(None) => stream.peer_addr().err(),
+                Ok(Some(error)) | Err(error) => Some(error),
+            },
+            None => return,
+        };
+        if let Some(error) = failure {
+            if error.kind() == ErrorKind::NotConnected {
+                return; // still connecting
+            }
+            return self.broken(index, CloseReason::Io(error.to_string()), now, events);
+        }
+        let Role::Outbound { peer, backoff, .. } = &mut link.role else {
+            return;
+        };
+        backoff.reset();
+        let peer = *peer;
+        link.phase = Phase::Open;
+        link.queue_hello_first(&hello, body_bytes_max);
+        events.push(Event::Connected {
+            connection: link.id,
+            peer,
+        });
+        self.flush(index, now, events);
+    }
+
+    fn handle_ready(&mut self, token: u64, flags: u32, now: Instant, events: &mut Vec<Event>) {
+        if token == LISTENER_TOKEN {
+            return self.accept(events);
+        }
+        let index = token as usize;
+        let Some(link) = self.links.get(index) else {
+            return;
+        };
+        if link.phase == Phase::Connecting {
+            self.connected(index, now, events);
+        }
+        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        if flags & readable != 0 {
+            self.read(index, now, events);
+        }
+        if flags & libc::EPOLLOUT as u32 != 0 {
+            self.flush(index, now, events);
+        }
+    }
+
+    /// The wait for this turn: none when events are already waiting, and no
+    /// longer than the next redial.
+    fn wait_ms(&self, timeout: Duration, now: Instant, events: &[Event]) -> i32 {
+        if !events.is_empty() {
+            return 0;
+        }
+        let mut wait = timeout;
+        for index in 0..self.links.capacity_used() {
+            if let Some(Link {
+                phase: Phase::Down { retry_at },
+                ..
+            }) = self.links.get(index)
+            {
+                wait = wait.min(retry_at.saturating_duration_since(now));
+            }
+        }
+        i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+    }
+}
+
+impl Transport for PortableTransport {
+    fn backend(&self) -> Backend {
+        Backend::Portable
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    fn connect(&mut self, peer: NodeId, addr: SocketAddr) -> Result<ConnectionId, TransportError> {
+        let backoff = Backoff::new(
+            Duration::from_millis(self.config.reconnect_delay_min_ms),
+            Duration::from_millis(self.config.reconnect_delay_max_ms),
+        );
+        let role = Role::Outbound {
+            peer,
+            addr,
+            backoff,
+        };
+        let phase = Phase::Down {
+            retry_at: Instant::now(),
+        };
+        let index = self.links.insert(
+            role,
+            phase,
+            PortableSocket::default(),
+            self.config.body_bytes_max,
+        )?;
+        Ok(self
+            .links
+            .get(index)
+            .map(|link| link.id)
+            .expect("inserted above"))
+    }
+
+    fn send(&mut self, connection: ConnectionId, value: &dyn Encode) -> Result<(), SendError> {
+        let index = self
+            .links
+            .index_of(connection)
+            .ok_or(SendError::UnknownConnection { connection })?;
+        let link = self
+            .links
+            .get_mut(index)
+            .ok_or(SendError::UnknownConnection { connection })?;
+        link.enqueue(
+            value,
+            self.config.body_bytes_max,
+            self.config.send_queue_bytes_max,
+        )
+    }
+
+    fn queued_bytes(&self, connection: ConnectionId) -> usize {
+        let link = self
+            .links
+            .index_of(connection)
+            .and_then(|index| self.links.get(index));
+        link.map_or(0, |link| link.queued.len() + link.unsent().len())
+    }
+
+    fn close(&mut self, connection: ConnectionId) {
+        if let Some(index) = self.links.index_of(connection) {
+            self.links.remove(index);
+        }
+    }
+
+    fn turn(&mut self, timeout: Duration, events: &mut Vec<Event>) -> Result<(), TransportError> {
+        let now = Instant::now();
+        self.written = false;
+        for index in 0..self.links.capacity_used() {
+            match self.links.get(index).map(|link| link.phase) {
+                Some(Phase::Down { retry_at }) if retry_at <= now => self.dial(index, now, events),
+                Some(Phase::Open) => self.flush(index, now, events),
+                _ => {}
+            }
+        }
+        // Handing bytes to the kernel is progress the caller hears of at once
+        // (as io_uring reports a send's completion), so it can queue more.
+        let wait_ms = if self.written {
+            0
+        } else {
+            self.wait_ms(timeout, now, events)
+        };
+        let capacity = self.ready.len() as i32;
+        // SAFETY: `ready` has room for `capacity` events and lives across the call.
+        let count = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.ready.as_mut_ptr(),
+                capacity,
+                wait_ms,
+            )
+        };
+        if count < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(TransportError::Io {
+                context: "epoll_wait",
+                source: error,
+            });
+        }
+        let now = Instant::now();
+        for at in 0..count as usize {
+            let libc::epoll_event {
+                events: flags,
+                u64: token,
+            } = self.ready[at];
+            self.handle_ready(token, flags, now, events);
+        }
+        Ok(())
+    }
+}

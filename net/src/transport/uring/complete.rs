@@ -1,0 +1,201 @@
+//! Completions: what the kernel reports back for the transport's operations.
+
+use io_uring::{cqueue, Submitter};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::link_index_op;
+use super::{UringTransport, OP_ACCEPT, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN};
+use crate::transport::link::{Phase, Role};
+use crate::transport::{CloseReason, Event};
+
+fn os_error(result: i32) -> CloseReason {
+    CloseReason::Io(std::io::Error::from_raw_os_error(-result).to_string())
+}
+
+impl UringTransport {
+    /// Takes one completion whose tag [`UringTransport::owns`].
+    ///
+    /// # Panics
+    /// When the tag is not the transport's (a caller bug).
+    pub fn complete(&mut self, cqe: &cqueue::Entry, submitter: &Submitter<'_>) {
+        assert!(
+            self.owns(cqe.user_data()),
+            "completion routed to the transport that tagged it"
+        );
+        let (index, op) = link_index_op(cqe.user_data() - self.resources.tags.start);
+        if op == OP_ACCEPT {
+            return self.accepted(cqe, submitter);
+        }
+        let more = cqueue::more(cqe.flags());
+        if !more {
+            let link = self
+                .links
+                .get_mut(index)
+                .expect("a slot with operations in flight is live");
+            assert!(
+                link.socket.ops_in_flight > 0,
+                "a final completion for an operation in flight"
+            );
+            link.socket.ops_in_flight -= 1;
+        }
+        match op {
+            OP_RECV => self.received(index, cqe),
+            OP_SEND => self.sent(index, cqe),
+            OP_CONNECT => self.connected(index, cqe.result()),
+            OP_SHUTDOWN | OP_CLOSE => {}
+            _ => unreachable!("only the transport's own operations carry its tags"),
+        }
+        self.finish_if_drained(index);
+    }
+
+    fn received(&mut self, index: usize, cqe: &cqueue::Entry) {
+        let result = cqe.result();
+        let more = cqueue::more(cqe.flags());
+        let bid = cqueue::buffer_select(cqe.flags());
+        let cluster_id = self.config.cluster_id;
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        if !more {
+            link.socket.recv_armed = false;
+        }
+        let outcome = match (result, bid) {
+            (count, Some(bid)) if count > 0 => {
+                let buffer = self
+                    .buffers
+                    .take(bid)
+                    .expect("the kernel names one of our buffers")
+                    .clone();
+                let outcome = if link.phase == Phase::Open {
+                    link.receive(
+                        &buffer,
+                        0..count as usize,
+                        cluster_id,
+                        &mut self.scratch,
+                        &mut self.events,
+                    )
+                } else {
+                    Ok(())
+                };
+                drop(buffer);
+                self.buffers.recycle(bid);
+                outcome
+            }
+            (0, _) => Err(CloseReason::EndOfStream),
+            (error, _) if error == -libc::ENOBUFS => Ok(()), // re-armed once buffers return
+            (error, _) if error < 0 => Err(os_error(error)),
+            _ => Ok(()),
+        };
+        if let Err(reason) = outcome {
+            self.start_closing(index, reason);
+        }
+    }
+
+    fn sent(&mut self, index: usize, cqe: &cqueue::Entry) {
+        let result = cqe.result();
+        let flags = cqe.flags();
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        if cqueue::notif(flags) {
+            // SEND_ZC's second completion: the kernel is done with the buffer.
+            link.socket.zero_copy_notification_due = false;
+            link.socket.send_in_flight = false;
+            return;
+        }
+        if result < 0 {
+            if !cqueue::more(flags) {
+                link.socket.send_in_flight = false;
+                link.socket.zero_copy_notification_due = false;
+            }
+            return self.start_closing(index, os_error(result));
+        }
+        link.sent(result as usize);
+        if !cqueue::more(flags) {
+            link.socket.send_in_flight = false;
+            link.socket.zero_copy_notification_due = false;
+        }
+    }
+
+    fn connected(&mut self, index: usize, result: i32) {
+        let hello = self.config.hello();
+        let body_bytes_max = self.config.body_bytes_max;
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        link.socket.connect_address = None;
+        if link.phase != Phase::Connecting {
+            return;
+        }
+        if result < 0 {
+            // Never open: no Closed event; the slot drains, then redials.
+            link.phase = Phase::Closing;
+            return self.submit_close(index);
+        }
+        let Role::Outbound { peer, backoff, .. } = &mut link.role else {
+            return;
+        };
+        backoff.reset();
+        let peer = *peer;
+        link.phase = Phase::Open;
+        link.queue_hello_first(&hello, body_bytes_max);
+        self.events.push(Event::Connected {
+            connection: link.id,
+            peer,
+        });
+    }
+
+    /// A connection arrived on the listener: move it into a file slot of ours.
+    fn accepted(&mut self, cqe: &cqueue::Entry, submitter: &Submitter<'_>) {
+        if !cqueue::more(cqe.flags()) {
+            self.accept_armed = false;
+        }
+        let result = cqe.result();
+        if result < 0 {
+            return;
+        }
+        // SAFETY: a successful accept returns a new descriptor that we own.
+        let socket = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(result) });
+        let _ = socket.set_nodelay(true);
+        let zero_copy_allowed = self.config.zero_copy_allowed(socket.peer_addr().ok());
+        let file = if self.links.is_full() {
+            None
+        } else {
+            self.free_files.pop()
+        };
+        let Some(file) = file else {
+            return eprintln!(
+                "synod-net: refusing a connection: {:?}",
+                CloseReason::TooManyConnections
+            );
+        };
+        if submitter
+            .register_files_update(file, &[socket.as_raw_fd()])
+            .is_err()
+        {
+            self.free_files.push(file);
+            return;
+        }
+        drop(socket); // the registered file keeps the socket open
+        let socket = super::UringSocket {
+            file: Some(file),
+            zero_copy_allowed,
+            ..super::UringSocket::default()
+        };
+        let index = self
+            .links
+            .insert(
+                Role::Inbound,
+                Phase::Open,
+                socket,
+                self.config.body_bytes_max,
+            )
+            .expect("checked for room above");
+        let connection = self
+            .links
+            .get(index)
+            .map(|link| link.id)
+            .expect("inserted above");
+        self.events.push(Event::Accepted { connection });
+    }
+}

@@ -1,0 +1,533 @@
+//! The io_uring back end.
+//!
+//! [`UringTransport`] owns no ring: the shard that owns the ring hands it
+//! [`RingResources`] (a range of its registered file table, a provided-buffer
+//! group id, a range of completion tags); the transport prepares its
+//! operations into the shard's submission queue ([`UringTransport::prepare`])
+//! and takes back the completions whose tag is in its range
+//! ([`UringTransport::owns`], [`UringTransport::complete`]).
+//! [`UringDriver`] is the small standalone driver that creates, registers and
+//! runs a ring of its own, for tests and benchmarks.
+//!
+//! Operations: multishot accept on the listener, multishot receive into the
+//! provided-buffer ring, one send (or `SEND_ZC` above the threshold) per
+//! connection in flight, connect, shutdown and close; every socket is a
+//! registered (fixed) file.
+//!
+//! Invariants:
+//! - A connection's table slot is freed only when none of its operations is
+//!   in flight (`ops_in_flight == 0`), so a completion tag always names the
+//!   connection that submitted it.
+//! - While `send_in_flight`, the kernel owns the connection's in-flight
+//!   buffer: nothing moves, grows or clears it until the send (and, for
+//!   `SEND_ZC`, its notification) completes.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types, SubmissionQueue, Submitter};
+
+use super::link::{Backoff, Links, Phase, Role};
+use super::sys::{self, RawAddress};
+use super::{CloseReason, Config, ConnectionId, Event, SendError, TransportError};
+use crate::frame::{Encode, Frame};
+use crate::wire::NodeId;
+
+mod bufring;
+mod complete;
+mod driver;
+
+use bufring::BufRing;
+pub use driver::{available, UringDriver};
+
+/// Operations per connection, each with its own completion tag.
+const OPS_PER_LINK: u64 = 8;
+const OP_RECV: u64 = 0;
+const OP_SEND: u64 = 1;
+const OP_CONNECT: u64 = 2;
+const OP_SHUTDOWN: u64 = 3;
+const OP_CLOSE: u64 = 4;
+const OP_ACCEPT: u64 = 5;
+
+/// The connection index and operation a tag offset names.
+fn link_index_op(offset: u64) -> (usize, u64) {
+    ((offset / OPS_PER_LINK) as usize, offset % OPS_PER_LINK)
+}
+
+/// What the ring's owner lends the transport.
+#[derive(Clone, Debug)]
+pub struct RingResources {
+    /// Registered-file slots the transport may use (one per connection, plus
+    /// the listener's in the first slot). The owner registered them sparse.
+    pub files: Range<u32>,
+    /// The provided-buffer group id the transport registers its buffer ring under.
+    pub buffer_group: u16,
+    /// Completion tags (`user_data`) the transport's operations carry.
+    pub tags: Range<u64>,
+}
+
+impl RingResources {
+    /// The file slots and tags a transport of `config` needs.
+    #[must_use]
+    pub fn needed(config: &Config) -> (u32, u64) {
+        let files = config.connections_max as u32 + 1;
+        (files, u64::from(files) * OPS_PER_LINK)
+    }
+}
+
+/// A connection's io_uring state.
+#[derive(Default)]
+pub(crate) struct UringSocket {
+    file: Option<u32>,
+    ops_in_flight: u32,
+    recv_armed: bool,
+    send_in_flight: bool,
+    zero_copy_notification_due: bool,
+    /// `SEND_ZC` may help this connection (not on loopback, where the kernel
+    /// copies the pages anyway and zero copy only adds its notification).
+    zero_copy_allowed: bool,
+    close_submitted: bool,
+    /// Forget the connection once closed (closed locally, or inbound).
+    forget: bool,
+    connect_address: Option<Box<RawAddress>>,
+}
+
+/// The io_uring transport, driven by the ring's owner.
+pub struct UringTransport {
+    config: Config,
+    resources: RingResources,
+    links: Links<UringSocket>,
+    listener_file: Option<u32>,
+    accept_armed: bool,
+    local_addr: Option<SocketAddr>,
+    free_files: Vec<u32>,
+    buffers: BufRing,
+    pending: VecDeque<squeue::Entry>,
+    scratch: Vec<Frame>,
+    events: Vec<Event>,
+}
+
+fn uring_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
+    move |source| TransportError::Uring { context, source }
+}
+
+impl UringTransport {
+    /// Sets the transport up on a ring the caller owns: registers its buffer
+    /// ring and, when configured, binds the listener into the first file slot.
+    ///
+    /// # Errors
+    /// Too few resources, or a registration or bind failed.
+    pub fn new(
+        config: Config,
+        resources: RingResources,
+        submitter: &Submitter<'_>,
+    ) -> Result<UringTransport, TransportError> {
+        config.check()?;
+        let (files, tags) = RingResources::needed(&config);
+        let enough = resources.files.len() >= files as usize
+            && resources.tags.end - resources.tags.start >= tags;
+        if !enough {
+            return Err(TransportError::Config {
+                reason: "ring resources smaller than connections_max needs",
+            });
+        }
+        let buffers = BufRing::register(
+            submitter,
+            resources.buffer_group,
+            config.provided_buffer_count,
+            config.provided_buffer_bytes,
+        )?;
+        let mut transport = UringTransport {
+            links: Links::new(config.connections_max),
+            free_files: resources.files.clone().skip(1).rev().collect(),
+            listener_file: None,
+            accept_armed: false,
+            local_addr: None,
+            buffers,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            events: Vec::new(),
+            config,
+            resources,
+        };
+        if let Some(address) = transport.config.listen {
+            let listener =
+                std::net::TcpListener::bind(address).map_err(|source| TransportError::Io {
+                    context: "bind",
+                    source,
+                })?;
+            transport.local_addr = listener.local_addr().ok();
+            let slot = transport.resources.files.start;
+            submitter
+                .register_files_update(slot, &[listener.as_raw_fd()])
+                .map_err(uring_error("register listener"))?;
+            transport.listener_file = Some(slot);
+        }
+        Ok(transport)
+    }
+
+    /// Releases what the transport holds on the ring: cancels its operations
+    /// (synchronously), empties its file slots (closing its sockets now, not
+    /// when the ring goes), and unregisters its buffer ring. Call before
+    /// dropping the transport.
+    pub fn release(&mut self, submitter: &Submitter<'_>) {
+        let timeout = Some(types::Timespec::new().sec(1));
+        for file in self.resources.files.clone() {
+            let cancel = types::CancelBuilder::fd(types::Fixed(file)).all();
+            let _ = submitter.register_sync_cancel(timeout, cancel);
+            let _ = submitter.register_files_update(file, &[-1]);
+        }
+        self.buffers.unregister(submitter);
+        // Run deferred task work, where the kernel drops the files' last references.
+        let zero = types::Timespec::new();
+        let _ = submitter.submit_with_args(1, &types::SubmitArgs::new().timespec(&zero));
+    }
+
+    fn tag(&self, index: usize, op: u64) -> u64 {
+        self.resources.tags.start + index as u64 * OPS_PER_LINK + op
+    }
+
+    /// True when a completion belongs to this transport.
+    #[must_use]
+    pub fn owns(&self, user_data: u64) -> bool {
+        self.resources.tags.contains(&user_data)
+    }
+
+    /// The listening address (with the port picked), if listening.
+    #[must_use]
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Moves the events gathered since the last call to `out`.
+    pub fn drain_events(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.events);
+    }
+
+    /// Sends handed to the kernel whose completion has not come back.
+    #[must_use]
+    pub fn sends_in_flight(&self) -> usize {
+        (0..self.links.capacity_used())
+            .filter(|&index| {
+                self.links
+                    .get(index)
+                    .is_some_and(|link| link.socket.send_in_flight)
+            })
+            .count()
+    }
+
+    /// True when events wait to be drained (the owner should not sleep).
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// When the next redial is due, if any connection waits for one.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        (0..self.links.capacity_used())
+            .filter_map(|index| match self.links.get(index)?.phase {
+                Phase::Down { retry_at } => Some(retry_at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Dials `peer` at `addr` and keeps the connection up until closed.
+    ///
+    /// # Errors
+    /// [`TransportError::TooManyConnections`].
+    pub fn connect(
+        &mut self,
+        peer: NodeId,
+        addr: SocketAddr,
+    ) -> Result<ConnectionId, TransportError> {
+        let backoff = Backoff::new(
+            Duration::from_millis(self.config.reconnect_delay_min_ms),
+            Duration::from_millis(self.config.reconnect_delay_max_ms),
+        );
+        let role = Role::Outbound {
+            peer,
+            addr,
+            backoff,
+        };
+        let phase = Phase::Down {
+            retry_at: Instant::now(),
+        };
+        let index = self.links.insert(
+            role,
+            phase,
+            UringSocket::default(),
+            self.config.body_bytes_max,
+        )?;
+        Ok(self
+            .links
+            .get(index)
+            .map(|link| link.id)
+            .expect("inserted above"))
+    }
+
+    /// Queues one frame for `connection`.
+    ///
+    /// # Errors
+    /// As [`super::Transport::send`].
+    pub fn send(&mut self, connection: ConnectionId, value: &dyn Encode) -> Result<(), SendError> {
+        let index = self
+            .links
+            .index_of(connection)
+            .ok_or(SendError::UnknownConnection { connection })?;
+        let link = self
+            .links
+            .get_mut(index)
+            .ok_or(SendError::UnknownConnection { connection })?;
+        link.enqueue(
+            value,
+            self.config.body_bytes_max,
+            self.config.send_queue_bytes_max,
+        )
+    }
+
+    /// Bytes queued and not yet handed to the kernel for `connection`.
+    #[must_use]
+    pub fn queued_bytes(&self, connection: ConnectionId) -> usize {
+        let link = self
+            .links
+            .index_of(connection)
+            .and_then(|index| self.links.get(index));
+        link.map_or(0, |link| {
+            link.queued.len()
+                + if link.socket.send_in_flight {
+                    0
+                } else {
+                    link.unsent().len()
+                }
+        })
+    }
+
+    /// Closes a connection; an outbound one is not redialled.
+    pub fn close(&mut self, connection: ConnectionId) {
+        if let Some(index) = self.links.index_of(connection) {
+            if let Some(link) = self.links.get_mut(index) {
+                link.socket.forget = true;
+            }
+            self.start_closing(index, CloseReason::Local);
+        }
+    }
+
+    /// Prepares this turn's operations (redials, receives, one send per
+    /// connection, accepts, closes) and pushes them into `sq`. Returns false
+    /// when `sq` filled up first: submit, then call again.
+    pub fn prepare(
+        &mut self,
+        now: Instant,
+        submitter: &Submitter<'_>,
+        sq: &mut SubmissionQueue<'_>,
+    ) -> bool {
+        self.buffers.reclaim();
+        if !self.accept_armed {
+            if let Some(file) = self.listener_file {
+                let entry = opcode::AcceptMulti::new(types::Fixed(file))
+                    .build()
+                    .user_data(self.tag(self.config.connections_max, OP_ACCEPT));
+                self.pending.push_back(entry);
+                self.accept_armed = true;
+            }
+        }
+        for index in 0..self.links.capacity_used() {
+            self.prepare_link(index, now, submitter);
+        }
+        while let Some(entry) = self.pending.front() {
+            // SAFETY: every entry's buffers and addresses live in the
+            // connection (or the buffer ring), which outlives the operation by
+            // the invariants above.
+            if unsafe { sq.push(entry) }.is_err() {
+                return false;
+            }
+            self.pending.pop_front();
+        }
+        true
+    }
+
+    fn prepare_link(&mut self, index: usize, now: Instant, submitter: &Submitter<'_>) {
+        let Some(link) = self.links.get(index) else {
+            return;
+        };
+        match link.phase {
+            Phase::Down { retry_at } if retry_at <= now => self.dial(index, now, submitter),
+            Phase::Open => {
+                self.arm_recv(index);
+                self.arm_send(index);
+            }
+            Phase::Closing => self.submit_close(index),
+            _ => {}
+        }
+    }
+
+    fn arm_recv(&mut self, index: usize) {
+        let group = self.buffers.group();
+        let has_buffers = self.buffers.available() > 0;
+        let tag = self.tag(index, OP_RECV);
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        let Some(file) = link.socket.file else { return };
+        if link.socket.recv_armed || !has_buffers {
+            return;
+        }
+        link.socket.recv_armed = true;
+        link.socket.ops_in_flight += 1;
+        self.pending.push_back(
+            opcode::RecvMulti::new(types::Fixed(file), group)
+                .build()
+                .user_data(tag),
+        );
+    }
+
+    fn arm_send(&mut self, index: usize) {
+        let threshold = self.config.send_zero_copy_bytes_min;
+        let tag = self.tag(index, OP_SEND);
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        let Some(file) = link.socket.file else { return };
+        if link.socket.send_in_flight || link.prepare_send() == 0 {
+            return;
+        }
+        let unsent = link.unsent();
+        let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
+        let entry = if link.socket.zero_copy_allowed && unsent.len() >= threshold {
+            link.socket.zero_copy_notification_due = true;
+            opcode::SendZc::new(types::Fixed(file), pointer, length).build()
+        } else {
+            opcode::Send::new(types::Fixed(file), pointer, length).build()
+        };
+        link.socket.send_in_flight = true;
+        link.socket.ops_in_flight += 1;
+        self.pending.push_back(entry.user_data(tag));
+    }
+
+    /// Opens a socket in a free file slot and starts connecting it.
+    fn dial(&mut self, index: usize, now: Instant, submitter: &Submitter<'_>) {
+        let tag = self.tag(index, OP_CONNECT);
+        if self.links.get(index).is_none() {
+            return;
+        }
+        let Some(file) = self.free_files.pop() else {
+            return self.redial_later(index, now);
+        };
+        let Some(link) = self.links.get_mut(index) else {
+            unreachable!("checked above");
+        };
+        let Role::Outbound { addr, .. } = link.role else {
+            return;
+        };
+        let address = Box::new(RawAddress::new(addr));
+        let zero_copy_allowed = self.config.zero_copy_allowed(Some(addr));
+        let registered = sys::tcp_socket(&address)
+            .and_then(|socket| submitter.register_files_update(file, &[socket.as_raw_fd()]));
+        if registered.is_err() {
+            self.free_files.push(file);
+            return self.redial_later(index, now);
+        }
+        let entry = opcode::Connect::new(types::Fixed(file), address.as_ptr(), address.length())
+            .build()
+            .user_data(tag);
+        link.socket = UringSocket {
+            file: Some(file),
+            ops_in_flight: 1,
+            connect_address: Some(address),
+            zero_copy_allowed,
+            ..UringSocket::default()
+        };
+        link.phase = Phase::Connecting;
+        self.pending.push_back(entry);
+    }
+
+    fn redial_later(&mut self, index: usize, now: Instant) {
+        if let Some(link) = self.links.get_mut(index) {
+            if let Role::Outbound { backoff, .. } = &mut link.role {
+                link.phase = Phase::Down {
+                    retry_at: now + backoff.next_delay(),
+                };
+            }
+        }
+    }
+
+    /// Starts tearing a connection down; reports `Closed` if it was open.
+    fn start_closing(&mut self, index: usize, reason: CloseReason) {
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        if link.phase == Phase::Closing {
+            return;
+        }
+        let was_open = link.phase == Phase::Open;
+        link.phase = Phase::Closing;
+        if was_open {
+            super::log_close(link.id, &reason);
+            self.events.push(Event::Closed {
+                connection: link.id,
+                reason,
+            });
+        }
+        self.submit_close(index);
+        self.finish_if_drained(index);
+    }
+
+    fn submit_close(&mut self, index: usize) {
+        let (shutdown, close) = (self.tag(index, OP_SHUTDOWN), self.tag(index, OP_CLOSE));
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        let Some(file) = link.socket.file else { return };
+        if link.socket.close_submitted {
+            return;
+        }
+        link.socket.close_submitted = true;
+        link.socket.ops_in_flight += 2;
+        // Hard-linked: the close runs after the shutdown, whatever its result.
+        self.pending.push_back(
+            opcode::Shutdown::new(types::Fixed(file), libc::SHUT_RDWR)
+                .build()
+                .flags(squeue::Flags::IO_HARDLINK)
+                .user_data(shutdown),
+        );
+        self.pending.push_back(
+            opcode::Close::new(types::Fixed(file))
+                .build()
+                .user_data(close),
+        );
+    }
+
+    /// Frees a closing connection's slot once nothing of it is in flight:
+    /// an outbound connection waits to redial, others are forgotten.
+    fn finish_if_drained(&mut self, index: usize) {
+        let body_bytes_max = self.config.body_bytes_max;
+        let now = Instant::now();
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        if link.phase != Phase::Closing || link.socket.ops_in_flight > 0 {
+            return;
+        }
+        if let Some(file) = link.socket.file.take() {
+            self.free_files.push(file);
+        }
+        let forget = link.socket.forget || matches!(link.role, Role::Inbound);
+        link.socket = UringSocket::default();
+        link.reset_stream(body_bytes_max);
+        match &mut link.role {
+            Role::Outbound { backoff, .. } if !forget => {
+                link.phase = Phase::Down {
+                    retry_at: now + backoff.next_delay(),
+                }
+            }
+            _ => {
+                self.links.remove(index);
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! A live listener shrugs off garbage: the bad connection is closed with a
+//! logged reason, and other connections keep being served. Also: frames
+//! trickled a byte at a time arrive whole, and the automatic back-end choice
+//! takes io_uring wherever it works.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{address, endpoint, request_seq, DEADLINE};
+use synod_net::frame::{encode, encode_into};
+use synod_net::samples::request;
+use synod_net::transport::{
+    self, uring, Backend, BackendChoice, CloseReason, Config, Event, Transport,
+};
+use synod_net::wire::{Hello, NodeId};
+
+/// Turns `server` until `done` says so, with the deadline.
+fn serve_until(
+    server: &mut Box<dyn Transport>,
+    seen: &mut Vec<Event>,
+    done: impl Fn(&[Event]) -> bool,
+) {
+    let started = Instant::now();
+    while !done(seen) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out; events so far: {seen:?}"
+        );
+        server.turn(Duration::from_millis(1), seen).expect("turns");
+    }
+}
+
+/// Turns `server` until the peer's end of `socket` sees the connection close.
+fn wait_until_closed(
+    server: &mut Box<dyn Transport>,
+    seen: &mut Vec<Event>,
+    socket: &mut TcpStream,
+) {
+    socket.set_nonblocking(true).expect("non-blocking");
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the bad connection was not closed"
+        );
+        server.turn(Duration::from_millis(1), seen).expect("turns");
+        let mut byte = [0u8; 1];
+        match socket.read(&mut byte) {
+            Ok(0) => return,
+            Ok(_) => panic!("nothing is sent back to garbage"),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return, // reset: closed as well
+        }
+    }
+}
+
+fn closed_for_bad_frame(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::Closed {
+                    reason: CloseReason::Frame(_),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+fn garbage_closes_only_its_connection(backend: BackendChoice) {
+    let mut server = endpoint(backend, 1);
+    let addr = address(server.as_ref());
+    let mut good = TcpStream::connect(addr).expect("connects");
+    good.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout set");
+    let hello = Hello {
+        cluster_id: 99,
+        node: NodeId(5),
+        shard: 0,
+    };
+    good.write_all(&encode(&hello, 1 << 20).expect("encodes"))
+        .expect("writes");
+    let attacks: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        vec![0xFF; 4096],
+        {
+            let mut lying = encode(&request(1, 10), 1 << 20).expect("encodes").to_vec();
+            lying[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+            lying
+        },
+        {
+            let mut flipped = encode(&request(1, 100), 1 << 20).expect("encodes").to_vec();
+            flipped[40] ^= 0x10;
+            flipped
+        },
+    ];
+    let mut seen = Vec::new();
+    for (round, attack) in attacks.iter().enumerate() {
+        let mut bad = TcpStream::connect(addr).expect("connects");
+        bad.write_all(attack).expect("writes");
+        serve_until(&mut server, &mut seen, |events| {
+            closed_for_bad_frame(events) > round
+        });
+        wait_until_closed(&mut server, &mut seen, &mut bad);
+        good.write_all(&encode(&request(round as u64, 8), 1 << 20).expect("encodes"))
+            .expect("writes");
+        serve_until(&mut server, &mut seen, |events| {
+            events
+                .iter()
+                .filter_map(request_seq)
+                .any(|(_, _, seq, _)| seq == round as u64)
+        });
+    }
+    let from_good: Vec<_> = seen
+        .iter()
+        .filter_map(request_seq)
+        .map(|(_, peer, seq, _)| (peer, seq))
+        .collect();
+    assert_eq!(
+        from_good,
+        (0..4).map(|seq| (Some(NodeId(5)), seq)).collect::<Vec<_>>()
+    );
+}
+
+fn trickled_frames_arrive_whole(backend: BackendChoice) {
+    let mut server = endpoint(backend, 1);
+    let mut client = TcpStream::connect(address(server.as_ref())).expect("connects");
+    client.set_nodelay(true).expect("nodelay");
+    let mut stream = rkyv::util::AlignedVec::<16>::new();
+    for seq in 0..3 {
+        encode_into(&mut stream, &request(seq, 300), 1 << 20).expect("encodes");
+    }
+    let mut seen = Vec::new();
+    for (at, byte) in stream.iter().enumerate() {
+        client.write_all(&[*byte]).expect("writes");
+        if at % 7 == 0 {
+            server.turn(Duration::ZERO, &mut seen).expect("turns");
+        }
+    }
+    serve_until(&mut server, &mut seen, |events| {
+        events.iter().filter_map(request_seq).count() == 3
+    });
+    let seqs: Vec<u64> = seen
+        .iter()
+        .filter_map(request_seq)
+        .map(|(_, _, seq, _)| seq)
+        .collect();
+    assert_eq!(seqs, vec![0, 1, 2]);
+}
+
+macro_rules! both_backends {
+    ($($name:ident => $body:expr;)*) => {
+        mod portable {
+            use super::*;
+            $(#[test] fn $name() { ($body)(BackendChoice::Portable) })*
+        }
+        mod io_uring {
+            use super::*;
+            $(#[test] fn $name() { ($body)(BackendChoice::IoUring) })*
+        }
+    };
+}
+
+both_backends! {
+    garbage_to_a_live_listener_closes_only_that_connection => garbage_closes_only_its_connection;
+    frames_trickled_byte_by_byte_arrive_whole => trickled_frames_arrive_whole;
+}
+
+#[test]
+fn the_automatic_choice_runs_io_uring_wherever_it_is_available() {
+    let mut config = Config::new(NodeId(1));
+    config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+    let transport = transport::open(config).expect("opens");
+    if uring::available() {
+        assert_eq!(
+            transport.backend(),
+            Backend::IoUring,
+            "portable ran although io_uring is available and was not forced"
+        );
+    } else {
+        assert_eq!(transport.backend(), Backend::Portable);
+    }
+}
