@@ -4,6 +4,8 @@
 
 pub mod check;
 pub mod paxos;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod sm;
 
 pub use synod_net::wire;

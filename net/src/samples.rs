@@ -127,12 +127,18 @@ pub fn replica_sample(kind: Kind, payload_bytes: usize) -> Message {
         Kind::RecoveryQuery => Message::RecoveryQuery {
             nonce: 77,
             fence: BALLOT,
+            from_slot: Slot(11),
         },
         Kind::RecoveryInfo => Message::RecoveryInfo {
             nonce: 77,
             promised: BALLOT,
-            last_slot: Slot(12),
+            accepted: vec![AcceptedEntry {
+                slot: Slot(11),
+                ballot: BALLOT,
+                batch: one_batch(),
+            }],
             commit_point: Slot(10),
+            compacted_through: Slot(4),
         },
         other => panic!("{other:?} is not a replica message"),
     }

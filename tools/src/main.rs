@@ -1,105 +1,89 @@
-//! The synod command.
+//! The synod command: history checking, log tools and load generators.
 
-use std::time::Duration;
+mod check;
+mod log;
+mod net;
 
-use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench};
-use synod_net::transport::BackendChoice;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// synod: a Multi-Paxos engine, its tools and its benchmarks.
-#[derive(Parser)]
+use clap::{Parser, Subcommand};
+use synod_engine::check::CheckBudget;
+
+/// The synod Multi-Paxos engine's command-line tool.
+#[derive(Parser, Debug)]
 #[command(name = "synod", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
-    /// Load generators and benchmarks: `synod bench [kv|lock|stream|log|net]`.
-    Bench(BenchArgs),
+    /// Check a history file (JSON lines) for linearizability.
+    ///
+    /// Exits 0 when linearizable, 1 when not, 2 when the step budget ran
+    /// out or the file cannot be read or parsed.
+    Check {
+        /// The history: one JSON object per line.
+        file: PathBuf,
+        /// Search steps allowed per key before giving up with "unknown".
+        #[arg(long, default_value_t = CheckBudget::STEPS_MAX_DEFAULT)]
+        steps_max: u64,
+    },
+    /// Write-ahead log tools.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Load generators and benchmarks.
+    Bench {
+        #[command(subcommand)]
+        workload: BenchWorkload,
+    },
 }
 
-#[derive(Args)]
-struct BenchArgs {
-    #[command(subcommand)]
-    workload: Option<Workload>,
+#[derive(Subcommand, Debug)]
+enum LogCommand {
+    /// Lists segments, slot ranges, record counts, checksum status, the
+    /// metadata and the snapshot of a log directory (reads only).
+    Inspect {
+        /// The log directory.
+        dir: PathBuf,
+        /// Also list every record.
+        #[arg(long)]
+        records: bool,
+    },
 }
 
-#[derive(Subcommand)]
-enum Workload {
+#[derive(Subcommand, Debug)]
+enum BenchWorkload {
+    /// Durable appends/s and MB/s of the write-ahead log, both back ends in
+    /// both sync modes, beside bare O_DIRECT and buffered baselines on the
+    /// same disk, in one run.
+    Log(log::BenchLogArgs),
     /// The transports alone: ping-pong and streaming over loopback, io_uring
     /// against the portable back end (and a blocking-socket baseline).
-    Net(NetArgs),
+    Net(net::NetArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    PingPong,
-    Streaming,
-}
-
-#[derive(Args)]
-struct NetArgs {
-    /// Repeats of the whole grid (interleaved); the table shows medians.
-    #[arg(long, default_value_t = 5)]
-    repeats: usize,
-    /// How long each run measures, in milliseconds.
-    #[arg(long, default_value_t = 500)]
-    duration_ms: u64,
-    /// Payload sizes in bytes.
-    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 1024, 65536])]
-    sizes: Vec<usize>,
-    /// Connection counts.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2, 64])]
-    connections: Vec<usize>,
-    /// Modes to run.
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ModeArg::PingPong, ModeArg::Streaming])]
-    modes: Vec<ModeArg>,
-    /// Instead of the grid: measure SEND_ZC against a copying send per size.
-    #[arg(long)]
-    zero_copy_sweep: bool,
-}
-
-fn bench_net(arguments: &NetArgs) {
-    let duration = Duration::from_millis(arguments.duration_ms);
-    let progress = |line: &str| eprintln!("{line}");
-    if arguments.zero_copy_sweep {
-        println!(
-            "{}",
-            zero_copy_sweep(&arguments.sizes, arguments.repeats, duration, progress)
-        );
-        return;
-    }
-    let bench = NetBench {
-        sizes: arguments.sizes.clone(),
-        connections: arguments.connections.clone(),
-        modes: arguments
-            .modes
-            .iter()
-            .map(|mode| match mode {
-                ModeArg::PingPong => Mode::PingPong,
-                ModeArg::Streaming => Mode::Streaming,
-            })
-            .collect(),
-        backends: vec![BackendChoice::IoUring, BackendChoice::Portable],
-        repeats: arguments.repeats,
-        duration,
-        send_zero_copy_bytes_min: None,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { file, steps_max } => check::check(&file, steps_max),
+        Command::Log {
+            command: LogCommand::Inspect { dir, records },
+        } => log::inspect(&dir, records),
+        Command::Bench { workload } => match workload {
+            BenchWorkload::Log(arguments) => log::bench(arguments),
+            BenchWorkload::Net(arguments) => {
+                net::bench(&arguments);
+                Ok(ExitCode::SUCCESS)
+            }
+        },
     };
-    let cells = bench.run(progress);
-    println!("{}", table(&cells));
-}
-
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Bench(BenchArgs {
-            workload: Some(Workload::Net(arguments)),
-        }) => bench_net(&arguments),
-        Command::Bench(BenchArgs { workload: None }) => {
-            bail!("synod bench kv is not built yet; try `synod bench net`")
-        }
-    }
-    Ok(())
+    result.unwrap_or_else(|error| {
+        eprintln!("synod: {error:#}");
+        ExitCode::from(check::EXIT_UNDECIDED)
+    })
 }

@@ -150,6 +150,8 @@ pub enum Message {
         /// The ballot to promise; the damaged replica's own id is in it, and
         /// it never leads with it.
         fence: Ballot,
+        /// The first slot the damaged replica does not know chosen.
+        from_slot: Slot,
     },
     /// The answer to a [`Message::RecoveryQuery`].
     RecoveryInfo {
@@ -159,10 +161,15 @@ pub enum Message {
         /// fence when it promised it (the answer then left only once that
         /// promise was durable), higher when the fence must be raised.
         promised: Ballot,
-        /// The highest slot the answering replica has accepted or knows chosen.
-        last_slot: Slot,
+        /// The answering replica's last accepted value per slot from the
+        /// query's `from_slot` on, above `compacted_through`.
+        accepted: Vec<AcceptedEntry>,
         /// The answering replica's commit point.
         commit_point: Slot,
+        /// The answering replica holds no values up to here (they are chosen
+        /// and in its snapshot): the damaged replica must learn them by
+        /// catch-up before it may vote.
+        compacted_through: Slot,
     },
 }
 
@@ -315,20 +322,34 @@ impl ArchivedMessage {
                     bytes: batch_in(body, &snapshot.bytes),
                 },
             },
-            ArchivedMessage::RecoveryQuery { nonce, fence } => Message::RecoveryQuery {
+            ArchivedMessage::RecoveryQuery {
+                nonce,
+                fence,
+                from_slot,
+            } => Message::RecoveryQuery {
                 nonce: nonce.to_native(),
                 fence: fence.to_native(),
+                from_slot: from_slot.to_native(),
             },
             ArchivedMessage::RecoveryInfo {
                 nonce,
                 promised,
-                last_slot,
+                accepted,
                 commit_point,
+                compacted_through,
             } => Message::RecoveryInfo {
                 nonce: nonce.to_native(),
                 promised: promised.to_native(),
-                last_slot: last_slot.to_native(),
+                accepted: accepted
+                    .iter()
+                    .map(|entry| AcceptedEntry {
+                        slot: entry.slot.to_native(),
+                        ballot: entry.ballot.to_native(),
+                        batch: batch_in(body, &entry.batch),
+                    })
+                    .collect(),
                 commit_point: commit_point.to_native(),
+                compacted_through: compacted_through.to_native(),
             },
             ArchivedMessage::Prepare { .. }
             | ArchivedMessage::Promise { .. }

@@ -207,25 +207,41 @@ impl Replica {
         self.learn_commit_point(from, ballot, commit_point);
     }
 
-    /// Promises a damaged peer's fence and reports the slots held here. A
-    /// fence elects nobody and lets no value be chosen under it, so a lease
-    /// does not hold it back; the answer leaves once the promise is durable.
-    /// A non-voter answers too (from what it still holds): two replicas
-    /// recovering at once would otherwise wait for each other forever.
-    pub(super) fn on_recovery_query(&mut self, from: NodeId, nonce: u64, fence: Ballot) {
+    /// Promises a damaged peer's fence and reports the values held here
+    /// from `from_slot` on. A fence elects nobody and lets no value be
+    /// chosen under it, so a lease does not hold it back; the answer leaves
+    /// once the promise it reports is durable. A non-voter answers too (from
+    /// what it still holds): two replicas recovering at once would otherwise
+    /// wait for each other forever.
+    pub(super) fn on_recovery_query(
+        &mut self,
+        from: NodeId,
+        nonce: u64,
+        fence: Ballot,
+        from_slot: Slot,
+    ) {
         if fence > self.promised {
             self.raise_promise(fence);
             if self.leader_hint == Some(fence.node) {
                 self.leader_hint = None; // A fence names no leader.
             }
         }
-        let last_accepted = self.log.keys().next_back().copied().unwrap_or(Slot(0));
-        let last_slot = last_accepted.max(self.commit_point);
+        let first = from_slot.max(self.compacted_through.next());
+        let accepted = self
+            .log
+            .range(first..)
+            .map(|(&slot, entry)| AcceptedEntry {
+                slot,
+                ballot: entry.ballot,
+                batch: entry.batch.clone(),
+            })
+            .collect();
         let info = Message::RecoveryInfo {
             nonce,
             promised: self.promised,
-            last_slot,
+            accepted,
             commit_point: self.commit_point,
+            compacted_through: self.compacted_through,
         };
         // Every answer vouches for the promise it reports: only durable ones.
         self.send_after_persist(from, info);

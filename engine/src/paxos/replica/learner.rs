@@ -3,7 +3,7 @@
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, Slot, Snapshot};
 
-use super::{LogEntry, NodeSet, Replica};
+use super::{LogEntry, NodeSet, RecoveryAnswer, Replica};
 use crate::paxos::{PersistItem, Role};
 
 impl Replica {
@@ -26,9 +26,7 @@ impl Replica {
         if target < leader_commit {
             self.request_catch_up(from);
         }
-        if self.role == Role::NonVoter {
-            self.finish_recovery_if_caught_up();
-        }
+        self.finish_recovery_if_ready();
     }
 
     /// Asks `from` for chosen values, at most once per heartbeat interval
@@ -53,7 +51,9 @@ impl Replica {
     /// A peer lacks chosen values after `their_commit`: send them, or the
     /// snapshot when they were compacted away.
     pub(super) fn on_catch_up(&mut self, from: NodeId, their_commit: Slot) {
-        if their_commit >= self.commit_point || self.role == Role::NonVoter {
+        // A non-voter serves too: its commit point covers only values it
+        // relearned as chosen after its damage.
+        if their_commit >= self.commit_point {
             return;
         }
         let mut first = their_commit.next();
@@ -127,9 +127,7 @@ impl Replica {
         if self.commit_point < sender_commit {
             self.request_catch_up(from);
         }
-        if self.role == Role::NonVoter {
-            self.finish_recovery_if_caught_up();
-        }
+        self.finish_recovery_if_ready();
     }
 
     /// Stores a chosen value as an acceptor record. Its ballot never goes
@@ -174,6 +172,7 @@ impl Replica {
         self.keep_snapshot(snapshot);
         self.catch_up_requested_ns = None;
         self.request_catch_up(from);
+        self.finish_recovery_if_ready();
     }
 
     /// Stores and persists a snapshot and compacts the in-memory log below
@@ -198,10 +197,11 @@ impl Replica {
     }
 
     /// Non-voter: fence every peer (see [`Message::RecoveryQuery`]) until
-    /// all have answered, then catch up.
+    /// all have answered, then catch up until it may vote.
     pub(super) fn recovery_tick(&mut self) {
         let interval = self.config.heartbeat_interval_ns;
         let now = self.now_ns;
+        let from_slot = self.commit_point.next();
         let Some(recovery) = self.recovery.as_mut() else {
             return;
         };
@@ -209,12 +209,8 @@ impl Replica {
             return;
         }
         recovery.next_query_ns = now + interval;
-        if recovery.quorum_reached {
-            let peer = recovery
-                .best_peer
-                .map(|(peer, _)| peer)
-                .or(self.leader_hint);
-            if let Some(peer) = peer {
+        if recovery.all_answered {
+            if let Some((peer, _)) = recovery.best_peer {
                 self.request_catch_up(peer);
             }
             return;
@@ -229,86 +225,124 @@ impl Replica {
             .map(|(_, &node)| node)
             .collect();
         for peer in missing {
-            self.send(peer, Message::RecoveryQuery { nonce, fence });
+            self.send(
+                peer,
+                Message::RecoveryQuery {
+                    nonce,
+                    fence,
+                    from_slot,
+                },
+            );
         }
     }
 
-    /// An answer to the fence. Once every peer has promised it, no value can
-    /// be chosen any more with this replica's lost votes except those the
-    /// peers reported (a phase-2 quorum needs one of them): the replica
-    /// votes again once it has learned every slot up to the highest reported.
-    /// Waiting for every peer (not a quorum) also covers a promise this
-    /// replica lost: its candidate holds that ballot durably before its
-    /// prepare leaves, so the fence ends up above it.
+    /// An answer to the fence. Once every peer has durably promised it, no
+    /// value can be chosen any more with this replica's lost votes at a
+    /// lower ballot, and a value chosen with them before is either compacted
+    /// (chosen, learned by catch-up) or held by another member of its
+    /// phase-2 quorum at the highest ballot any peer reports for that slot
+    /// (every value accepted at or above the ballot that chose it is the
+    /// chosen one). Waiting for every peer (not a quorum) also covers a
+    /// promise it lost: the ballot's owner held it durably before its
+    /// prepare left, and answered too.
     pub(super) fn on_recovery_info(
         &mut self,
         from: NodeId,
         from_index: usize,
         nonce: u64,
-        promised: Ballot,
-        last_slot: Slot,
-        their_commit: Slot,
+        answer: RecoveryAnswer,
     ) {
         let peer_count = self.config.nodes.len() - 1;
         let node = self.node;
         let Some(recovery) = self.recovery.as_mut() else {
             return;
         };
-        if nonce != recovery.nonce || recovery.quorum_reached {
+        if nonce != recovery.nonce || recovery.all_answered {
             return;
         }
-        if promised > recovery.fence {
+        if answer.promised > recovery.fence {
             // A peer promised more: fence above it and start over.
             recovery.fence = Ballot {
-                round: promised.round + 1,
+                round: answer.promised.round + 1,
                 node,
             };
             recovery.answers = NodeSet::default();
-            recovery.target_slot = Slot(0);
+            recovery.adopted.clear();
+            recovery.compacted_seen = Slot(0);
             recovery.best_peer = None;
             recovery.next_query_ns = self.now_ns;
             return;
         }
-        if promised < recovery.fence || !recovery.answers.insert(from_index) {
+        if answer.promised < recovery.fence || !recovery.answers.insert(from_index) {
             return;
         }
-        recovery.target_slot = recovery.target_slot.max(last_slot);
+        for entry in answer.accepted {
+            let higher = recovery
+                .adopted
+                .get(&entry.slot)
+                .is_none_or(|known| entry.ballot > known.ballot);
+            if higher {
+                let value = LogEntry {
+                    ballot: entry.ballot,
+                    batch: entry.batch,
+                };
+                recovery.adopted.insert(entry.slot, value);
+            }
+        }
+        recovery.compacted_seen = recovery.compacted_seen.max(answer.compacted_through);
         if recovery
             .best_peer
-            .is_none_or(|(_, best)| their_commit > best)
+            .is_none_or(|(_, best)| answer.commit_point > best)
         {
-            recovery.best_peer = Some((from, their_commit));
+            recovery.best_peer = Some((from, answer.commit_point));
         }
-        if recovery.answers.count() < peer_count {
-            return;
-        }
-        recovery.quorum_reached = true;
-        let fence = recovery.fence;
-        let best = recovery.best_peer.map(|(peer, _)| peer);
-        if fence > self.promised {
-            self.raise_promise(fence);
-        }
-        self.finish_recovery_if_caught_up();
-        if let (Some(peer), Role::NonVoter) = (best, self.role) {
-            self.catch_up_requested_ns = None;
-            self.request_catch_up(peer);
+        if recovery.answers.count() >= peer_count {
+            recovery.all_answered = true;
+            if let Some((peer, _)) = recovery.best_peer {
+                self.catch_up_requested_ns = None;
+                self.request_catch_up(peer);
+            }
+            self.finish_recovery_if_ready();
         }
     }
 
-    /// A non-voter votes again once every peer has promised its fence and
-    /// its commit point has passed every slot they reported.
-    pub(super) fn finish_recovery_if_caught_up(&mut self) {
-        let Some(recovery) = self.recovery.as_ref() else {
+    /// Votes again once every peer has answered the fence and this replica
+    /// has learned every slot a peer compacted (those values were not
+    /// reported): then it adopts the reported values above its commit
+    /// point, holds the fence's promise, and records that it recovered.
+    pub(super) fn finish_recovery_if_ready(&mut self) {
+        let ready = self.recovery.as_ref().is_some_and(|recovery| {
+            recovery.all_answered && self.commit_point >= recovery.compacted_seen
+        });
+        if !ready {
             return;
-        };
-        if !recovery.quorum_reached || self.commit_point < recovery.target_slot {
-            return;
+        }
+        let recovery = self.recovery.take().expect("checked just above");
+        for (slot, reported) in recovery.adopted {
+            if slot <= self.commit_point {
+                continue;
+            }
+            let own_is_higher = self
+                .log
+                .get(&slot)
+                .is_some_and(|own| own.ballot >= reported.ballot);
+            if !own_is_higher {
+                let entry = AcceptedEntry {
+                    slot,
+                    ballot: reported.ballot,
+                    batch: reported.batch.clone(),
+                };
+                self.log.insert(slot, reported);
+                self.persist(PersistItem::Accepted(entry));
+            }
+        }
+        if recovery.fence > self.promised {
+            self.raise_promise(recovery.fence);
         }
         assert!(
             self.promised >= recovery.fence,
             "a recovered voter holds its fence's promise"
         );
-        self.recovery = None;
         self.role = Role::Follower;
         self.metadata_dirty = true;
         self.reset_election_deadline();
@@ -323,9 +357,9 @@ impl Replica {
             "only a group of one recovers alone"
         );
         if let Some(recovery) = self.recovery.as_mut() {
-            recovery.quorum_reached = true;
             recovery.fence = self.promised;
+            recovery.all_answered = true;
         }
-        self.finish_recovery_if_caught_up();
+        self.finish_recovery_if_ready();
     }
 }

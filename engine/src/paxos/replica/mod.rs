@@ -17,8 +17,9 @@
 //!   promise of its ballot is durable: a restart never reuses a ballot.
 //! - A non-voter sends no promise, accepted or heartbeat acknowledgement.
 //!   It votes again only after every peer has durably promised its fence
-//!   ballot and it has learned every slot they reported; that it is
-//!   recovering is itself durable metadata.
+//!   ballot, it has learned every slot any of them compacted, and it has
+//!   adopted the highest-ballot value they reported for every later slot;
+//!   that it is recovering is itself durable metadata.
 //! - An acceptor never acknowledges a value that contradicts a slot it
 //!   knows chosen.
 
@@ -30,8 +31,8 @@ mod state;
 use std::collections::{BTreeMap, VecDeque};
 
 use state::{
-    CandidateState, InFlight, LeaderState, LogEntry, NodeSet, PendingRead, Random, RecoveryState,
-    Round, SelfVote,
+    CandidateState, InFlight, LeaderState, LogEntry, NodeSet, PendingRead, Random, RecoveryAnswer,
+    RecoveryState, Round, SelfVote,
 };
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, PersistSeq, Slot, Snapshot};
@@ -265,14 +266,25 @@ impl Replica {
             Message::InstallSnapshot { ballot, snapshot } => {
                 self.on_install_snapshot(from, ballot, snapshot);
             }
-            Message::RecoveryQuery { nonce, fence } => self.on_recovery_query(from, nonce, fence),
+            Message::RecoveryQuery {
+                nonce,
+                fence,
+                from_slot,
+            } => self.on_recovery_query(from, nonce, fence, from_slot),
             Message::RecoveryInfo {
                 nonce,
                 promised,
-                last_slot,
+                accepted,
                 commit_point,
+                compacted_through,
             } => {
-                self.on_recovery_info(from, from_index, nonce, promised, last_slot, commit_point);
+                let answer = RecoveryAnswer {
+                    promised,
+                    accepted,
+                    commit_point,
+                    compacted_through,
+                };
+                self.on_recovery_info(from, from_index, nonce, answer);
             }
         }
     }
@@ -487,8 +499,9 @@ impl Replica {
                 nonce,
                 fence,
                 answers: NodeSet::default(),
-                target_slot: Slot(0),
-                quorum_reached: false,
+                adopted: BTreeMap::new(),
+                compacted_seen: Slot(0),
+                all_answered: false,
                 best_peer: None,
                 next_query_ns: 0,
             });
@@ -560,5 +573,7 @@ mod tests;
 
 #[cfg(test)]
 mod review2_tests;
+#[cfg(test)]
+mod review3_tests;
 #[cfg(test)]
 mod review_tests;

@@ -300,7 +300,7 @@ fn review_stale_accept_after_non_voter_catch_up_panics() {
         .messages_now
         .iter()
         .find_map(|o| match o.message {
-            Message::RecoveryQuery { nonce, fence } => Some((nonce, fence)),
+            Message::RecoveryQuery { nonce, fence, .. } => Some((nonce, fence)),
             _ => None,
         })
         .unwrap();
@@ -311,8 +311,13 @@ fn review_stale_accept_after_non_voter_catch_up_panics() {
         Message::RecoveryInfo {
             nonce,
             promised: fence,
-            last_slot: Slot(1),
+            accepted: vec![AcceptedEntry {
+                slot: Slot(1),
+                ballot: b1,
+                batch: Batch::copy_from_slice(b"w"),
+            }],
             commit_point: Slot(0),
+            compacted_through: Slot(0),
         },
     );
     r.on_message(
@@ -320,11 +325,13 @@ fn review_stale_accept_after_non_voter_catch_up_panics() {
         Message::RecoveryInfo {
             nonce,
             promised: fence,
-            last_slot: Slot(0),
+            accepted: Vec::new(),
             commit_point: Slot(0),
+            compacted_through: Slot(0),
         },
     );
-    assert_eq!(r.role(), Role::NonVoter);
+    // Every peer promised the fence: it adopts w at b1 and votes again.
+    assert_eq!(r.role(), Role::Follower);
     // n1 loses w in a crash; n2 wins b2 and chooses v at slot 1.
     r.on_message(
         NodeId(2),

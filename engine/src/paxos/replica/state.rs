@@ -95,8 +95,9 @@ pub(super) struct RecoveryState {
     pub(super) nonce: u64,
     pub(super) fence: Ballot,
     pub(super) answers: NodeSet,
-    pub(super) target_slot: Slot,
-    pub(super) quorum_reached: bool,
+    pub(super) adopted: BTreeMap<Slot, LogEntry>,
+    pub(super) compacted_seen: Slot,
+    pub(super) all_answered: bool,
     pub(super) best_peer: Option<(NodeId, Slot)>,
     pub(super) next_query_ns: u64,
 }
@@ -126,4 +127,13 @@ impl Random {
         assert!(low < high);
         low + self.next() % (high - low)
     }
+}
+
+/// A peer's answer to a damaged replica's fence.
+#[derive(Debug)]
+pub(super) struct RecoveryAnswer {
+    pub(super) promised: Ballot,
+    pub(super) accepted: Vec<synod_net::wire::AcceptedEntry>,
+    pub(super) commit_point: Slot,
+    pub(super) compacted_through: Slot,
 }

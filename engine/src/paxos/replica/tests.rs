@@ -349,7 +349,7 @@ fn a_restarted_acceptor_waits_out_leases_it_may_have_granted() {
 }
 
 #[test]
-fn a_damaged_replica_votes_only_after_catching_up_with_a_quorum() {
+fn a_damaged_replica_votes_only_after_every_peer_promised_its_fence() {
     use synod_net::wire::{AcceptedEntry, Ballot, Message};
     let ballot = Ballot {
         round: 2,
@@ -369,7 +369,7 @@ fn a_damaged_replica_votes_only_after_catching_up_with_a_quorum() {
         .filter(|out| matches!(out.message, Message::RecoveryQuery { .. }))
         .count();
     assert_eq!(queries, 2);
-    let Message::RecoveryQuery { nonce, fence } = ready.messages_now[0].message else {
+    let Message::RecoveryQuery { nonce, fence, .. } = ready.messages_now[0].message else {
         unreachable!()
     };
     assert_eq!(fence.node, NodeId(3));
@@ -396,13 +396,29 @@ fn a_damaged_replica_votes_only_after_catching_up_with_a_quorum() {
         .iter()
         .any(|out| matches!(out.message, Message::HeartbeatAck { .. })));
     // A peer has promised more than the fence: it is raised and resent.
-    let answer = |promised| Message::RecoveryInfo {
+    let older = Ballot {
+        round: 1,
+        node: NodeId(2),
+    };
+    let answer = |promised, slot_2_ballot| Message::RecoveryInfo {
         nonce,
         promised,
-        last_slot: Slot(2),
-        commit_point: Slot(2),
+        accepted: vec![
+            AcceptedEntry {
+                slot: Slot(1),
+                ballot,
+                batch: Batch::copy_from_slice(b"a"),
+            },
+            AcceptedEntry {
+                slot: Slot(2),
+                ballot: slot_2_ballot,
+                batch: Batch::copy_from_slice(if slot_2_ballot == ballot { b"b" } else { b"x" }),
+            },
+        ],
+        commit_point: Slot(1),
+        compacted_through: Slot(0),
     };
-    damaged.on_message(NodeId(1), answer(ballot));
+    damaged.on_message(NodeId(1), answer(ballot, ballot));
     damaged.on_tick(1_000_000_001);
     let ready = damaged.ready();
     let fences: Vec<Ballot> = ready
@@ -417,31 +433,40 @@ fn a_damaged_replica_votes_only_after_catching_up_with_a_quorum() {
     let fence = fences[0];
     assert!(fence > ballot && fence.node == NodeId(3));
     // One fenced answer is not enough: every peer must promise the fence.
-    damaged.on_message(NodeId(1), answer(fence));
+    damaged.on_message(NodeId(1), answer(fence, ballot));
     assert_eq!(damaged.promised_ballot(), ballot);
-    damaged.on_message(NodeId(2), answer(fence));
-    // Peers report slot 2: it must catch up past it before voting.
     assert_eq!(damaged.role(), Role::NonVoter);
-    assert_eq!(damaged.promised_ballot(), fence);
-    let batches = vec![Batch::copy_from_slice(b"a"), Batch::copy_from_slice(b"b")];
-    damaged.on_message(
-        NodeId(1),
-        Message::Chosen {
-            ballot,
-            first_slot: Slot(1),
-            batches,
-            commit_point: Slot(2),
-        },
-    );
+    damaged.on_message(NodeId(2), answer(fence, older));
+    // Every peer promised it: the highest-ballot value per slot is adopted
+    // as its own record, and it votes again.
     assert_eq!(damaged.role(), Role::Follower);
-    assert_eq!(damaged.commit_point(), Slot(2));
+    assert_eq!(damaged.promised_ballot(), fence);
     let ready = damaged.ready();
-    assert_eq!(ready.committed.len(), 2);
-    let _ = AcceptedEntry {
-        slot: Slot(1),
-        ballot,
-        batch: Batch::noop(),
-    };
+    let adopted: Vec<(Slot, Ballot, Vec<u8>)> = ready
+        .persist
+        .iter()
+        .filter_map(|item| match item {
+            crate::paxos::PersistItem::Accepted(entry) => {
+                Some((entry.slot, entry.ballot, entry.batch.as_bytes().to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        adopted,
+        vec![
+            (Slot(1), ballot, b"a".to_vec()),
+            (Slot(2), ballot, b"b".to_vec())
+        ]
+    );
+    assert!(
+        ready.committed.is_empty(),
+        "adopted values are not known chosen"
+    );
+    let recovering = ready.persist.iter().any(|item| {
+        matches!(item, crate::paxos::PersistItem::Metadata(metadata) if !metadata.recovering)
+    });
+    assert!(recovering, "the end of recovery is durable");
 }
 
 #[test]

@@ -1,0 +1,149 @@
+use super::*;
+
+fn header() -> RecordHeader {
+    RecordHeader {
+        kind: RecordKind::Accepted,
+        flags: FLAG_GROUP_END,
+        payload_bytes: 32,
+        segment: SegmentId(7),
+        commit_seq: CommitSeq(42),
+        first_slot: Slot(1000),
+        entry_count: 1,
+        ballot: Ballot {
+            round: 9,
+            node: NodeId(3),
+        },
+    }
+}
+
+fn record() -> Vec<u8> {
+    let mut bytes = vec![0u8; RECORD_HEADER_BYTES + 32];
+    header().encode(&mut bytes);
+    encode_entry_prefix(&mut bytes[RECORD_HEADER_BYTES..], 5);
+    bytes[RECORD_HEADER_BYTES + ENTRY_PREFIX_BYTES..][..5].copy_from_slice(b"hello");
+    let payload_crc = crc32c::crc32c(&bytes[RECORD_HEADER_BYTES..]);
+    seal_record(&mut bytes, payload_crc);
+    bytes
+}
+
+#[test]
+fn a_record_round_trips_and_its_entries_read_back() {
+    let bytes = record();
+    let decoded = decode_record(&bytes).expect("valid");
+    assert_eq!(decoded, header());
+    let payload = &bytes[RECORD_HEADER_BYTES..];
+    let read: Vec<&[u8]> = entries(payload)
+        .map(|entry| entry.expect("valid"))
+        .collect();
+    assert_eq!(read, vec![&b"hello"[..]]);
+}
+
+#[test]
+fn every_single_bit_flip_of_a_record_is_caught() {
+    let bytes = record();
+    for index in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut damaged = bytes.clone();
+            damaged[index] ^= 1 << bit;
+            assert!(
+                decode_record(&damaged).is_err(),
+                "flip at {index} bit {bit}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lengths_beyond_the_input_are_refused_not_trusted() {
+    let mut bytes = record();
+    bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(decode_record(&bytes), Err(RecordDefect::Truncated));
+    assert_eq!(decode_record(&bytes[..10]), Err(RecordDefect::Truncated));
+    let mut newer = record();
+    newer[4] = 2;
+    assert_eq!(decode_record(&newer), Err(RecordDefect::NewerVersion(2)));
+}
+
+#[test]
+fn segment_headers_round_trip_and_refuse_strangers() {
+    let mut block = vec![0u8; BLOCK_BYTES];
+    let header = SegmentHeader {
+        segment: SegmentId(3),
+        segment_bytes: 1 << 20,
+        recycled: true,
+    };
+    header.encode(&mut block);
+    assert_eq!(decode_segment_header(&block), Ok(header));
+    let mut newer = block.clone();
+    newer[8] = 5;
+    assert_eq!(
+        decode_segment_header(&newer),
+        Err(HeaderDefect::NewerVersion(5))
+    );
+    let mut damaged = block.clone();
+    damaged[20] ^= 1;
+    assert!(matches!(
+        decode_segment_header(&damaged),
+        Err(HeaderDefect::Corrupt(_))
+    ));
+    assert!(matches!(
+        decode_segment_header(&block[..100]),
+        Err(HeaderDefect::Foreign(_))
+    ));
+    assert_eq!(
+        SegmentId::from_file_name(&SegmentId(3).file_name()),
+        Some(SegmentId(3))
+    );
+    assert_eq!(SegmentId::from_file_name("0003.seg"), None);
+}
+
+#[test]
+fn metadata_copies_and_snapshots_round_trip_and_detect_damage() {
+    let copy = MetadataCopy {
+        write_seq: 5,
+        metadata: Metadata {
+            promised: Ballot {
+                round: 4,
+                node: NodeId(2),
+            },
+            commit_point: Slot(77),
+        },
+        log_start: CommitSeq(12),
+    };
+    let mut block = vec![0u8; BLOCK_BYTES];
+    encode_metadata_copy(&mut block, &copy);
+    assert_eq!(decode_metadata_copy(&block), Ok(Some(copy)));
+    assert_eq!(decode_metadata_copy(&vec![0u8; BLOCK_BYTES]), Ok(None));
+    block[30] ^= 4;
+    assert!(decode_metadata_copy(&block).is_err());
+
+    let file = encode_snapshot(Slot(9), b"state");
+    assert_eq!(decode_snapshot(&file), Ok((Slot(9), &b"state"[..])));
+    let mut damaged = file.clone();
+    *damaged.last_mut().expect("bytes") ^= 1;
+    assert!(matches!(
+        decode_snapshot(&damaged),
+        Err(HeaderDefect::Corrupt(_))
+    ));
+}
+
+#[test]
+fn metadata_only_rises_under_max() {
+    let low = Metadata {
+        promised: Ballot {
+            round: 1,
+            node: NodeId(9),
+        },
+        commit_point: Slot(50),
+    };
+    let high = Metadata {
+        promised: Ballot {
+            round: 2,
+            node: NodeId(1),
+        },
+        commit_point: Slot(10),
+    };
+    let both = low.max(high);
+    assert_eq!(both.promised, high.promised);
+    assert_eq!(both.commit_point, Slot(50));
+}

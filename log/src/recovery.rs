@@ -1,0 +1,446 @@
+//! Recovery: from the files of a log directory to the acceptor's durable
+//! state, the longest valid prefix, and a report of anything dropped.
+//!
+//! Invariants (the rules of DESIGN.md, "Write-ahead log"):
+//! - Segments are scanned in id order; the prefix of whole group commits
+//!   that validate, with rising commit sequence numbers and no missing
+//!   segment, is kept.
+//! - Where the prefix ends, a look further on decides what happened: if a
+//!   later group of this log is intact, something synced was damaged
+//!   ([`Damage::Corruption`], reported with file and offset); if not, the
+//!   last write was torn ([`Damage::TornTail`]) or the log simply ends.
+//! - Anything dropped that is not zeros or a recycled segment's stale bytes
+//!   sets `damaged`, since a checksum cannot tell an unsynced write from a
+//!   synced one that was damaged later.
+//! - The last record per slot wins; slots at or below the snapshot are dropped;
+//!   the metadata is the component-wise maximum of the metadata file and the
+//!   metadata records of the prefix (both only ever rise).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use synod_net::wire::{AcceptedEntry, Batch, Slot, Snapshot};
+
+use crate::error::{LogError, Result};
+use crate::format::{
+    decode_metadata_copy, decode_segment_header, decode_snapshot, entries, CommitSeq, HeaderDefect,
+    Metadata, MetadataCopy, RecordKind, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
+};
+use crate::report::{Damage, RecoveryReport, SegmentReport};
+use crate::scan::{find_later_group, scan_segment, SegmentEnd};
+use crate::storage::Storage;
+
+/// The metadata file's name.
+pub const METADATA_FILE: &str = "metadata";
+/// The snapshot file's name.
+pub const SNAPSHOT_FILE: &str = "snapshot";
+/// Snapshots larger than this are refused as foreign on read.
+pub const SNAPSHOT_BYTES_MAX: u64 = 1 << 34;
+
+/// What a restart recovered: maps one to one onto the replica's `Recovered`.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// The last durable acceptor metadata.
+    pub metadata: Metadata,
+    /// The last durable record per slot above the snapshot, in slot order.
+    pub accepted: Vec<AcceptedEntry>,
+    /// The durable snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Recovery dropped something that may have been synced: the replica
+    /// must rejoin as a non-voter.
+    pub damaged: bool,
+    /// What was found, file by file.
+    pub report: RecoveryReport,
+}
+
+/// Where the writer resumes, and the indexes the log keeps for compaction.
+#[derive(Debug, Default)]
+pub(crate) struct Resume {
+    pub(crate) active: Option<(SegmentId, u64)>,
+    /// Each segment's actual length (a configuration change leaves older sizes).
+    pub(crate) segment_sizes: BTreeMap<SegmentId, u64>,
+    pub(crate) scrub: bool,
+    pub(crate) next_commit: CommitSeq,
+    pub(crate) durable_commit: Option<CommitSeq>,
+    pub(crate) segments: Vec<SegmentId>,
+    pub(crate) slot_index: BTreeMap<Slot, SegmentId>,
+    pub(crate) metadata_file_seq: u64,
+    /// The metadata file's word on the oldest kept group (0: none).
+    pub(crate) log_start_hint: CommitSeq,
+    /// What to drop after a corruption, when the policy allows going on.
+    pub(crate) repair: Option<Repair>,
+}
+
+/// The prefix ends in `segment` (bytes from `drop_from` on are dropped);
+/// every later segment is moved aside.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Repair {
+    pub(crate) segment: SegmentId,
+    pub(crate) drop_from: Option<u64>,
+}
+
+/// Reads a log directory; pure apart from reading files.
+pub(crate) fn recover(
+    storage: &mut impl Storage,
+    segment_bytes_max: u64,
+    group_bytes_max: usize,
+) -> Result<(Recovered, Resume)> {
+    let names = storage.list()?;
+    let mut recovered = Recovered::default();
+    let mut resume = Resume {
+        next_commit: CommitSeq(1),
+        ..Resume::default()
+    };
+    recover_snapshot(storage, &mut recovered)?;
+    recover_metadata_file(storage, &mut recovered, &mut resume)?;
+    let mut segment_ids: Vec<SegmentId> = names
+        .iter()
+        .filter_map(|name| SegmentId::from_file_name(name))
+        .collect();
+    segment_ids.sort();
+    let mut walk = Walk::new(group_bytes_max, resume.log_start_hint);
+    for &segment in &segment_ids {
+        let name = segment.file_name();
+        let path = storage.path_of(&name);
+        let Some(bytes) = storage.read(&name, segment_bytes_max)? else {
+            continue;
+        };
+        check_segment_header(&bytes, segment, path.clone())?;
+        resume.segment_sizes.insert(segment, bytes.len() as u64);
+        walk.segment(segment, path, &bytes, &mut recovered);
+    }
+    walk.finish(&mut recovered, &mut resume);
+    resume.segments = segment_ids;
+    let snapshot_slot = recovered
+        .snapshot
+        .as_ref()
+        .map_or(Slot(0), |snapshot| snapshot.slot);
+    resume.slot_index = walk.slot_index.split_off(&snapshot_slot.next());
+    recovered.accepted = walk
+        .accepted
+        .split_off(&snapshot_slot.next())
+        .into_values()
+        .collect();
+    recovered.damaged |= !recovered.report.damage.is_empty();
+    Ok((recovered, resume))
+}
+
+fn header_error(path: PathBuf, defect: HeaderDefect) -> LogError {
+    match defect {
+        HeaderDefect::Foreign(reason) => LogError::ForeignFile { path, reason },
+        HeaderDefect::NewerVersion(found) => LogError::UnsupportedVersion {
+            path,
+            found,
+            supported: FORMAT_VERSION,
+        },
+        HeaderDefect::Corrupt(reason) => LogError::Corruption {
+            path,
+            offset: 0,
+            reason,
+        },
+    }
+}
+
+fn check_segment_header(bytes: &[u8], segment: SegmentId, path: PathBuf) -> Result<()> {
+    let header =
+        decode_segment_header(bytes).map_err(|defect| header_error(path.clone(), defect))?;
+    if header.segment != segment {
+        return Err(LogError::ForeignFile {
+            path,
+            reason: format!("its header names segment {}", header.segment.0),
+        });
+    }
+    if header.segment_bytes != bytes.len() as u64 {
+        return Err(LogError::Corruption {
+            path,
+            offset: 0,
+            reason: format!(
+                "header says {} bytes, the file has {}",
+                header.segment_bytes,
+                bytes.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn recover_snapshot(storage: &mut impl Storage, recovered: &mut Recovered) -> Result<()> {
+    let path = storage.path_of(SNAPSHOT_FILE);
+    let Some(file) = storage.read(SNAPSHOT_FILE, SNAPSHOT_BYTES_MAX)? else {
+        return Ok(());
+    };
+    let (slot, bytes) =
+        decode_snapshot(&file).map_err(|defect| header_error(path.clone(), defect))?;
+    recovered.report.snapshot = Some((path, slot, bytes.len()));
+    recovered.snapshot = Some(Snapshot {
+        slot,
+        bytes: Batch::copy_from_slice(bytes),
+    });
+    Ok(())
+}
+
+fn recover_metadata_file(
+    storage: &mut impl Storage,
+    recovered: &mut Recovered,
+    resume: &mut Resume,
+) -> Result<()> {
+    let path = storage.path_of(METADATA_FILE);
+    let Some(file) = storage.read(METADATA_FILE, 2 * BLOCK_BYTES as u64)? else {
+        return Ok(());
+    };
+    let mut best: Option<MetadataCopy> = None;
+    for copy_index in 0..2 {
+        let block = file.get(copy_index * BLOCK_BYTES..(copy_index + 1) * BLOCK_BYTES);
+        match block.map(decode_metadata_copy) {
+            None | Some(Ok(None)) => {}
+            Some(Ok(Some(copy))) => {
+                recovered
+                    .report
+                    .metadata_copies
+                    .push((copy_index, copy.write_seq, copy.metadata));
+                if best.is_none_or(|best| copy.write_seq > best.write_seq) {
+                    best = Some(copy);
+                }
+            }
+            Some(Err(HeaderDefect::NewerVersion(found))) => {
+                return Err(LogError::UnsupportedVersion {
+                    path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(Err(defect)) => recovered.report.damage.push(Damage::MetadataCopy {
+                file: path.clone(),
+                offset: (copy_index * BLOCK_BYTES) as u64,
+                reason: format!("{defect:?}"),
+            }),
+        }
+    }
+    if let Some(copy) = best {
+        recovered.metadata = copy.metadata;
+        resume.metadata_file_seq = copy.write_seq;
+        resume.log_start_hint = copy.log_start;
+    }
+    Ok(())
+}
+
+/// Where the valid prefix stopped.
+struct Stop {
+    /// The segment holding the end of the valid prefix.
+    segment: SegmentId,
+    /// Where the problem was seen (for the report).
+    file: PathBuf,
+    offset: u64,
+    /// From where bytes of `segment` are dropped (`None`: none of it).
+    drop_from: Option<u64>,
+    reason: String,
+    torn: bool,
+    /// The smallest commit sequence number that proves a later write, in
+    /// segments after the stop.
+    later_min: CommitSeq,
+}
+
+struct Walk {
+    group_bytes_max: usize,
+    /// The first group of the log, when the metadata file knows it.
+    log_start_hint: CommitSeq,
+    expected: Option<CommitSeq>,
+    previous: Option<SegmentId>,
+    stop: Option<Stop>,
+    evidence: Option<(PathBuf, u64, CommitSeq)>,
+    /// The last segment holding a group, or the first one seen: (id, valid end, dirty tail).
+    last_used: Option<(SegmentId, u64, bool)>,
+    accepted: BTreeMap<Slot, AcceptedEntry>,
+    slot_index: BTreeMap<Slot, SegmentId>,
+}
+
+impl Walk {
+    fn new(group_bytes_max: usize, log_start_hint: CommitSeq) -> Walk {
+        Walk {
+            group_bytes_max,
+            log_start_hint: CommitSeq(log_start_hint.0.max(1)),
+            expected: None,
+            previous: None,
+            stop: None,
+            evidence: None,
+            last_used: None,
+            accepted: BTreeMap::new(),
+            slot_index: BTreeMap::new(),
+        }
+    }
+
+    fn segment(
+        &mut self,
+        segment: SegmentId,
+        file: PathBuf,
+        bytes: &[u8],
+        recovered: &mut Recovered,
+    ) {
+        if let (None, Some(previous), Some(expected)) = (&self.stop, self.previous, self.expected) {
+            if previous.next() != segment {
+                self.stop = Some(Stop {
+                    segment: previous,
+                    file: file.clone(),
+                    offset: 0,
+                    drop_from: None,
+                    reason: format!("segment file {} is missing", previous.next().file_name()),
+                    torn: false,
+                    later_min: expected,
+                });
+            }
+        }
+        if let Some(stop) = &self.stop {
+            if self.evidence.is_none() {
+                self.evidence = find_later_group(bytes, segment, BLOCK_BYTES, stop.later_min)
+                    .map(|(offset, commit)| (file.clone(), offset as u64, commit));
+            }
+            recovered
+                .report
+                .segments
+                .push(SegmentReport::unscanned(segment, file));
+            return;
+        }
+        self.previous = Some(segment);
+        let scan = scan_segment(bytes, segment, self.expected);
+        let mut report = SegmentReport::scanned(segment, file.clone(), &scan);
+        for record in &scan.records {
+            match record.header.kind {
+                RecordKind::Metadata => {
+                    let metadata = Metadata {
+                        promised: record.header.ballot,
+                        commit_point: record.header.first_slot,
+                    };
+                    recovered.metadata = recovered.metadata.max(metadata);
+                }
+                RecordKind::Accepted => self.take_entries(segment, record, &mut report),
+            }
+        }
+        recovered.report.segments.push(report);
+        let valid_end = scan.valid_end;
+        let tail_end = bytes.len().min(valid_end + self.group_bytes_max);
+        let dirty = bytes
+            .get(valid_end..tail_end)
+            .is_some_and(|tail| tail.iter().any(|&b| b != 0));
+        if scan.last_commit.is_some() || self.last_used.is_none() {
+            self.last_used = Some((segment, valid_end as u64, dirty));
+        }
+        if let Some(last) = scan.last_commit {
+            self.expected = Some(CommitSeq(last.0 + 1));
+        }
+        self.after_scan(segment, file, bytes, scan.end, valid_end);
+    }
+
+    fn take_entries(
+        &mut self,
+        segment: SegmentId,
+        record: &crate::scan::ScannedRecord<'_>,
+        report: &mut SegmentReport,
+    ) {
+        let mut slot = record.header.first_slot;
+        for entry in entries(record.payload).flatten() {
+            self.accepted.insert(
+                slot,
+                AcceptedEntry {
+                    slot,
+                    ballot: record.header.ballot,
+                    batch: Batch::copy_from_slice(entry),
+                },
+            );
+            self.slot_index.insert(slot, segment);
+            report.note_slot(slot);
+            slot = slot.next();
+        }
+    }
+
+    fn after_scan(
+        &mut self,
+        segment: SegmentId,
+        file: PathBuf,
+        bytes: &[u8],
+        end: SegmentEnd,
+        valid_end: usize,
+    ) {
+        let expected = self.expected.unwrap_or(CommitSeq(0));
+        match end {
+            SegmentEnd::Clean => {
+                // Zeros at a group boundary: the segment's end, unless a
+                // later group of it survived (a synced group was wiped).
+                if let Some((offset, commit)) =
+                    find_later_group(bytes, segment, valid_end, expected)
+                {
+                    self.stop = Some(Stop {
+                        segment,
+                        file: file.clone(),
+                        offset: valid_end as u64,
+                        drop_from: Some(valid_end as u64),
+                        reason: "a group commit is missing (zeros or stale bytes)".to_string(),
+                        torn: false,
+                        later_min: expected,
+                    });
+                    self.evidence = Some((file, offset as u64, commit));
+                }
+            }
+            SegmentEnd::Broken {
+                group_offset,
+                offset,
+                reason,
+            } => {
+                // The broken group is `expected`; a group after it proves damage.
+                let broken_group = self.expected.unwrap_or(self.log_start_hint);
+                let same_min = CommitSeq(broken_group.0 + 1);
+                self.evidence =
+                    find_later_group(bytes, segment, group_offset + BLOCK_BYTES, same_min)
+                        .map(|(found, commit)| (file.clone(), found as u64, commit));
+                self.stop = Some(Stop {
+                    segment,
+                    file,
+                    offset: offset as u64,
+                    drop_from: Some(group_offset as u64),
+                    reason,
+                    torn: true,
+                    later_min: expected,
+                });
+                self.last_used = Some((segment, group_offset as u64, true));
+            }
+        }
+    }
+
+    fn finish(&mut self, recovered: &mut Recovered, resume: &mut Resume) {
+        resume.durable_commit = self.expected.map(|next| CommitSeq(next.0 - 1));
+        resume.next_commit = self.expected.unwrap_or(CommitSeq(1));
+        if let Some((segment, valid_end, dirty)) = self.last_used {
+            resume.active = Some((segment, valid_end));
+            resume.scrub = dirty;
+        }
+        let Some(stop) = self.stop.take() else {
+            return;
+        };
+        match self.evidence.take() {
+            Some((later_file, later_offset, commit)) => {
+                recovered.report.damage.push(Damage::Corruption {
+                    file: stop.file,
+                    offset: stop.offset,
+                    reason: format!(
+                        "{}; group {} is intact later in {} at offset {later_offset}",
+                        stop.reason,
+                        commit.0,
+                        later_file.display()
+                    ),
+                });
+                resume.repair = Some(Repair {
+                    segment: stop.segment,
+                    drop_from: stop.drop_from,
+                });
+                if let Some(drop_from) = stop.drop_from {
+                    resume.active = Some((stop.segment, drop_from));
+                }
+            }
+            None if stop.torn => recovered.report.damage.push(Damage::TornTail {
+                file: stop.file,
+                offset: stop.offset,
+                reason: stop.reason,
+            }),
+            None => {}
+        }
+    }
+}

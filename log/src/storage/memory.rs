@@ -1,0 +1,428 @@
+//! An in-memory block device with fault injection, for the simulator and
+//! the crash tests: the real format and recovery code run over it.
+//!
+//! Deterministic: no threads, no clocks, no randomness of its own. Faults
+//! are the caller's decisions ([`CrashFault`], [`MemStorage::corrupt`],
+//! [`MemStorage::set_capacity`], [`MemStorage::arm_crash`]) or derive from a
+//! caller-supplied seed ([`CrashFault::from_seed`]).
+//!
+//! Invariants:
+//! - A file's durable bytes change only on a sync (explicit, `O_DSYNC`
+//!   style, or a directory operation, which is durable at once).
+//! - A crash keeps every synced byte; of the unsynced writes it keeps what
+//!   the [`CrashFault`] says and nothing else.
+//! - The total of all files' lengths never exceeds the capacity.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::aligned::AlignedBuf;
+use crate::error::{LogError, Result};
+use crate::format::{decode_segment_header, SegmentHeader, SegmentId, BLOCK_BYTES};
+use crate::storage::Storage;
+
+/// What a crash does to writes that were not synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashFault {
+    /// Every unsynced write is lost.
+    LoseUnsynced,
+    /// Every unsynced write landed (the crash came after the write, before
+    /// the sync returned).
+    KeepUnsynced,
+    /// Earlier unsynced writes landed; the last one landed only for its
+    /// first `keep_bytes` bytes (a torn write; cut at any byte).
+    TearLastWrite {
+        /// Bytes of the last write that reached the disk.
+        keep_bytes: usize,
+    },
+}
+
+impl CrashFault {
+    /// A fault chosen from a seed: reproducible for a simulator's seed.
+    #[must_use]
+    pub fn from_seed(seed: u64) -> CrashFault {
+        let mixed = splitmix64(seed);
+        match mixed % 3 {
+            0 => CrashFault::LoseUnsynced,
+            1 => CrashFault::KeepUnsynced,
+            _ => CrashFault::TearLastWrite {
+                keep_bytes: (splitmix64(mixed) % (1 << 20)) as usize,
+            },
+        }
+    }
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[derive(Clone, Default)]
+struct MemFile {
+    durable: Vec<u8>,
+    current: Vec<u8>,
+    unsynced: Vec<(usize, usize)>,
+}
+
+#[derive(Clone, Default)]
+struct MemDisk {
+    files: BTreeMap<String, MemFile>,
+    capacity_bytes: Option<u64>,
+    crash_armed: bool,
+    crashed: bool,
+    last_write: Option<String>,
+}
+
+/// A handle to an in-memory disk; clones share the disk, so a simulator can
+/// keep one across a crash of the log that used it.
+#[derive(Clone, Default)]
+pub struct MemStorage {
+    disk: Rc<RefCell<MemDisk>>,
+}
+
+fn io_error(errno: i32) -> std::io::Error {
+    std::io::Error::from_raw_os_error(errno)
+}
+
+impl MemStorage {
+    /// An empty disk without a capacity limit.
+    #[must_use]
+    pub fn new() -> MemStorage {
+        MemStorage::default()
+    }
+
+    /// A deep copy of the disk as it is now (unsynced writes included): a
+    /// simulator or test can branch several crashes from one state.
+    #[must_use]
+    pub fn fork(&self) -> MemStorage {
+        MemStorage {
+            disk: Rc::new(RefCell::new(self.disk.borrow().clone())),
+        }
+    }
+
+    /// Limits the total bytes of all files (`None`: unlimited); growing
+    /// past it fails with `ENOSPC`.
+    pub fn set_capacity(&self, capacity_bytes: Option<u64>) {
+        self.disk.borrow_mut().capacity_bytes = capacity_bytes;
+    }
+
+    /// The next group write lands unsynced and then the machine "crashes":
+    /// that call and every later one fail until [`MemStorage::restart`]
+    /// decides what the unsynced writes left behind.
+    pub fn arm_crash(&self) {
+        self.disk.borrow_mut().crash_armed = true;
+    }
+
+    /// True after an armed crash fired, until [`MemStorage::restart`].
+    #[must_use]
+    pub fn has_crashed(&self) -> bool {
+        self.disk.borrow().crashed
+    }
+
+    /// A crash now: unsynced writes are treated per `fault`; the disk then
+    /// works again for the next log opened on it.
+    pub fn restart(&self, fault: CrashFault) {
+        let mut disk = self.disk.borrow_mut();
+        let last_write = disk.last_write.take();
+        for (name, file) in disk.files.iter_mut() {
+            let writes = std::mem::take(&mut file.unsynced);
+            let last_index = writes.len().checked_sub(1);
+            let mut image = std::mem::take(&mut file.durable);
+            for (index, (offset, length)) in writes.into_iter().enumerate() {
+                let keep = match fault {
+                    CrashFault::LoseUnsynced => 0,
+                    CrashFault::KeepUnsynced => length,
+                    CrashFault::TearLastWrite { keep_bytes }
+                        if Some(index) == last_index && last_write.as_deref() == Some(name) =>
+                    {
+                        keep_bytes.min(length)
+                    }
+                    CrashFault::TearLastWrite { .. } => length,
+                };
+                image[offset..offset + keep].copy_from_slice(&file.current[offset..offset + keep]);
+            }
+            file.durable = image.clone();
+            file.current = image;
+        }
+        disk.crashed = false;
+        disk.crash_armed = false;
+    }
+
+    /// Flips the bits of `mask` in the durable byte at `offset_bytes` of `name`
+    /// (a damaged sector). Returns false when the byte does not exist.
+    pub fn corrupt(&self, name: &str, offset_bytes: usize, mask: u8) -> bool {
+        let mut disk = self.disk.borrow_mut();
+        let Some(file) = disk.files.get_mut(name) else {
+            return false;
+        };
+        if offset_bytes >= file.durable.len() {
+            return false;
+        }
+        file.durable[offset_bytes] ^= mask;
+        file.current[offset_bytes] ^= mask;
+        true
+    }
+
+    /// Overwrites a whole 512-byte sector of `name` with `fill` (durably).
+    pub fn corrupt_sector(&self, name: &str, sector_index: usize, fill: u8) -> bool {
+        let mut disk = self.disk.borrow_mut();
+        let Some(file) = disk.files.get_mut(name) else {
+            return false;
+        };
+        let start = sector_index * 512;
+        if start + 512 > file.durable.len() {
+            return false;
+        }
+        file.durable[start..start + 512].fill(fill);
+        file.current[start..start + 512].fill(fill);
+        true
+    }
+
+    /// The durable bytes of a file (what survives a crash that loses
+    /// everything unsynced).
+    #[must_use]
+    pub fn durable_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.disk
+            .borrow()
+            .files
+            .get(name)
+            .map(|file| file.durable.clone())
+    }
+
+    /// Replaces a file's bytes durably (tests and fuzzing build images with this).
+    pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
+        let file = MemFile {
+            durable: bytes.clone(),
+            current: bytes,
+            unsynced: Vec::new(),
+        };
+        self.disk.borrow_mut().files.insert(name.to_string(), file);
+    }
+
+    /// The names of the files.
+    #[must_use]
+    pub fn file_names(&self) -> Vec<String> {
+        self.disk.borrow().files.keys().cloned().collect()
+    }
+
+    fn check_alive(&self, op: &'static str, name: &str) -> Result<()> {
+        if self.disk.borrow().crashed {
+            return Err(LogError::from_io(
+                op,
+                self.path_of(name),
+                io_error(libc::EIO),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_growth(&self, op: &'static str, name: &str, new_length: usize) -> Result<()> {
+        let disk = self.disk.borrow();
+        let Some(capacity) = disk.capacity_bytes else {
+            return Ok(());
+        };
+        let others: usize = disk
+            .files
+            .iter()
+            .filter(|(other, _)| other.as_str() != name)
+            .map(|(_, file)| file.current.len())
+            .sum();
+        if (others + new_length) as u64 > capacity {
+            return Err(LogError::from_io(
+                op,
+                self.path_of(name),
+                io_error(libc::ENOSPC),
+            ));
+        }
+        Ok(())
+    }
+
+    fn write_unsynced(&self, name: &str, offset: usize, bytes: &[u8]) {
+        let mut disk = self.disk.borrow_mut();
+        let file = disk
+            .files
+            .get_mut(name)
+            .expect("callers write existing files only");
+        assert!(
+            offset + bytes.len() <= file.current.len(),
+            "writes never grow a file"
+        );
+        file.current[offset..offset + bytes.len()].copy_from_slice(bytes);
+        file.unsynced.push((offset, bytes.len()));
+        disk.last_write = Some(name.to_string());
+    }
+
+    fn sync(&self, name: &str) {
+        let mut disk = self.disk.borrow_mut();
+        if let Some(file) = disk.files.get_mut(name) {
+            // Only the written ranges: a simulator syncs every loop turn.
+            let MemFile {
+                durable,
+                current,
+                unsynced,
+            } = file;
+            for (offset, length) in unsynced.drain(..) {
+                durable[offset..offset + length].copy_from_slice(&current[offset..offset + length]);
+            }
+        }
+    }
+
+    fn create_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<()> {
+        let name = segment.file_name();
+        let length = segment_bytes as usize;
+        let spare = self
+            .file_names()
+            .into_iter()
+            .find(|name| name.ends_with(".spare"));
+        let recycled = spare.is_some();
+        let mut image = match spare {
+            Some(spare) => {
+                let mut disk = self.disk.borrow_mut();
+                let file = disk.files.remove(&spare).expect("listed just now");
+                let mut bytes = file.durable;
+                bytes.resize(length, 0);
+                bytes
+            }
+            None => {
+                self.check_growth("preparing segment", &name, length)?;
+                vec![0u8; length]
+            }
+        };
+        SegmentHeader {
+            segment,
+            segment_bytes,
+            recycled,
+        }
+        .encode(&mut image[..BLOCK_BYTES]);
+        let first_block_end = (2 * BLOCK_BYTES).min(image.len());
+        image[BLOCK_BYTES..first_block_end].fill(0);
+        self.put_file(&name, image);
+        Ok(())
+    }
+}
+
+impl Storage for MemStorage {
+    fn path_of(&self, name: &str) -> PathBuf {
+        PathBuf::from("mem:").join(name)
+    }
+
+    fn list(&mut self) -> Result<Vec<String>> {
+        self.check_alive("listing", "")?;
+        Ok(self.file_names())
+    }
+
+    fn read(&mut self, name: &str, length_max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        self.check_alive("reading", name)?;
+        let disk = self.disk.borrow();
+        let Some(file) = disk.files.get(name) else {
+            return Ok(None);
+        };
+        if file.current.len() as u64 > length_max_bytes {
+            return Err(LogError::ForeignFile {
+                path: self.path_of(name),
+                reason: format!(
+                    "{} bytes is more than {length_max_bytes}",
+                    file.current.len()
+                ),
+            });
+        }
+        Ok(Some(file.current.clone()))
+    }
+
+    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.check_alive("writing", name)?;
+        self.check_growth("writing", name, bytes.len())?;
+        self.put_file(name, bytes.to_vec());
+        Ok(())
+    }
+
+    fn overwrite(&mut self, name: &str, offset_bytes: u64, bytes: &[u8]) -> Result<()> {
+        self.check_alive("overwriting", name)?;
+        self.write_unsynced(name, offset_bytes as usize, bytes);
+        self.sync(name);
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.check_alive("renaming", from)?;
+        let mut disk = self.disk.borrow_mut();
+        let file = disk.files.remove(from).ok_or_else(|| LogError::Io {
+            op: "renaming",
+            path: PathBuf::from("mem:").join(from),
+            source: io_error(libc::ENOENT),
+        })?;
+        disk.files.insert(to.to_string(), file);
+        Ok(())
+    }
+
+    fn remove(&mut self, name: &str) -> Result<()> {
+        self.check_alive("removing", name)?;
+        self.disk.borrow_mut().files.remove(name);
+        Ok(())
+    }
+
+    fn prepare_segment(&mut self, _segment: SegmentId, _segment_bytes: u64) {}
+
+    fn activate_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<bool> {
+        let name = segment.file_name();
+        self.check_alive("preparing segment", &name)?;
+        if !self.disk.borrow().files.contains_key(&name) {
+            self.create_segment(segment, segment_bytes)?;
+        }
+        let disk = self.disk.borrow();
+        let file = disk.files.get(&name).expect("present or just created");
+        Ok(decode_segment_header(&file.current).is_ok_and(|header| header.recycled))
+    }
+
+    fn write_group(
+        &mut self,
+        segment: SegmentId,
+        offset_bytes: u64,
+        buffer: &AlignedBuf,
+        length_bytes: usize,
+    ) -> Result<()> {
+        let name = segment.file_name();
+        self.check_alive("writing", &name)?;
+        assert!(
+            offset_bytes.is_multiple_of(BLOCK_BYTES as u64)
+                && length_bytes.is_multiple_of(BLOCK_BYTES),
+            "group writes are block aligned"
+        );
+        self.write_unsynced(
+            &name,
+            offset_bytes as usize,
+            &buffer.as_slice()[..length_bytes],
+        );
+        let armed = std::mem::take(&mut self.disk.borrow_mut().crash_armed);
+        if armed {
+            self.disk.borrow_mut().crashed = true;
+            return Err(LogError::from_io(
+                "syncing",
+                self.path_of(&name),
+                io_error(libc::EIO),
+            ));
+        }
+        self.sync(&name);
+        Ok(())
+    }
+
+    fn release_segment(&mut self, _segment: SegmentId) {}
+
+    fn retire_segment(&mut self, segment: SegmentId, spares_max: usize) -> Result<()> {
+        let name = segment.file_name();
+        let spares = self
+            .file_names()
+            .iter()
+            .filter(|name| name.ends_with(".spare"))
+            .count();
+        if spares < spares_max {
+            self.rename(&name, &format!("{:016x}.spare", segment.0))
+        } else {
+            self.remove(&name)
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The log on a real directory: both back ends, both sync modes, bad input
+//! (missing directory, foreign and newer files, corruption on disk).
+
+use std::path::PathBuf;
+
+use synod_log::uring::{open_best, Backend};
+use synod_log::{FileStorage, Log, LogConfig, LogError, SegmentId, SyncMode};
+use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let base = std::env::var_os("SYNOD_LOG_TEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+        let path = base.join(format!("synod-log-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a temporary directory");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 256 * 1024,
+        group_bytes_max: 64 * 1024,
+        ..LogConfig::default()
+    }
+}
+
+fn entry(slot: u64, length: usize) -> AcceptedEntry {
+    AcceptedEntry {
+        slot: Slot(slot),
+        ballot: Ballot {
+            round: 1,
+            node: NodeId(2),
+        },
+        batch: Batch::copy_from_slice(&vec![slot as u8; length]),
+    }
+}
+
+fn write_and_reopen(name: &str, backend: Backend, mode: SyncMode) {
+    let directory = TempDir::new(name);
+    let (mut log, recovered) =
+        open_best(&directory.0, config(), mode, Some(backend)).expect("opening a new log");
+    assert!(recovered.accepted.is_empty());
+    for slot in 1..=400u64 {
+        log.log().append(&entry(slot, 900)).expect("room");
+        if slot.is_multiple_of(9) {
+            log.commit().expect("commit");
+        }
+    }
+    let durable = log.commit().expect("commit");
+    assert!(durable.is_some());
+    drop(log);
+    let storage = FileStorage::open(&directory.0, mode).expect("reopen");
+    let (_, recovered) = Log::open(storage, config()).expect("recover");
+    assert_eq!(recovered.accepted.len(), 400);
+    assert!(!recovered.damaged, "{}", recovered.report);
+    assert_eq!(recovered.accepted[399], entry(400, 900));
+}
+
+#[test]
+fn the_portable_back_end_round_trips_with_fdatasync() {
+    write_and_reopen("portable-fdatasync", Backend::Portable, SyncMode::Fdatasync);
+}
+
+#[test]
+fn the_portable_back_end_round_trips_with_o_dsync() {
+    write_and_reopen("portable-dsync", Backend::Portable, SyncMode::Dsync);
+}
+
+#[test]
+fn the_io_uring_back_end_round_trips_with_a_linked_fdatasync() {
+    write_and_reopen("uring-fdatasync", Backend::IoUring, SyncMode::Fdatasync);
+}
+
+#[test]
+fn the_io_uring_back_end_round_trips_with_o_dsync() {
+    write_and_reopen("uring-dsync", Backend::IoUring, SyncMode::Dsync);
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error() {
+    let error = FileStorage::open("/nonexistent/synod-log", SyncMode::Fdatasync)
+        .err()
+        .expect("missing");
+    assert!(
+        matches!(error, LogError::MissingDirectory { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_second_opener_is_refused() {
+    let directory = TempDir::new("locked");
+    let _first = FileStorage::open(&directory.0, SyncMode::Fdatasync).expect("first");
+    let error = FileStorage::open(&directory.0, SyncMode::Fdatasync)
+        .err()
+        .expect("second");
+    assert!(matches!(error, LogError::Locked { .. }), "{error}");
+}
+
+fn filled_directory(name: &str) -> TempDir {
+    let directory = TempDir::new(name);
+    let storage = FileStorage::open(&directory.0, SyncMode::Fdatasync).expect("open");
+    let (mut log, _) = Log::open(storage, config()).expect("recover");
+    for slot in 1..=20u64 {
+        log.append(&entry(slot, 3000)).expect("room");
+        log.commit().expect("commit");
+    }
+    directory
+}
+
+fn reopen(directory: &TempDir) -> Result<synod_log::Recovered, LogError> {
+    let storage = FileStorage::open(&directory.0, SyncMode::Fdatasync)?;
+    Log::open(storage, config()).map(|(_, recovered)| recovered)
+}
+
+fn flip_byte(path: &std::path::Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open");
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).expect("read");
+    byte[0] ^= 0x10;
+    file.write_all_at(&byte, offset).expect("write");
+}
+
+#[test]
+fn corruption_on_disk_is_reported_with_file_and_offset_and_changes_nothing() {
+    let directory = filled_directory("corrupt");
+    let segment = directory.0.join(SegmentId(1).file_name());
+    flip_byte(&segment, 4096 + 4096 + 20);
+    let before = std::fs::read(&segment).expect("read");
+    let error = reopen(&directory).expect_err("corruption");
+    match &error {
+        LogError::Corruption { path, offset, .. } => {
+            assert_eq!(path, &segment);
+            assert_eq!(*offset, 8192);
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        std::fs::read(&segment).expect("read"),
+        before,
+        "refusing changes nothing"
+    );
+}
+
+#[test]
+fn a_damaged_last_group_on_disk_is_cut_off() {
+    let directory = filled_directory("torn");
+    let segment = directory.0.join(SegmentId(1).file_name());
+    // 20 groups of one 3000-byte entry: a block each, from 4096.
+    flip_byte(&segment, 4096 + 19 * 4096 + 100);
+    let recovered = reopen(&directory).expect("a torn tail is not an error");
+    assert!(recovered.damaged);
+    assert_eq!(recovered.accepted.len(), 19);
+}
+
+#[test]
+fn foreign_and_newer_files_are_refused() {
+    let directory = filled_directory("foreign");
+    let segment = directory.0.join(SegmentId(1).file_name());
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[8] = 9; // format version 9
+    std::fs::write(&segment, &bytes).expect("write");
+    let error = reopen(&directory).expect_err("newer");
+    assert!(
+        matches!(error, LogError::UnsupportedVersion { found: 9, .. }),
+        "{error}"
+    );
+    bytes[0..8].copy_from_slice(b"NOTOURS!");
+    std::fs::write(&segment, &bytes).expect("write");
+    let error = reopen(&directory).expect_err("foreign");
+    assert!(matches!(error, LogError::ForeignFile { .. }), "{error}");
+}
+
+#[test]
+fn inspect_lists_segments_records_and_damage_without_writing() {
+    let directory = filled_directory("inspect");
+    let clean = synod_log::inspect::inspect(&directory.0, synod_log::inspect::Listing::Records)
+        .expect("inspect");
+    assert!(!clean.damaged);
+    assert_eq!(clean.records.len(), 20);
+    let text = clean.to_string();
+    assert!(text.contains("slots 1..=20"), "{text}");
+    assert!(text.contains("damage: none"), "{text}");
+    let segment = directory.0.join(SegmentId(1).file_name());
+    flip_byte(&segment, 4096 + 4096 + 20);
+    let before = std::fs::read(&segment).expect("read");
+    let damaged = synod_log::inspect::inspect(&directory.0, synod_log::inspect::Listing::Summary)
+        .expect("corruption is reported, not an error");
+    assert!(damaged.damaged);
+    assert!(damaged.to_string().contains("CORRUPTION"), "{damaged}");
+    assert_eq!(std::fs::read(&segment).expect("read"), before);
+}

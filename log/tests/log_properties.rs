@@ -1,0 +1,207 @@
+//! Property tests: random operation sequences with crashes against a model,
+//! and arbitrary bytes as a segment (an error or a valid prefix, never a panic).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{entry, small_config};
+use proptest::prelude::*;
+use synod_log::format::BLOCK_BYTES;
+use synod_log::{CrashFault, Log, LogConfig, MemStorage, Metadata, SegmentId};
+use synod_net::wire::{AcceptedEntry, Batch, Slot, Snapshot};
+
+#[derive(Clone, Debug)]
+enum Operation {
+    Append {
+        slot: u64,
+        round: u64,
+        length: usize,
+    },
+    Metadata {
+        round: u64,
+    },
+    Commit,
+    Crash {
+        fault: u8,
+        keep_bytes: usize,
+    },
+    Snapshot {
+        back: u64,
+    },
+}
+
+fn operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        6 => (1u64..120, 1u64..4, 0usize..3000)
+            .prop_map(|(slot, round, length)| Operation::Append { slot, round, length }),
+        1 => (1u64..6).prop_map(|round| Operation::Metadata { round }),
+        3 => Just(Operation::Commit),
+        1 => (0u8..3, 0usize..40_000).prop_map(|(fault, keep_bytes)| Operation::Crash { fault, keep_bytes }),
+        1 => (0u64..30).prop_map(|back| Operation::Snapshot { back }),
+    ]
+}
+
+#[derive(Default)]
+struct Model {
+    durable: BTreeMap<Slot, AcceptedEntry>,
+    pending: Vec<AcceptedEntry>,
+    snapshot_slot: Slot,
+    promised_round: u64,
+}
+
+impl Model {
+    fn expected(&self, with_pending: bool) -> Vec<AcceptedEntry> {
+        let mut all = self.durable.clone();
+        if with_pending {
+            for accepted in &self.pending {
+                all.insert(accepted.slot, accepted.clone());
+            }
+        }
+        all.split_off(&self.snapshot_slot.next())
+            .into_values()
+            .collect()
+    }
+}
+
+fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (mut log, _) = Log::open(storage.clone(), config.clone()).expect("open");
+    let mut model = Model::default();
+    for operation in operations {
+        match operation {
+            Operation::Append {
+                slot,
+                round,
+                length,
+            } => {
+                let accepted = entry(slot, round, length);
+                if log.append(&accepted).is_err() {
+                    log.commit().expect("commit");
+                    model
+                        .durable
+                        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+                    log.append(&accepted).expect("room after a commit");
+                }
+                model.pending.push(accepted);
+            }
+            Operation::Metadata { round } => {
+                let metadata = Metadata {
+                    promised: common::ballot(round, 1),
+                    commit_point: Slot(0),
+                };
+                if log.append_metadata(metadata).is_ok() {
+                    log.commit().expect("commit");
+                    model
+                        .durable
+                        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+                    model.promised_round = model.promised_round.max(round);
+                }
+            }
+            Operation::Commit => {
+                log.commit().expect("commit");
+                model
+                    .durable
+                    .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+            }
+            Operation::Crash { fault, keep_bytes } => {
+                let armed = log.has_pending();
+                if armed {
+                    storage.arm_crash();
+                    prop_assert!(log.commit().is_err());
+                }
+                drop(log);
+                let fault = match fault {
+                    0 => CrashFault::LoseUnsynced,
+                    1 => CrashFault::KeepUnsynced,
+                    _ => CrashFault::TearLastWrite { keep_bytes },
+                };
+                storage.restart(fault);
+                let (reopened, recovered) =
+                    Log::open(storage.clone(), config.clone()).expect("reopen");
+                log = reopened;
+                let without = model.expected(false);
+                let with = model.expected(true);
+                if recovered.accepted == with && armed {
+                    model
+                        .durable
+                        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+                } else {
+                    prop_assert_eq!(&recovered.accepted, &without);
+                    let torn = matches!(fault, CrashFault::TearLastWrite { .. });
+                    prop_assert!(!recovered.damaged || torn);
+                    model.pending.clear();
+                }
+                prop_assert_eq!(recovered.metadata.promised.round, model.promised_round);
+            }
+            Operation::Snapshot { back } => {
+                let top = model.durable.keys().next_back().copied().unwrap_or(Slot(0));
+                let slot = Slot(top.0.saturating_sub(back)).max(model.snapshot_slot);
+                let snapshot = Snapshot {
+                    slot,
+                    bytes: Batch::copy_from_slice(&slot.0.to_le_bytes()),
+                };
+                log.install_snapshot(&snapshot).expect("snapshot");
+                model.snapshot_slot = slot;
+            }
+        }
+    }
+    log.commit().expect("final commit");
+    model
+        .durable
+        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+    drop(log);
+    let (_, recovered) = Log::open(storage, config).expect("final reopen");
+    prop_assert_eq!(recovered.accepted, model.expected(false));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn recovery_matches_the_model_across_crashes(operations in proptest::collection::vec(operation(), 1..80)) {
+        run(operations)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_a_segment_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..3 * BLOCK_BYTES),
+        valid_header in any::<bool>(),
+    ) {
+        let storage = MemStorage::new();
+        let name = SegmentId(1).file_name();
+        let mut bytes = vec![0u8; BLOCK_BYTES];
+        if valid_header {
+            let length = (BLOCK_BYTES + body.len()) as u64;
+            synod_log::format::SegmentHeader { segment: SegmentId(1), segment_bytes: length, recycled: !valid_header }.encode(&mut bytes);
+        }
+        bytes.extend_from_slice(&body);
+        storage.put_file(&name, bytes);
+        let config = LogConfig { segment_bytes: 1 << 20, group_bytes_max: 64 * 1024, ..LogConfig::default() };
+        let _ = Log::open(storage, config);
+    }
+
+    #[test]
+    fn a_valid_log_with_garbage_appended_recovers_its_prefix(
+        garbage in proptest::collection::vec(any::<u8>(), 1..BLOCK_BYTES),
+        at_block in 0usize..4,
+    ) {
+        let storage = MemStorage::new();
+        let (mut log, _) = Log::open(storage.clone(), small_config()).expect("open");
+        for slot in 1..=5 {
+            log.append(&entry(slot, 1, 100)).expect("room");
+            log.commit().expect("commit");
+        }
+        let (_, end) = log.write_position();
+        drop(log);
+        let name = SegmentId(1).file_name();
+        let mut bytes = storage.durable_bytes(&name).expect("segment");
+        let start = end as usize + at_block * BLOCK_BYTES;
+        bytes[start..start + garbage.len()].copy_from_slice(&garbage);
+        storage.put_file(&name, bytes);
+        let (_, recovered) = Log::open(storage, small_config()).expect("garbage after the end is a torn tail");
+        prop_assert_eq!(recovered.accepted.len(), 5);
+    }
+}

@@ -1,0 +1,69 @@
+//! `synod bench net`: the transports alone, io_uring beside the portable
+//! back end and a blocking-socket baseline, in one run.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench};
+use synod_net::transport::BackendChoice;
+
+/// A benchmark mode.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    PingPong,
+    Streaming,
+}
+
+/// The transport benchmark's settings, as given on the command line.
+#[derive(Args, Debug)]
+pub(crate) struct NetArgs {
+    /// Repeats of the whole grid (interleaved); the table shows medians.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// How long each run measures, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    duration_ms: u64,
+    /// Payload sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 1024, 65536])]
+    sizes: Vec<usize>,
+    /// Connection counts.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2, 64])]
+    connections: Vec<usize>,
+    /// Modes to run.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ModeArg::PingPong, ModeArg::Streaming])]
+    modes: Vec<ModeArg>,
+    /// Instead of the grid: measure SEND_ZC against a copying send per size.
+    #[arg(long)]
+    zero_copy_sweep: bool,
+}
+
+/// Runs the transport benchmark and prints its table.
+pub(crate) fn bench(arguments: &NetArgs) {
+    let duration = Duration::from_millis(arguments.duration_ms);
+    let progress = |line: &str| eprintln!("{line}");
+    if arguments.zero_copy_sweep {
+        println!(
+            "{}",
+            zero_copy_sweep(&arguments.sizes, arguments.repeats, duration, progress)
+        );
+        return;
+    }
+    let bench = NetBench {
+        sizes: arguments.sizes.clone(),
+        connections: arguments.connections.clone(),
+        modes: arguments
+            .modes
+            .iter()
+            .map(|mode| match mode {
+                ModeArg::PingPong => Mode::PingPong,
+                ModeArg::Streaming => Mode::Streaming,
+            })
+            .collect(),
+        backends: vec![BackendChoice::IoUring, BackendChoice::Portable],
+        repeats: arguments.repeats,
+        duration,
+        send_zero_copy_bytes_min: None,
+    };
+    let cells = bench.run(progress);
+    println!("{}", table(&cells));
+}
