@@ -2,9 +2,11 @@
 //! in receives of any size (frames split across receives and packed within).
 //!
 //! A body that lies whole and 16-byte aligned in one receive buffer becomes a
-//! frame in place (the frame keeps that buffer alive). A body that lies
-//! misaligned is copied once into an aligned buffer; a body split across
-//! receives is copied once, piece by piece as the pieces arrive.
+//! frame in place (the frame keeps that buffer alive). When frames lie
+//! misaligned (the receive began off the stream's 16-byte grid), the rest of
+//! the receive is copied once into an aligned buffer and its frames are
+//! taken in place there; a body split across receives is copied once, piece
+//! by piece as the pieces arrive.
 //!
 //! Invariants:
 //! - The decoder never holds more than one partial header and one partial
@@ -25,6 +27,49 @@ use crate::frame::{Frame, FrameError, Header, HEADER_BYTES};
 /// A partial body up to this size is reserved whole when it starts (one
 /// allocation); a larger one grows only with the bytes that arrive.
 pub const PARTIAL_RESERVE_BYTES_MAX: usize = 64 << 10;
+
+/// Realignment buffers a decoder keeps for reuse when it is not given a
+/// shared pool.
+const REALIGN_POOL_OWN_MAX: usize = 2;
+/// The smallest realignment buffer allocated.
+const REALIGN_BUFFER_BYTES: usize = 16 << 10;
+
+/// Aligned buffers for realigning misaligned receives, reused once no frame
+/// refers to them. A transport shares one among its connections.
+pub struct RealignPool {
+    buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
+    buffers_max: usize,
+}
+
+impl RealignPool {
+    /// A pool that keeps at most `buffers_max` buffers.
+    #[must_use]
+    pub fn new(buffers_max: usize) -> RealignPool {
+        RealignPool {
+            buffers: Vec::new(),
+            buffers_max,
+        }
+    }
+
+    /// A buffer no frame refers to, empty, with room for `length` bytes.
+    fn take(&mut self, length: usize) -> Arc<AlignedVec<ALIGNMENT>> {
+        let unused = self
+            .buffers
+            .iter()
+            .position(|buffer| Arc::strong_count(buffer) == 1 && buffer.capacity() >= length);
+        match unused {
+            Some(at) => self.buffers.swap_remove(at),
+            None => Arc::new(AlignedVec::with_capacity(length.max(REALIGN_BUFFER_BYTES))),
+        }
+    }
+
+    /// Keeps a buffer for reuse (frames may still refer to it).
+    fn give_back(&mut self, buffer: Arc<AlignedVec<ALIGNMENT>>) {
+        if self.buffers.len() < self.buffers_max {
+            self.buffers.push(buffer);
+        }
+    }
+}
 
 /// How the decoder's frames were obtained.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
@@ -52,6 +97,8 @@ pub struct Decoder {
     padding_left: usize,
     failed: Option<FrameError>,
     stats: DecoderStats,
+    realign_pool: RealignPool,
+    realigning: bool,
 }
 
 impl Decoder {
@@ -66,6 +113,8 @@ impl Decoder {
             padding_left: 0,
             failed: None,
             stats: DecoderStats::default(),
+            realign_pool: RealignPool::new(REALIGN_POOL_OWN_MAX),
+            realigning: false,
         }
     }
 
@@ -100,6 +149,24 @@ impl Decoder {
         buffer.extend_from_slice(bytes);
         let buffer = Arc::new(buffer);
         self.feed(&buffer, 0..bytes.len(), out)
+    }
+
+    /// As [`Decoder::feed`], realigning misaligned receives in buffers from
+    /// `pool` (shared by a transport's connections) instead of its own.
+    ///
+    /// # Errors
+    /// As [`Decoder::feed`].
+    pub fn feed_with_pool(
+        &mut self,
+        buffer: &Arc<AlignedVec<ALIGNMENT>>,
+        range: Range<usize>,
+        out: &mut Vec<Frame>,
+        pool: &mut RealignPool,
+    ) -> Result<(), FrameError> {
+        std::mem::swap(&mut self.realign_pool, pool);
+        let result = self.feed(buffer, range, out);
+        std::mem::swap(&mut self.realign_pool, pool);
+        result
     }
 
     /// Feeds the received bytes `buffer[range]`, appending every frame they
@@ -147,6 +214,8 @@ impl Decoder {
                 at += skipped;
             } else if self.partial.is_some() {
                 at += self.continue_body(bytes, out)?;
+            } else if self.should_realign(buffer, at, range.end) {
+                return self.realign(bytes, out);
             } else {
                 let Some((header, used)) = self.take_header(bytes)? else {
                     return Ok(());
@@ -156,6 +225,29 @@ impl Decoder {
             }
         }
         Ok(())
+    }
+
+    /// True when the frames from `at` on lie misaligned (the receive began
+    /// off the stream's 16-byte grid) and are worth one copy of the rest of
+    /// the receive, rather than one allocation and copy per frame.
+    fn should_realign(&self, buffer: &Arc<AlignedVec<ALIGNMENT>>, at: usize, end: usize) -> bool {
+        let misaligned = !(buffer.as_ptr() as usize + at).is_multiple_of(ALIGNMENT);
+        misaligned && !self.realigning && self.header_filled == 0 && end - at >= 2 * HEADER_BYTES
+    }
+
+    /// Copies the rest of a receive once into an aligned buffer and decodes
+    /// it there, its frames in place.
+    fn realign(&mut self, bytes: &[u8], out: &mut Vec<Frame>) -> Result<(), FrameError> {
+        let mut copy = self.realign_pool.take(bytes.len());
+        let target =
+            Arc::get_mut(&mut copy).expect("the pool hands out buffers no frame refers to");
+        target.clear();
+        target.extend_from_slice(bytes);
+        self.realigning = true;
+        let result = self.feed_inner(&copy, 0..bytes.len(), out);
+        self.realigning = false;
+        self.realign_pool.give_back(copy);
+        result
     }
 
     /// Completes a header from `bytes`: returns it and the bytes used, or
@@ -197,7 +289,11 @@ impl Decoder {
             let start = range.start;
             let aligned = (buffer.as_ptr() as usize + start).is_multiple_of(ALIGNMENT);
             let body = if aligned {
-                self.stats.frames_in_place += 1;
+                if self.realigning {
+                    self.stats.frames_copied_misaligned += 1;
+                } else {
+                    self.stats.frames_in_place += 1;
+                }
                 SharedBytes::slice_of(buffer, start, start + body_bytes)
             } else {
                 self.stats.frames_copied_misaligned += 1;

@@ -211,3 +211,24 @@ fn every_kind_of_bad_frame_is_refused_with_its_reason() {
     ));
     assert_eq!(u32::from_le_bytes(*b"SYND"), MAGIC);
 }
+
+#[test]
+fn a_misaligned_receive_is_realigned_by_one_copy_for_all_its_frames() {
+    let stream = stream_of(6, 50);
+    let mut buffer = AlignedVec::<16>::new();
+    buffer.extend_from_slice(&[0u8; 5]);
+    buffer.extend_from_slice(&stream);
+    let mut frames = Vec::new();
+    let mut decoder = Decoder::new(MAX);
+    decoder
+        .feed(&Arc::new(buffer), 5..5 + stream.len(), &mut frames)
+        .expect("decodes");
+    assert_eq!(seqs(&frames), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(decoder.stats().frames_copied_misaligned, 6);
+    assert!(
+        frames
+            .windows(2)
+            .all(|pair| pair[0].body().same_buffer(pair[1].body())),
+        "one aligned copy holds every frame of the receive"
+    );
+}

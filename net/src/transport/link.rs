@@ -18,7 +18,7 @@ use rkyv::util::AlignedVec;
 
 use super::{CloseReason, ConnectionId, Event, SendError, TransportError};
 use crate::bytes::ALIGNMENT;
-use crate::decode::Decoder;
+use crate::decode::{Decoder, RealignPool};
 use crate::frame::{encode_into, Archived, Encode, Frame};
 use crate::wire::{Hello, NodeId};
 
@@ -53,6 +53,25 @@ impl Backoff {
     /// A connection is up: the next failure waits the minimum again.
     pub fn reset(&mut self) {
         self.next = self.delay_min;
+    }
+}
+
+/// What receiving borrows from the transport: a frame list reused across
+/// receives and the realignment buffers all its connections share.
+pub(crate) struct ReceiveScratch {
+    pub frames: Vec<Frame>,
+    pub realign: RealignPool,
+}
+
+impl ReceiveScratch {
+    /// Realignment buffers kept per transport.
+    const REALIGN_BUFFERS_MAX: usize = 64;
+
+    pub fn new() -> ReceiveScratch {
+        ReceiveScratch {
+            frames: Vec::new(),
+            realign: RealignPool::new(Self::REALIGN_BUFFERS_MAX),
+        }
     }
 }
 
@@ -172,11 +191,15 @@ impl<S> Link<S> {
         buffer: &Arc<AlignedVec<ALIGNMENT>>,
         range: std::ops::Range<usize>,
         cluster_id: u64,
-        scratch: &mut Vec<Frame>,
+        scratch: &mut ReceiveScratch,
         events: &mut Vec<Event>,
     ) -> Result<(), CloseReason> {
+        let ReceiveScratch {
+            frames: scratch,
+            realign: pool,
+        } = scratch;
         scratch.clear();
-        let decoded = self.decoder.feed(buffer, range, scratch);
+        let decoded = self.decoder.feed_with_pool(buffer, range, scratch, pool);
         for frame in scratch.drain(..) {
             if let Archived::Hello(hello) = frame.archived() {
                 let hello = Hello {

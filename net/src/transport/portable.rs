@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use rkyv::util::AlignedVec;
 
-use super::link::{Backoff, Link, Links, Phase, Role};
+use super::link::{Backoff, Link, Links, Phase, ReceiveScratch, Role};
 use super::{
     log_close, sys, Backend, CloseReason, Config, ConnectionId, Event, SendError, Transport,
     TransportError,
 };
 use crate::bytes::ALIGNMENT;
-use crate::frame::{Encode, Frame};
+use crate::frame::Encode;
 use crate::wire::NodeId;
 
 const LISTENER_TOKEN: u64 = u64::MAX;
@@ -48,7 +48,7 @@ pub struct PortableTransport {
     local_addr: Option<SocketAddr>,
     links: Links<PortableSocket>,
     buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
-    scratch: Vec<Frame>,
+    scratch: ReceiveScratch,
     ready: Vec<libc::epoll_event>,
     written: bool,
 }
@@ -81,7 +81,7 @@ impl PortableTransport {
             listener: None,
             local_addr: None,
             buffers: Vec::new(),
-            scratch: Vec::new(),
+            scratch: ReceiveScratch::new(),
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             written: false,
         };

@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, SubmissionQueue, Submitter};
 
-use super::link::{Backoff, Links, Phase, Role};
+use super::link::{Backoff, Links, Phase, ReceiveScratch, Role};
 use super::sys::{self, RawAddress};
 use super::{CloseReason, Config, ConnectionId, Event, SendError, TransportError};
-use crate::frame::{Encode, Frame};
+use crate::frame::Encode;
 use crate::wire::NodeId;
 
 mod bufring;
@@ -106,7 +106,7 @@ pub struct UringTransport {
     free_files: Vec<u32>,
     buffers: BufRing,
     pending: VecDeque<squeue::Entry>,
-    scratch: Vec<Frame>,
+    scratch: ReceiveScratch,
     events: Vec<Event>,
 }
 
@@ -148,7 +148,7 @@ impl UringTransport {
             local_addr: None,
             buffers,
             pending: VecDeque::new(),
-            scratch: Vec::new(),
+            scratch: ReceiveScratch::new(),
             events: Vec::new(),
             config,
             resources,
