@@ -210,9 +210,22 @@ impl Replica {
         }
         recovery.next_query_ns = now + interval;
         if recovery.all_answered {
-            if let Some((peer, _)) = recovery.best_peer {
-                self.request_catch_up(peer);
-            }
+            // Ask the leader if one is known, else each peer in turn: the
+            // peer that answered with the most may be down for good.
+            recovery.catch_up_turn = recovery.catch_up_turn.wrapping_add(1);
+            let turn = recovery.catch_up_turn;
+            let peers: Vec<NodeId> = self.peers().collect();
+            let rotating = peers[turn as usize % peers.len()];
+            let peer = self
+                .leader_hint
+                .filter(|&leader| leader != self.node)
+                .unwrap_or(rotating);
+            self.send(
+                peer,
+                Message::CatchUp {
+                    commit_point: self.commit_point,
+                },
+            );
             return;
         }
         let (nonce, fence, answers) = (recovery.nonce, recovery.fence, recovery.answers);

@@ -502,6 +502,7 @@ impl Replica {
                 adopted: BTreeMap::new(),
                 compacted_seen: Slot(0),
                 all_answered: false,
+                catch_up_turn: 0,
                 best_peer: None,
                 next_query_ns: 0,
             });
@@ -575,5 +576,7 @@ mod tests;
 mod review2_tests;
 #[cfg(test)]
 mod review3_tests;
+#[cfg(test)]
+mod review4_tests;
 #[cfg(test)]
 mod review_tests;

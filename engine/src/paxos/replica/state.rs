@@ -98,6 +98,7 @@ pub(super) struct RecoveryState {
     pub(super) adopted: BTreeMap<Slot, LogEntry>,
     pub(super) compacted_seen: Slot,
     pub(super) all_answered: bool,
+    pub(super) catch_up_turn: u64,
     pub(super) best_peer: Option<(NodeId, Slot)>,
     pub(super) next_query_ns: u64,
 }
