@@ -240,14 +240,7 @@ impl ArchivedMessage {
             } => Message::Promise {
                 ballot: ballot.to_native(),
                 from_slot: from_slot.to_native(),
-                accepted: accepted
-                    .iter()
-                    .map(|entry| AcceptedEntry {
-                        slot: entry.slot.to_native(),
-                        ballot: entry.ballot.to_native(),
-                        batch: batch_in(body, &entry.batch),
-                    })
-                    .collect(),
+                accepted: accepted_entries(body, accepted),
                 commit_point: commit_point.to_native(),
                 snapshot_slot: snapshot_slot.to_native(),
             },
@@ -340,14 +333,7 @@ impl ArchivedMessage {
             } => Message::RecoveryInfo {
                 nonce: nonce.to_native(),
                 promised: promised.to_native(),
-                accepted: accepted
-                    .iter()
-                    .map(|entry| AcceptedEntry {
-                        slot: entry.slot.to_native(),
-                        ballot: entry.ballot.to_native(),
-                        batch: batch_in(body, &entry.batch),
-                    })
-                    .collect(),
+                accepted: accepted_entries(body, accepted),
                 commit_point: commit_point.to_native(),
                 compacted_through: compacted_through.to_native(),
             },
@@ -378,4 +364,20 @@ fn batch_in(body: &SharedBytes, archived: &rkyv::vec::ArchivedVec<u8>) -> Batch 
     } else {
         Batch::copy_from_slice(bytes)
     }
+}
+
+/// Reads archived accepted entries, each batch a range of `body` where it
+/// lies aligned (see [`ArchivedMessage::to_message`]).
+fn accepted_entries(
+    body: &SharedBytes,
+    archived: &rkyv::vec::ArchivedVec<ArchivedAcceptedEntry>,
+) -> Vec<AcceptedEntry> {
+    archived
+        .iter()
+        .map(|entry| AcceptedEntry {
+            slot: entry.slot.to_native(),
+            ballot: entry.ballot.to_native(),
+            batch: batch_in(body, &entry.batch),
+        })
+        .collect()
 }
