@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rkyv::util::AlignedVec;
 
-use super::{CloseReason, ConnectionId, Event, SendError, TransportError};
+use super::{CloseReason, Config, ConnectionId, Event, SendError, TransportError};
 use crate::bytes::ALIGNMENT;
 use crate::decode::{Decoder, RealignPool};
 use crate::frame::{encode_into, Archived, Encode, Frame};
@@ -285,6 +285,34 @@ impl<S> Links<S> {
             socket,
         });
         Ok(index)
+    }
+
+    /// Adds an outbound connection to `peer`, down and due to be dialled
+    /// at once, with the configured reconnect backoff; returns its handle.
+    pub fn insert_outbound(
+        &mut self,
+        peer: NodeId,
+        addr: SocketAddr,
+        socket: S,
+        config: &Config,
+    ) -> Result<ConnectionId, TransportError> {
+        let backoff = Backoff::new(
+            Duration::from_millis(config.reconnect_delay_min_ms),
+            Duration::from_millis(config.reconnect_delay_max_ms),
+        );
+        let role = Role::Outbound {
+            peer,
+            addr,
+            backoff,
+        };
+        let phase = Phase::Down {
+            retry_at: Instant::now(),
+        };
+        let index = self.insert(role, phase, socket, config.body_bytes_max)?;
+        Ok(self
+            .get(index)
+            .map(|link| link.id)
+            .expect("the slot was filled just above"))
     }
 
     /// The table index of a live handle.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rkyv::util::AlignedVec;
 
-use super::link::{Backoff, Link, Links, Phase, ReceiveScratch, Role};
+use super::link::{Link, Links, Phase, ReceiveScratch, Role};
 use super::{
     log_close, sys, Backend, CloseReason, Config, ConnectionId, Event, SendError, Transport,
     TransportError,
@@ -392,29 +392,8 @@ impl Transport for PortableTransport {
     }
 
     fn connect(&mut self, peer: NodeId, addr: SocketAddr) -> Result<ConnectionId, TransportError> {
-        let backoff = Backoff::new(
-            Duration::from_millis(self.config.reconnect_delay_min_ms),
-            Duration::from_millis(self.config.reconnect_delay_max_ms),
-        );
-        let role = Role::Outbound {
-            peer,
-            addr,
-            backoff,
-        };
-        let phase = Phase::Down {
-            retry_at: Instant::now(),
-        };
-        let index = self.links.insert(
-            role,
-            phase,
-            PortableSocket::default(),
-            self.config.body_bytes_max,
-        )?;
-        Ok(self
-            .links
-            .get(index)
-            .map(|link| link.id)
-            .expect("inserted above"))
+        self.links
+            .insert_outbound(peer, addr, PortableSocket::default(), &self.config)
     }
 
     fn send(&mut self, connection: ConnectionId, value: &dyn Encode) -> Result<(), SendError> {

@@ -26,11 +26,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use io_uring::{opcode, squeue, types, SubmissionQueue, Submitter};
 
-use super::link::{Backoff, Links, Phase, ReceiveScratch, Role};
+use super::link::{Links, Phase, ReceiveScratch, Role};
 use super::sys::{self, RawAddress};
 use super::{CloseReason, Config, ConnectionId, Event, SendError, TransportError};
 use crate::frame::Encode;
@@ -245,29 +245,8 @@ impl UringTransport {
         peer: NodeId,
         addr: SocketAddr,
     ) -> Result<ConnectionId, TransportError> {
-        let backoff = Backoff::new(
-            Duration::from_millis(self.config.reconnect_delay_min_ms),
-            Duration::from_millis(self.config.reconnect_delay_max_ms),
-        );
-        let role = Role::Outbound {
-            peer,
-            addr,
-            backoff,
-        };
-        let phase = Phase::Down {
-            retry_at: Instant::now(),
-        };
-        let index = self.links.insert(
-            role,
-            phase,
-            UringSocket::default(),
-            self.config.body_bytes_max,
-        )?;
-        Ok(self
-            .links
-            .get(index)
-            .map(|link| link.id)
-            .expect("inserted above"))
+        self.links
+            .insert_outbound(peer, addr, UringSocket::default(), &self.config)
     }
 
     /// Queues one frame for `connection`.
