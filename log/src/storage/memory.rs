@@ -6,11 +6,19 @@
 //! [`MemStorage::set_capacity`], [`MemStorage::arm_crash`]) or derive from a
 //! caller-supplied seed ([`CrashFault::from_seed`]).
 //!
+//! Two ways to write a group commit: through [`Log::commit`] (written and
+//! synced at once, like the portable back end), or, for a simulator that
+//! models the time a sync takes, [`MemStorage::write_pending`] when the
+//! write is issued and [`MemStorage::sync_pending`] when its sync completes
+//! (like the io_uring back end's write and linked `fdatasync`); a crash in
+//! between ([`MemStorage::restart`]) decides what of it survives.
+//!
 //! Invariants:
 //! - A file's durable bytes change only on a sync (explicit, `O_DSYNC`
 //!   style, or a directory operation, which is durable at once).
 //! - A crash keeps every synced byte; of the unsynced writes it keeps what
-//!   the [`CrashFault`] says and nothing else.
+//!   the [`CrashFault`] says and nothing else. "The last write" is the
+//!   last one still unsynced, in whichever file.
 //! - The total of all files' lengths never exceeds the capacity.
 
 use std::cell::RefCell;
@@ -21,7 +29,10 @@ use std::rc::Rc;
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
 use crate::format::{decode_segment_header, SegmentHeader, SegmentId, BLOCK_BYTES};
+use crate::log::PendingWrite;
 use crate::storage::Storage;
+#[cfg(doc)]
+use crate::Log;
 
 /// What a crash does to writes that were not synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,11 +72,20 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A write not synced yet: where, how long, and its number among all
+/// writes to the disk (the highest unsynced one is "the last write").
+#[derive(Clone, Copy)]
+struct Unsynced {
+    offset: usize,
+    length: usize,
+    write_number: u64,
+}
+
 #[derive(Clone, Default)]
 struct MemFile {
     durable: Vec<u8>,
     current: Vec<u8>,
-    unsynced: Vec<(usize, usize)>,
+    unsynced: Vec<Unsynced>,
 }
 
 #[derive(Clone, Default)]
@@ -74,7 +94,7 @@ struct MemDisk {
     capacity_bytes: Option<u64>,
     crash_armed: bool,
     crashed: bool,
-    last_write: Option<String>,
+    writes: u64,
 }
 
 /// A handle to an in-memory disk; clones share the disk, so a simulator can
@@ -127,26 +147,37 @@ impl MemStorage {
     /// works again for the next log opened on it.
     pub fn restart(&self, fault: CrashFault) {
         let mut disk = self.disk.borrow_mut();
-        let last_write = disk.last_write.take();
-        for (name, file) in disk.files.iter_mut() {
-            let writes = std::mem::take(&mut file.unsynced);
-            let last_index = writes.len().checked_sub(1);
-            let mut image = std::mem::take(&mut file.durable);
-            for (index, (offset, length)) in writes.into_iter().enumerate() {
+        let last_write = disk
+            .files
+            .values()
+            .flat_map(|file| file.unsynced.iter().map(|write| write.write_number))
+            .max();
+        for file in disk.files.values_mut() {
+            let MemFile {
+                durable,
+                current,
+                unsynced,
+            } = file;
+            for write in unsynced.drain(..) {
                 let keep = match fault {
                     CrashFault::LoseUnsynced => 0,
-                    CrashFault::KeepUnsynced => length,
+                    CrashFault::KeepUnsynced => write.length,
                     CrashFault::TearLastWrite { keep_bytes }
-                        if Some(index) == last_index && last_write.as_deref() == Some(name) =>
+                        if Some(write.write_number) == last_write =>
                     {
-                        keep_bytes.min(length)
+                        keep_bytes.min(write.length)
                     }
-                    CrashFault::TearLastWrite { .. } => length,
+                    CrashFault::TearLastWrite { .. } => write.length,
                 };
-                image[offset..offset + keep].copy_from_slice(&file.current[offset..offset + keep]);
+                let (start, end) = (write.offset, write.offset + keep);
+                durable[start..end].copy_from_slice(&current[start..end]);
             }
-            file.durable = image.clone();
-            file.current = image;
+            // Only the bytes unsynced writes touched differ between the two.
+            if current.len() == durable.len() {
+                current.copy_from_slice(durable);
+            } else {
+                current.clone_from(durable);
+            }
         }
         disk.crashed = false;
         disk.crash_armed = false;
@@ -243,6 +274,8 @@ impl MemStorage {
 
     fn write_unsynced(&self, name: &str, offset: usize, bytes: &[u8]) {
         let mut disk = self.disk.borrow_mut();
+        disk.writes += 1;
+        let write_number = disk.writes;
         let file = disk
             .files
             .get_mut(name)
@@ -252,8 +285,11 @@ impl MemStorage {
             "writes never grow a file"
         );
         file.current[offset..offset + bytes.len()].copy_from_slice(bytes);
-        file.unsynced.push((offset, bytes.len()));
-        disk.last_write = Some(name.to_string());
+        file.unsynced.push(Unsynced {
+            offset,
+            length: bytes.len(),
+            write_number,
+        });
     }
 
     fn sync(&self, name: &str) {
@@ -265,10 +301,39 @@ impl MemStorage {
                 current,
                 unsynced,
             } = file;
-            for (offset, length) in unsynced.drain(..) {
-                durable[offset..offset + length].copy_from_slice(&current[offset..offset + length]);
+            for write in unsynced.drain(..) {
+                let (start, end) = (write.offset, write.offset + write.length);
+                durable[start..end].copy_from_slice(&current[start..end]);
             }
         }
+    }
+
+    /// Issues the group write `write` (from [`Log::start_commit`]): its
+    /// bytes reach the device but are not durable until
+    /// [`MemStorage::sync_pending`]; a crash before that keeps what its
+    /// [`CrashFault`] says. The caller hands the write back to the log with
+    /// [`Log::finish_commit`] once the sync is done.
+    ///
+    /// # Errors
+    /// After an armed crash fired: an I/O error, as [`Storage::write_group`].
+    pub fn write_pending(&self, write: &PendingWrite) -> Result<()> {
+        let name = write.segment().file_name();
+        self.check_alive("writing", &name)?;
+        assert!(
+            write.offset_bytes().is_multiple_of(BLOCK_BYTES as u64)
+                && write.length_bytes().is_multiple_of(BLOCK_BYTES),
+            "group writes are block aligned"
+        );
+        let offset = usize::try_from(write.offset_bytes()).expect("in-memory offsets fit a usize");
+        let bytes = &write.buffer().as_slice()[..write.length_bytes()];
+        self.write_unsynced(&name, offset, bytes);
+        Ok(())
+    }
+
+    /// The sync of `write`, issued with [`MemStorage::write_pending`],
+    /// completed: its segment's unsynced bytes are durable.
+    pub fn sync_pending(&self, write: &PendingWrite) {
+        self.sync(&write.segment().file_name());
     }
 
     fn create_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<()> {
