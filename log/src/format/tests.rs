@@ -104,6 +104,8 @@ fn segment_headers_round_trip_and_refuse_strangers() {
         Some(SegmentId(3))
     );
     assert_eq!(SegmentId::from_file_name("0003.seg"), None);
+    assert_eq!(SegmentId(0xab_cdef).file_name(), "0000000000abcdef.seg");
+    assert_eq!(SegmentId(u64::MAX).file_name(), "ffffffffffffffff.seg");
 }
 
 fn metadata_record(recovering: bool) -> Vec<u8> {

@@ -72,20 +72,49 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A write not synced yet: where, how long, and its number among all
-/// writes to the disk (the highest unsynced one is "the last write").
-#[derive(Clone, Copy)]
+/// A write not synced yet: where, the bytes it replaced (what a crash that
+/// loses it reads back), and its number among all writes to the disk (the
+/// highest unsynced one is "the last write").
+#[derive(Clone)]
 struct Unsynced {
     offset: usize,
-    length: usize,
+    replaced: Vec<u8>,
     write_number: u64,
 }
 
+/// One file: its bytes as they read now, and an undo record per unsynced
+/// write (its durable bytes are the current ones with every unsynced write
+/// undone, latest first). One image and small undo records, not two
+/// images: a simulator creates, writes and syncs segments all the time.
 #[derive(Clone, Default)]
 struct MemFile {
-    durable: Vec<u8>,
     current: Vec<u8>,
     unsynced: Vec<Unsynced>,
+}
+
+impl MemFile {
+    /// The durable image: the current one with every unsynced write undone.
+    fn durable(&self) -> Vec<u8> {
+        let mut image = self.current.clone();
+        for write in self.unsynced.iter().rev() {
+            image[write.offset..write.offset + write.replaced.len()]
+                .copy_from_slice(&write.replaced);
+        }
+        image
+    }
+
+    /// Applies `damage` to a byte range in every version of the file: the
+    /// current image and the bytes each unsynced write replaced.
+    fn damage(&mut self, start: usize, end: usize, damage: impl Fn(&mut [u8])) {
+        damage(&mut self.current[start..end]);
+        for write in &mut self.unsynced {
+            let write_end = write.offset + write.replaced.len();
+            let (from, to) = (start.max(write.offset), end.min(write_end));
+            if from < to {
+                damage(&mut write.replaced[from - write.offset..to - write.offset]);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -153,30 +182,23 @@ impl MemStorage {
             .flat_map(|file| file.unsynced.iter().map(|write| write.write_number))
             .max();
         for file in disk.files.values_mut() {
-            let MemFile {
-                durable,
-                current,
-                unsynced,
-            } = file;
-            for write in unsynced.drain(..) {
+            let MemFile { current, unsynced } = file;
+            // Latest first, so that where unsynced writes overlap, undoing
+            // a lost one brings back what the one before it wrote.
+            for write in unsynced.drain(..).rev() {
+                let length = write.replaced.len();
                 let keep = match fault {
                     CrashFault::LoseUnsynced => 0,
-                    CrashFault::KeepUnsynced => write.length,
+                    CrashFault::KeepUnsynced => length,
                     CrashFault::TearLastWrite { keep_bytes }
                         if Some(write.write_number) == last_write =>
                     {
-                        keep_bytes.min(write.length)
+                        keep_bytes.min(length)
                     }
-                    CrashFault::TearLastWrite { .. } => write.length,
+                    CrashFault::TearLastWrite { .. } => length,
                 };
-                let (start, end) = (write.offset, write.offset + keep);
-                durable[start..end].copy_from_slice(&current[start..end]);
-            }
-            // Only the bytes unsynced writes touched differ between the two.
-            if current.len() == durable.len() {
-                current.copy_from_slice(durable);
-            } else {
-                current.clone_from(durable);
+                current[write.offset + keep..write.offset + length]
+                    .copy_from_slice(&write.replaced[keep..]);
             }
         }
         disk.crashed = false;
@@ -184,17 +206,17 @@ impl MemStorage {
     }
 
     /// Flips the bits of `mask` in the durable byte at `offset_bytes` of `name`
-    /// (a damaged sector). Returns false when the byte does not exist.
+    /// (a damaged sector: every version of the byte, unsynced ones too).
+    /// Returns false when the byte does not exist.
     pub fn corrupt(&self, name: &str, offset_bytes: usize, mask: u8) -> bool {
         let mut disk = self.disk.borrow_mut();
         let Some(file) = disk.files.get_mut(name) else {
             return false;
         };
-        if offset_bytes >= file.durable.len() {
+        if offset_bytes >= file.current.len() {
             return false;
         }
-        file.durable[offset_bytes] ^= mask;
-        file.current[offset_bytes] ^= mask;
+        file.damage(offset_bytes, offset_bytes + 1, |bytes| bytes[0] ^= mask);
         true
     }
 
@@ -205,11 +227,10 @@ impl MemStorage {
             return false;
         };
         let start = sector_index * 512;
-        if start + 512 > file.durable.len() {
+        if start + 512 > file.current.len() {
             return false;
         }
-        file.durable[start..start + 512].fill(fill);
-        file.current[start..start + 512].fill(fill);
+        file.damage(start, start + 512, |bytes| bytes.fill(fill));
         true
     }
 
@@ -217,21 +238,27 @@ impl MemStorage {
     /// everything unsynced).
     #[must_use]
     pub fn durable_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.disk
-            .borrow()
-            .files
-            .get(name)
-            .map(|file| file.durable.clone())
+        self.disk.borrow().files.get(name).map(MemFile::durable)
     }
 
     /// Replaces a file's bytes durably (tests and fuzzing build images with this).
     pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
         let file = MemFile {
-            durable: bytes.clone(),
             current: bytes,
             unsynced: Vec::new(),
         };
         self.disk.borrow_mut().files.insert(name.to_string(), file);
+    }
+
+    /// The total length of all files: what [`MemStorage::set_capacity`] limits.
+    #[must_use]
+    pub fn used_bytes(&self) -> u64 {
+        self.disk
+            .borrow()
+            .files
+            .values()
+            .map(|file| file.current.len() as u64)
+            .sum()
     }
 
     /// The names of the files.
@@ -284,10 +311,12 @@ impl MemStorage {
             offset + bytes.len() <= file.current.len(),
             "writes never grow a file"
         );
-        file.current[offset..offset + bytes.len()].copy_from_slice(bytes);
+        let target = &mut file.current[offset..offset + bytes.len()];
+        let replaced = target.to_vec();
+        target.copy_from_slice(bytes);
         file.unsynced.push(Unsynced {
             offset,
-            length: bytes.len(),
+            replaced,
             write_number,
         });
     }
@@ -295,16 +324,8 @@ impl MemStorage {
     fn sync(&self, name: &str) {
         let mut disk = self.disk.borrow_mut();
         if let Some(file) = disk.files.get_mut(name) {
-            // Only the written ranges: a simulator syncs every loop turn.
-            let MemFile {
-                durable,
-                current,
-                unsynced,
-            } = file;
-            for write in unsynced.drain(..) {
-                let (start, end) = (write.offset, write.offset + write.length);
-                durable[start..end].copy_from_slice(&current[start..end]);
-            }
+            // The written bytes are durable: nothing to undo any more.
+            file.unsynced.clear();
         }
     }
 
@@ -344,28 +365,36 @@ impl MemStorage {
             .into_iter()
             .find(|name| name.ends_with(".spare"));
         let recycled = spare.is_some();
-        let mut image = match spare {
+        // Built in place, never copied: a simulator rolls over segments
+        // all the time.
+        let mut file = match spare {
             Some(spare) => {
                 let mut disk = self.disk.borrow_mut();
-                let file = disk.files.remove(&spare).expect("listed just now");
-                let mut bytes = file.durable;
-                bytes.resize(length, 0);
-                bytes
+                let mut file = disk.files.remove(&spare).expect("listed just now");
+                assert!(
+                    file.unsynced.is_empty(),
+                    "a retired segment has no write in flight"
+                );
+                file.current.resize(length, 0);
+                file
             }
             None => {
                 self.check_growth("preparing segment", &name, length)?;
-                vec![0u8; length]
+                MemFile {
+                    current: vec![0u8; length],
+                    unsynced: Vec::new(),
+                }
             }
         };
+        let first_block_end = (2 * BLOCK_BYTES).min(length);
         SegmentHeader {
             segment,
             segment_bytes,
             recycled,
         }
-        .encode(&mut image[..BLOCK_BYTES]);
-        let first_block_end = (2 * BLOCK_BYTES).min(image.len());
-        image[BLOCK_BYTES..first_block_end].fill(0);
-        self.put_file(&name, image);
+        .encode(&mut file.current[..BLOCK_BYTES]);
+        file.current[BLOCK_BYTES..first_block_end].fill(0);
+        self.disk.borrow_mut().files.insert(name, file);
         Ok(())
     }
 }
