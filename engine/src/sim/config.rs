@@ -197,8 +197,8 @@ pub struct FaultSet {
     pub partition: bool,
     /// Replicas crash (losing all volatile state) and restart from disk.
     pub crash: bool,
-    /// A crash loses the unsynced writes, or keeps a prefix of them, or
-    /// tears the last one; disks are now and then slow.
+    /// A crash loses the unsynced write, or keeps it, or tears it at any
+    /// byte; disks are now and then slow, or full for a while.
     pub disk: bool,
     /// A crash rarely corrupts an already synced record.
     pub corrupt: bool,
