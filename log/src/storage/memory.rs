@@ -72,33 +72,41 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A write not synced yet: where, the bytes it replaced (what a crash that
-/// loses it reads back), and its number among all writes to the disk (the
-/// highest unsynced one is "the last write").
-#[derive(Clone)]
+/// A write not synced yet: where and how long, where the bytes it replaced
+/// (what a crash that loses it reads back) lie in its file's undo bytes,
+/// and its number among all writes to the disk (the highest unsynced one
+/// is "the last write").
+#[derive(Clone, Copy)]
 struct Unsynced {
     offset: usize,
-    replaced: Vec<u8>,
+    length: usize,
+    undo_at: usize,
     write_number: u64,
 }
 
 /// One file: its bytes as they read now, and an undo record per unsynced
 /// write (its durable bytes are the current ones with every unsynced write
-/// undone, latest first). One image and small undo records, not two
-/// images: a simulator creates, writes and syncs segments all the time.
+/// undone, latest first). One image and the replaced bytes in one reused
+/// buffer, not two images: a simulator creates, writes and syncs segments
+/// all the time.
 #[derive(Clone, Default)]
 struct MemFile {
     current: Vec<u8>,
     unsynced: Vec<Unsynced>,
+    undo: Vec<u8>,
 }
 
 impl MemFile {
+    /// The bytes `write` replaced.
+    fn replaced(&self, write: &Unsynced) -> &[u8] {
+        &self.undo[write.undo_at..write.undo_at + write.length]
+    }
+
     /// The durable image: the current one with every unsynced write undone.
     fn durable(&self) -> Vec<u8> {
         let mut image = self.current.clone();
         for write in self.unsynced.iter().rev() {
-            image[write.offset..write.offset + write.replaced.len()]
-                .copy_from_slice(&write.replaced);
+            image[write.offset..write.offset + write.length].copy_from_slice(self.replaced(write));
         }
         image
     }
@@ -107,13 +115,22 @@ impl MemFile {
     /// current image and the bytes each unsynced write replaced.
     fn damage(&mut self, start: usize, end: usize, damage: impl Fn(&mut [u8])) {
         damage(&mut self.current[start..end]);
-        for write in &mut self.unsynced {
-            let write_end = write.offset + write.replaced.len();
-            let (from, to) = (start.max(write.offset), end.min(write_end));
+        for write in &self.unsynced {
+            let (from, to) = (
+                start.max(write.offset),
+                end.min(write.offset + write.length),
+            );
             if from < to {
-                damage(&mut write.replaced[from - write.offset..to - write.offset]);
+                let undo_from = write.undo_at + from - write.offset;
+                damage(&mut self.undo[undo_from..undo_from + (to - from)]);
             }
         }
+    }
+
+    /// Every unsynced write is durable, or undone: nothing to undo any more.
+    fn forget_unsynced(&mut self) {
+        self.unsynced.clear();
+        self.undo.clear();
     }
 }
 
@@ -182,11 +199,15 @@ impl MemStorage {
             .flat_map(|file| file.unsynced.iter().map(|write| write.write_number))
             .max();
         for file in disk.files.values_mut() {
-            let MemFile { current, unsynced } = file;
+            let MemFile {
+                current,
+                unsynced,
+                undo,
+            } = file;
             // Latest first, so that where unsynced writes overlap, undoing
             // a lost one brings back what the one before it wrote.
-            for write in unsynced.drain(..).rev() {
-                let length = write.replaced.len();
+            for write in unsynced.iter().rev() {
+                let length = write.length;
                 let keep = match fault {
                     CrashFault::LoseUnsynced => 0,
                     CrashFault::KeepUnsynced => length,
@@ -198,8 +219,9 @@ impl MemStorage {
                     CrashFault::TearLastWrite { .. } => length,
                 };
                 current[write.offset + keep..write.offset + length]
-                    .copy_from_slice(&write.replaced[keep..]);
+                    .copy_from_slice(&undo[write.undo_at + keep..write.undo_at + length]);
             }
+            file.forget_unsynced();
         }
         disk.crashed = false;
         disk.crash_armed = false;
@@ -245,7 +267,7 @@ impl MemStorage {
     pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
         let file = MemFile {
             current: bytes,
-            unsynced: Vec::new(),
+            ..MemFile::default()
         };
         self.disk.borrow_mut().files.insert(name.to_string(), file);
     }
@@ -312,11 +334,13 @@ impl MemStorage {
             "writes never grow a file"
         );
         let target = &mut file.current[offset..offset + bytes.len()];
-        let replaced = target.to_vec();
+        let undo_at = file.undo.len();
+        file.undo.extend_from_slice(target);
         target.copy_from_slice(bytes);
         file.unsynced.push(Unsynced {
             offset,
-            replaced,
+            length: bytes.len(),
+            undo_at,
             write_number,
         });
     }
@@ -324,8 +348,7 @@ impl MemStorage {
     fn sync(&self, name: &str) {
         let mut disk = self.disk.borrow_mut();
         if let Some(file) = disk.files.get_mut(name) {
-            // The written bytes are durable: nothing to undo any more.
-            file.unsynced.clear();
+            file.forget_unsynced();
         }
     }
 
@@ -382,7 +405,7 @@ impl MemStorage {
                 self.check_growth("preparing segment", &name, length)?;
                 MemFile {
                     current: vec![0u8; length],
-                    unsynced: Vec::new(),
+                    ..MemFile::default()
                 }
             }
         };
@@ -518,5 +541,62 @@ impl Storage for MemStorage {
         } else {
             self.remove(&name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk_with_file() -> MemStorage {
+        let storage = MemStorage::new();
+        storage.put_file("f", vec![0u8; 16]);
+        storage
+    }
+
+    #[test]
+    fn unsynced_writes_read_back_until_a_crash_undoes_them_latest_first() {
+        for (fault, expected) in [
+            (CrashFault::LoseUnsynced, [0u8; 8]),
+            (CrashFault::KeepUnsynced, [1, 1, 2, 2, 2, 2, 0, 0]),
+            // The last write is cut after one byte; the one before it shows
+            // where the last did not land.
+            (
+                CrashFault::TearLastWrite { keep_bytes: 1 },
+                [1, 1, 2, 1, 0, 0, 0, 0],
+            ),
+        ] {
+            let storage = disk_with_file();
+            storage.write_unsynced("f", 0, &[1, 1, 1, 1]);
+            storage.write_unsynced("f", 2, &[2, 2, 2, 2]);
+            assert_eq!(storage.durable_bytes("f").unwrap()[..8], [0u8; 8]);
+            storage.restart(fault);
+            assert_eq!(
+                storage.durable_bytes("f").unwrap()[..8],
+                expected,
+                "{fault:?}"
+            );
+            assert_eq!(
+                storage.clone().read("f", 16).unwrap().unwrap()[..8],
+                expected,
+                "{fault:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sync_makes_writes_durable_and_damage_hits_every_version() {
+        let storage = disk_with_file();
+        storage.write_unsynced("f", 0, &[5, 5]);
+        storage.sync("f");
+        storage.write_unsynced("f", 0, &[7, 7]);
+        assert!(storage.corrupt("f", 1, 0x80));
+        assert_eq!(storage.durable_bytes("f").unwrap()[..2], [5, 0x85]);
+        storage.restart(CrashFault::LoseUnsynced);
+        assert_eq!(storage.durable_bytes("f").unwrap()[..2], [5, 0x85]);
+        assert!(
+            !storage.corrupt_sector("f", 0, 9),
+            "a 16-byte file has no whole sector"
+        );
     }
 }
