@@ -151,8 +151,8 @@ pub struct FaultRates {
     /// at once (fault class `crash`).
     pub power_failure_ppm: u64,
     /// Chance that a crash waits for the moment its replica (any replica,
-    /// for a power failure) has just handed its disk a write, so that
-    /// unsynced writes are lost, torn or partly kept.
+    /// for a power failure) has just started a group commit write, so that
+    /// the write in flight is lost, torn or kept.
     pub crash_during_write_ppm: u64,
 }
 
