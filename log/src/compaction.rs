@@ -9,6 +9,10 @@
 //!   chain of commit sequence numbers recovery checks never gets a hole.
 //! - The metadata file holds the durable metadata before any segment (which
 //!   may hold a newer metadata record) is retired.
+//! - `metadata` is what recovery would return now: promised ballot and
+//!   commit point by maximum, `recovering` by log order ([`MetadataOrder`]);
+//!   a metadata copy is placed in log order so that no record appended
+//!   before it, landing later, can bring back an older `recovering` flag.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,7 @@ use crate::format::{
     SegmentId, BLOCK_BYTES,
 };
 use crate::log::Log;
-use crate::recovery::{Recovered, Resume, METADATA_FILE, SNAPSHOT_FILE};
+use crate::recovery::{MetadataOrder, Recovered, Resume, METADATA_FILE, SNAPSHOT_FILE};
 use crate::storage::Storage;
 
 /// What is durable, indexed for compaction.
@@ -29,7 +33,7 @@ pub(crate) struct DurableState {
     slot_index: BTreeMap<Slot, SegmentId>,
     live: BTreeMap<SegmentId, u64>,
     metadata: Metadata,
-    metadata_in_file: Metadata,
+    metadata_order: MetadataOrder,
     metadata_file_seq: u64,
     snapshot_slot: Slot,
     first_commit: BTreeMap<SegmentId, CommitSeq>,
@@ -45,18 +49,11 @@ impl DurableState {
         for segment in resume.slot_index.values() {
             *live.entry(*segment).or_default() += 1;
         }
-        let metadata_in_file = recovered
-            .report
-            .metadata_copies
-            .iter()
-            .max_by_key(|(_, write_seq, _)| *write_seq)
-            .map(|(_, _, metadata)| *metadata)
-            .unwrap_or_default();
         DurableState {
             slot_index: resume.slot_index.clone(),
             live,
             metadata: recovered.metadata,
-            metadata_in_file,
+            metadata_order: resume.metadata_order,
             metadata_file_seq: resume.metadata_file_seq,
             snapshot_slot: recovered
                 .snapshot
@@ -103,8 +100,11 @@ impl DurableState {
         self.first_commit.entry(segment).or_insert(commit_seq);
     }
 
-    pub(crate) fn note_durable_metadata(&mut self, metadata: Metadata) {
-        self.metadata = self.metadata.max(metadata);
+    /// The metadata records of durable group `commit_seq`, folded.
+    pub(crate) fn note_durable_metadata(&mut self, metadata: Metadata, commit_seq: CommitSeq) {
+        self.metadata = self
+            .metadata_order
+            .take_record(self.metadata, metadata, commit_seq);
     }
 
     fn drop_through(&mut self, slot: Slot) {
@@ -131,11 +131,23 @@ impl<S: Storage> Log<S> {
     /// holding the last value is overwritten and synced, so a torn write
     /// leaves the other copy intact.
     ///
+    /// In log order the copy comes after everything appended so far: it
+    /// supersedes the metadata records of groups already sealed (in flight
+    /// or waiting for a retry), and the metadata records already in the
+    /// group being built are rewritten to agree with it. Metadata appended
+    /// after this call supersedes it once durable. The promised ballot and
+    /// commit point written are at least the durable ones (they only rise);
+    /// `recovering` is `metadata.recovering`.
+    ///
     /// # Errors
     /// I/O errors (a full disk among them); the last good copy is intact.
     pub fn persist_metadata(&mut self, metadata: Metadata) -> Result<()> {
         let log_start = self.first_kept_commit();
-        self.write_metadata_file(metadata, log_start)
+        let combined = self.state.metadata.followed_by(metadata);
+        let supersedes_below = self.next_commit_seq();
+        self.write_metadata_file(combined, log_start, supersedes_below)?;
+        self.supersede_pending_metadata(metadata);
+        Ok(())
     }
 
     /// The first group of the oldest segment kept (or the next group when
@@ -148,8 +160,23 @@ impl<S: Storage> Log<S> {
             .unwrap_or(self.next_commit_seq())
     }
 
-    fn write_metadata_file(&mut self, metadata: Metadata, log_start: CommitSeq) -> Result<()> {
-        let metadata = self.state.metadata.max(metadata);
+    /// Writes `metadata` (already combined with the durable value) as the
+    /// next copy, placed in log order before group `supersedes_below`.
+    fn write_metadata_file(
+        &mut self,
+        metadata: Metadata,
+        log_start: CommitSeq,
+        supersedes_below: CommitSeq,
+    ) -> Result<()> {
+        assert!(
+            supersedes_below >= self.state.metadata_order.records_from,
+            "a metadata copy never goes back in log order"
+        );
+        assert!(
+            metadata.promised >= self.state.metadata.promised
+                && metadata.commit_point >= self.state.metadata.commit_point,
+            "durable promises and commit points never fall"
+        );
         let write_seq = self.state.metadata_file_seq + 1;
         let copy_index = (write_seq % 2) as usize;
         let mut block = vec![0u8; BLOCK_BYTES];
@@ -157,6 +184,7 @@ impl<S: Storage> Log<S> {
             write_seq,
             metadata,
             log_start,
+            supersedes_below,
         };
         encode_metadata_copy(&mut block, &copy);
         let exists = self
@@ -172,12 +200,16 @@ impl<S: Storage> Log<S> {
             self.storage.write_atomic(METADATA_FILE, &file)?;
         }
         self.state.metadata_file_seq = write_seq;
-        self.state.metadata_in_file = metadata;
         self.state.metadata = metadata;
+        self.state.metadata_order = MetadataOrder {
+            records_from: supersedes_below,
+        };
         Ok(())
     }
 
-    /// The durable acceptor metadata.
+    /// The durable acceptor metadata: what a restart would recover now
+    /// (promised ballot and commit point by maximum, `recovering` the
+    /// latest durable value in log order).
     #[must_use]
     pub fn durable_metadata(&self) -> Metadata {
         self.state.metadata()
@@ -239,7 +271,10 @@ impl<S: Storage> Log<S> {
         let log_start = survivor
             .and_then(|segment| self.state.first_commit.get(&segment).copied())
             .unwrap_or(self.next_commit_seq());
-        self.write_metadata_file(self.state.metadata, log_start)?;
+        // The durable metadata, in log order where it stands: records of
+        // groups not yet durable still supersede it.
+        let order = self.state.metadata_order.records_from;
+        self.write_metadata_file(self.state.metadata, log_start, order)?;
         for segment in dead {
             self.state.first_commit.remove(&segment);
             self.storage

@@ -43,14 +43,15 @@ pub enum LogError {
         /// The operating system's error.
         source: io::Error,
     },
-    /// A file written by a newer version of the format.
-    #[error("{path} has format version {found}; this build reads versions up to {supported}")]
+    /// A file written in another version of the format: a newer one, or an
+    /// older one that was never deployed and is not read.
+    #[error("{path} has format version {found}; this build reads only version {supported}")]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
         /// The version found in the file.
         found: u32,
-        /// The newest version this build reads.
+        /// The version this build reads.
         supported: u32,
     },
     /// A file named like a log file that was not written by this log.

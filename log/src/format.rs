@@ -15,13 +15,18 @@
 //!   a record names the segment it was written to and its group's commit
 //!   sequence number, so stale bytes of a recycled segment never validate.
 //! - Decoding never trusts a length field beyond the bytes it was given.
+//! - Files of another format version are refused, never guessed at: a
+//!   newer one says so, an older one too (version 1 was never deployed).
 
 use synod_net::wire::{Ballot, NodeId, Slot};
 
 /// The block size: `O_DIRECT` alignment of buffers, offsets and lengths.
 pub const BLOCK_BYTES: usize = 4096;
-/// The current (and newest readable) format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// The current format version, the only one this build reads. Version 2
+/// added the `recovering` flag to metadata records and metadata copies (and
+/// the copies' place in log order); version 1 was never deployed, so it is
+/// refused rather than converted.
+pub const FORMAT_VERSION: u32 = 2;
 /// Records inside a group start at multiples of this, so batches stay
 /// 16-byte aligned (rkyv archives are accessed in place).
 pub const RECORD_ALIGN_BYTES: usize = 16;
@@ -32,7 +37,7 @@ pub const ENTRY_PREFIX_BYTES: usize = 16;
 /// The segment header's meaningful prefix (the rest of its block is zero).
 pub const SEGMENT_HEADER_BYTES: usize = 36;
 /// One metadata copy's meaningful prefix (each copy has its own block).
-pub const METADATA_COPY_BYTES: usize = 60;
+pub const METADATA_COPY_BYTES: usize = 68;
 /// The snapshot file's header size.
 pub const SNAPSHOT_HEADER_BYTES: usize = 48;
 
@@ -43,6 +48,8 @@ const SNAPSHOT_MAGIC: [u8; 8] = *b"SYNODSNP";
 
 /// The record's last in its group commit.
 pub const FLAG_GROUP_END: u8 = 1;
+/// A metadata record's `recovering` flag (see [`Metadata::recovering`]).
+pub const FLAG_RECOVERING: u8 = 2;
 
 const _: () = assert!(BLOCK_BYTES.is_power_of_two() && BLOCK_BYTES >= 512);
 const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
@@ -56,10 +63,19 @@ const _: () = assert!(METADATA_COPY_BYTES <= BLOCK_BYTES);
 pub struct SegmentId(pub u64);
 
 impl SegmentId {
-    /// The file name of this segment.
+    /// The file name of this segment: the id in 16 lower-case hex digits,
+    /// then `.seg`. (Spelt out by hand: a simulator names a segment on
+    /// every write, and the formatting machinery showed in its profile.)
     #[must_use]
     pub fn file_name(self) -> String {
-        format!("{:016x}.seg", self.0)
+        const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut name = String::with_capacity(20);
+        for shift in (0..16).rev() {
+            let digit = (self.0 >> (4 * shift)) & 0xf;
+            name.push(char::from(HEX_DIGITS[digit as usize]));
+        }
+        name.push_str(".seg");
+        name
     }
 
     /// Parses a segment file name; `None` for any other name.
@@ -93,8 +109,8 @@ pub struct CommitSeq(pub u64);
 pub enum RecordKind {
     /// Accepted values for `entry_count` consecutive slots from `first_slot`.
     Accepted,
-    /// Acceptor metadata: `ballot` is the promised ballot and `first_slot`
-    /// the commit point; no payload.
+    /// Acceptor metadata: `ballot` is the promised ballot, `first_slot`
+    /// the commit point and [`FLAG_RECOVERING`] the recovering flag; no payload.
     Metadata,
 }
 
@@ -120,7 +136,7 @@ impl RecordKind {
 pub struct RecordHeader {
     /// The record's kind.
     pub kind: RecordKind,
-    /// [`FLAG_GROUP_END`] or 0.
+    /// [`FLAG_GROUP_END`], and for a metadata record [`FLAG_RECOVERING`].
     pub flags: u8,
     /// The payload's length in bytes (a multiple of [`RECORD_ALIGN_BYTES`]).
     pub payload_bytes: u32,
@@ -147,6 +163,16 @@ impl RecordHeader {
     #[must_use]
     pub fn ends_group(&self) -> bool {
         self.flags & FLAG_GROUP_END != 0
+    }
+
+    /// The metadata a metadata record holds (`None` for an accepted record).
+    #[must_use]
+    pub fn metadata(&self) -> Option<Metadata> {
+        (self.kind == RecordKind::Metadata).then_some(Metadata {
+            promised: self.ballot,
+            commit_point: self.first_slot,
+            recovering: self.flags & FLAG_RECOVERING != 0,
+        })
     }
 
     /// Writes the header (crc field zero) into `out`.
@@ -181,6 +207,8 @@ pub enum RecordDefect {
     BadMagic,
     /// A newer format version.
     NewerVersion(u32),
+    /// An older format version (never deployed, not read).
+    OlderVersion(u32),
     /// A field is out of range (named).
     BadField(&'static str),
     /// The checksum does not match.
@@ -194,6 +222,9 @@ impl std::fmt::Display for RecordDefect {
             RecordDefect::BadMagic => write!(f, "bad record magic"),
             RecordDefect::NewerVersion(version) => {
                 write!(f, "record of newer format version {version}")
+            }
+            RecordDefect::OlderVersion(version) => {
+                write!(f, "record of older format version {version}")
             }
             RecordDefect::BadField(field) => write!(f, "record field {field} out of range"),
             RecordDefect::BadChecksum => write!(f, "record checksum mismatch"),
@@ -256,6 +287,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<RecordHeader, RecordDefect> {
     if version > FORMAT_VERSION {
         return Err(RecordDefect::NewerVersion(version));
     }
+    if version < FORMAT_VERSION {
+        return Err(RecordDefect::OlderVersion(version));
+    }
     let kind = RecordKind::from_code(bytes[6]).ok_or(RecordDefect::BadField("kind"))?;
     let payload_bytes = read_u32(bytes, 12);
     let available = bytes.len() - RECORD_HEADER_BYTES;
@@ -292,7 +326,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<RecordHeader, RecordDefect> {
 }
 
 fn check_record_fields(header: &RecordHeader, payload: &[u8]) -> Result<(), RecordDefect> {
-    if header.flags & !FLAG_GROUP_END != 0 {
+    let allowed = match header.kind {
+        RecordKind::Accepted => FLAG_GROUP_END,
+        RecordKind::Metadata => FLAG_GROUP_END | FLAG_RECOVERING,
+    };
+    if header.flags & !allowed != 0 {
         return Err(RecordDefect::BadField("flags"));
     }
     match header.kind {
@@ -390,8 +428,18 @@ pub enum HeaderDefect {
     Foreign(String),
     /// Ours, from a newer version.
     NewerVersion(u32),
+    /// Ours, from an older version (never deployed, not read).
+    OlderVersion(u32),
     /// Ours, damaged.
     Corrupt(String),
+}
+
+fn check_version(version: u32) -> Result<(), HeaderDefect> {
+    match version.cmp(&FORMAT_VERSION) {
+        std::cmp::Ordering::Greater => Err(HeaderDefect::NewerVersion(version)),
+        std::cmp::Ordering::Less => Err(HeaderDefect::OlderVersion(version)),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
 }
 
 /// Decodes a segment header block.
@@ -408,10 +456,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect
     if bytes[0..8] != SEGMENT_MAGIC {
         return Err(HeaderDefect::Foreign("no segment magic".to_string()));
     }
-    let version = read_u32(bytes, 8);
-    if version > FORMAT_VERSION {
-        return Err(HeaderDefect::NewerVersion(version));
-    }
+    check_version(read_u32(bytes, 8))?;
     if crc32c::crc32c(&bytes[0..32]) != read_u32(bytes, 32) {
         return Err(HeaderDefect::Corrupt(
             "segment header checksum mismatch".to_string(),
@@ -430,22 +475,36 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect
     })
 }
 
-/// Acceptor metadata: the promised ballot and the commit point.
+/// Acceptor metadata: the promised ballot, the commit point, and whether
+/// the owner is recovering from damaged state.
+///
+/// The first two only ever rise, so any two durable values combine by
+/// their maximum. `recovering` is set and later cleared, so it is taken
+/// from the *latest* durable value in log order (see
+/// [`Metadata::followed_by`] and [`MetadataCopy::supersedes_below`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Metadata {
     /// No ballot below this will be accepted or promised.
     pub promised: Ballot,
     /// Every slot up to here is chosen.
     pub commit_point: Slot,
+    /// The owner recovered from damaged state and may not vote until it
+    /// has caught up (DESIGN.md, non-voter recovery). [`crate::Log::open`]
+    /// sets it durably when recovery dropped anything; the owner clears it
+    /// with the metadata it appends once it has caught up.
+    pub recovering: bool,
 }
 
 impl Metadata {
-    /// The component-wise maximum: both fields only ever rise.
+    /// `self` followed by the `later` value: the maximum of the promised
+    /// ballots and of the commit points (they only rise), and `later`'s
+    /// `recovering` flag (it is set and cleared, so the latest counts).
     #[must_use]
-    pub fn max(self, other: Metadata) -> Metadata {
+    pub fn followed_by(self, later: Metadata) -> Metadata {
         Metadata {
-            promised: self.promised.max(other.promised),
-            commit_point: self.commit_point.max(other.commit_point),
+            promised: self.promised.max(later.promised),
+            commit_point: self.commit_point.max(later.commit_point),
+            recovering: later.recovering,
         }
     }
 }
@@ -461,6 +520,11 @@ pub struct MetadataCopy {
     /// The commit sequence number of the first group of the oldest segment
     /// kept when this copy was written (recovery's hint for the first group).
     pub log_start: CommitSeq,
+    /// The copy's place in log order: it supersedes the metadata records of
+    /// groups below this commit sequence number, and the metadata records
+    /// of this group and later ones supersede it. Only `recovering` depends
+    /// on the order; the other fields combine by their maximum.
+    pub supersedes_below: CommitSeq,
 }
 
 /// Encodes one metadata copy into its block.
@@ -472,10 +536,12 @@ pub fn encode_metadata_copy(block: &mut [u8], copy: &MetadataCopy) {
     block[16..24].copy_from_slice(&copy.write_seq.to_le_bytes());
     block[24..32].copy_from_slice(&copy.metadata.promised.round.to_le_bytes());
     block[32] = copy.metadata.promised.node.0;
+    block[33] = u8::from(copy.metadata.recovering);
     block[40..48].copy_from_slice(&copy.metadata.commit_point.0.to_le_bytes());
     block[48..56].copy_from_slice(&copy.log_start.0.to_le_bytes());
-    let crc = crc32c::crc32c(&block[0..56]);
-    block[56..60].copy_from_slice(&crc.to_le_bytes());
+    block[56..64].copy_from_slice(&copy.supersedes_below.0.to_le_bytes());
+    let crc = crc32c::crc32c(&block[0..64]);
+    block[64..68].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes one metadata copy: `Ok(None)` for an all-zero (never written) block.
@@ -489,15 +555,21 @@ pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, Header
     if block[0..8] != METADATA_MAGIC {
         return Err(HeaderDefect::Corrupt("no metadata magic".to_string()));
     }
-    let version = read_u32(block, 8);
-    if version > FORMAT_VERSION {
-        return Err(HeaderDefect::NewerVersion(version));
-    }
-    if crc32c::crc32c(&block[0..56]) != read_u32(block, 56) {
+    check_version(read_u32(block, 8))?;
+    if crc32c::crc32c(&block[0..64]) != read_u32(block, 64) {
         return Err(HeaderDefect::Corrupt(
             "metadata checksum mismatch".to_string(),
         ));
     }
+    let recovering = match block[33] {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(HeaderDefect::Corrupt(format!(
+                "metadata recovering flag {other}"
+            )))
+        }
+    };
     Ok(Some(MetadataCopy {
         write_seq: read_u64(block, 16),
         metadata: Metadata {
@@ -506,8 +578,10 @@ pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, Header
                 node: NodeId(block[32]),
             },
             commit_point: Slot(read_u64(block, 40)),
+            recovering,
         },
         log_start: CommitSeq(read_u64(block, 48)),
+        supersedes_below: CommitSeq(read_u64(block, 56)),
     }))
 }
 
@@ -533,10 +607,7 @@ pub fn decode_snapshot(file: &[u8]) -> Result<(Slot, &[u8]), HeaderDefect> {
     if file.len() < SNAPSHOT_HEADER_BYTES || file[0..8] != SNAPSHOT_MAGIC {
         return Err(HeaderDefect::Foreign("no snapshot magic".to_string()));
     }
-    let version = read_u32(file, 8);
-    if version > FORMAT_VERSION {
-        return Err(HeaderDefect::NewerVersion(version));
-    }
+    check_version(read_u32(file, 8))?;
     let length = read_u64(file, 24);
     if length != (file.len() - SNAPSHOT_HEADER_BYTES) as u64 {
         return Err(HeaderDefect::Corrupt(format!(

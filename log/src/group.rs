@@ -17,7 +17,8 @@ use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
 use crate::format::{
     encode_entry_prefix, seal_record, CommitSeq, Metadata, RecordHeader, RecordKind, SegmentId,
-    BLOCK_BYTES, ENTRY_PREFIX_BYTES, FLAG_GROUP_END, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES,
+    BLOCK_BYTES, ENTRY_PREFIX_BYTES, FLAG_GROUP_END, FLAG_RECOVERING, RECORD_ALIGN_BYTES,
+    RECORD_HEADER_BYTES,
 };
 
 /// Whether a group write carries a zero block after the group, so that
@@ -29,6 +30,14 @@ pub(crate) enum Terminator {
     None,
     /// Write one zero block after the group.
     ZeroBlock,
+}
+
+fn metadata_flags(metadata: Metadata) -> u8 {
+    if metadata.recovering {
+        FLAG_RECOVERING
+    } else {
+        0
+    }
 }
 
 /// One record's place in the buffer and what it covers.
@@ -48,6 +57,7 @@ pub(crate) struct Group {
     pub(crate) used_bytes: usize,
     pub(crate) records: Vec<RecordSpan>,
     pub(crate) entry_count: usize,
+    /// The group's metadata records folded in order ([`Metadata::followed_by`]).
     pub(crate) metadata: Option<Metadata>,
 }
 
@@ -151,7 +161,7 @@ impl Group {
         Ok(())
     }
 
-    /// Appends a metadata record (promised ballot and commit point).
+    /// Appends a metadata record (promised ballot, commit point, recovering).
     pub(crate) fn append_metadata(&mut self, metadata: Metadata) -> Result<()> {
         if RECORD_HEADER_BYTES > self.available_bytes() {
             return Err(LogError::GroupFull {
@@ -164,11 +174,36 @@ impl Group {
             metadata.commit_point,
             metadata.promised,
         );
+        let record = self
+            .records
+            .last_mut()
+            .expect("a metadata record was just opened");
+        record.header.flags = metadata_flags(metadata);
         self.metadata = Some(
             self.metadata
-                .map_or(metadata, |earlier| earlier.max(metadata)),
+                .map_or(metadata, |earlier| earlier.followed_by(metadata)),
         );
         Ok(())
+    }
+
+    /// `later` was made durable apart from this group (the metadata file)
+    /// after this group's metadata records were appended: rewrite them so
+    /// that, should the group land, they say what `later` says (with the
+    /// maximum promised ballot and commit point), never an older
+    /// `recovering` flag.
+    pub(crate) fn supersede_metadata(&mut self, later: Metadata) {
+        let Some(earlier) = self.metadata else {
+            return;
+        };
+        let combined = earlier.followed_by(later);
+        for span in &mut self.records {
+            if span.header.kind == RecordKind::Metadata {
+                span.header.ballot = combined.promised;
+                span.header.first_slot = combined.commit_point;
+                span.header.flags = metadata_flags(combined);
+            }
+        }
+        self.metadata = Some(combined);
     }
 
     fn open_record(&mut self, kind: RecordKind, first_slot: Slot, ballot: Ballot) {
@@ -223,11 +258,10 @@ impl Group {
         for (index, span) in self.records.iter_mut().enumerate() {
             span.header.segment = segment;
             span.header.commit_seq = commit_seq;
-            span.header.flags = if index == last_index {
-                FLAG_GROUP_END
-            } else {
-                0
-            };
+            span.header.flags &= !FLAG_GROUP_END;
+            if index == last_index {
+                span.header.flags |= FLAG_GROUP_END;
+            }
             let end = span.offset + span.header.record_bytes();
             assert!(end <= self.used_bytes, "a record lies inside the group");
             span.header.encode(&mut bytes[span.offset..]);

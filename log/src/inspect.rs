@@ -43,6 +43,8 @@ pub struct RecordLine {
     pub ballot: String,
     /// Payload bytes.
     pub payload_bytes: u32,
+    /// A metadata record's recovering flag (false for accepted records).
+    pub recovering: bool,
 }
 
 /// What `inspect` found.
@@ -52,7 +54,8 @@ pub struct InspectReport {
     pub directory: PathBuf,
     /// Recovery's view.
     pub recovery: RecoveryReport,
-    /// Whether a restart would rejoin as a non-voter.
+    /// Whether a restart would rejoin as a non-voter: recovery would drop
+    /// data, or the durable metadata says the owner is still recovering.
     pub damaged: bool,
     /// The metadata a restart recovers (file and records combined).
     pub metadata: crate::format::Metadata,
@@ -66,18 +69,21 @@ impl fmt::Display for InspectReport {
         write!(f, "{}", self.recovery)?;
         writeln!(
             f,
-            "recovered metadata (file and records): promised {} commit point {}",
-            self.metadata.promised, self.metadata.commit_point.0
-        )?;
-        writeln!(
-            f,
-            "a restart would rejoin as {}",
-            if self.damaged {
-                "a NON-VOTER (recovery dropped data)"
+            "recovered metadata (file and records): promised {} commit point {} recovering {}",
+            self.metadata.promised,
+            self.metadata.commit_point.0,
+            if self.metadata.recovering {
+                "YES"
             } else {
-                "a voter"
+                "no"
             }
         )?;
+        let role = match (self.damaged, self.recovery.damage.is_empty()) {
+            (false, _) => "a voter",
+            (true, false) => "a NON-VOTER (recovery dropped data)",
+            (true, true) => "a NON-VOTER (it had not finished recovering from damage)",
+        };
+        writeln!(f, "a restart would rejoin as {role}")?;
         for record in &self.records {
             write!(
                 f,
@@ -89,8 +95,14 @@ impl fmt::Display for InspectReport {
             if record.kind == "metadata" {
                 writeln!(
                     f,
-                    "metadata  promised {}  commit point {}",
-                    record.ballot, record.first_slot
+                    "metadata  promised {}  commit point {}{}",
+                    record.ballot,
+                    record.first_slot,
+                    if record.recovering {
+                        "  RECOVERING"
+                    } else {
+                        ""
+                    }
                 )?;
             } else {
                 writeln!(
@@ -236,13 +248,16 @@ pub fn inspect(directory: &Path, listing: Listing) -> Result<InspectReport> {
                     entry_count: header.entry_count,
                     ballot: header.ballot.to_string(),
                     payload_bytes: header.payload_bytes,
+                    recovering: header
+                        .metadata()
+                        .is_some_and(|metadata| metadata.recovering),
                 });
             }
         }
     }
     Ok(InspectReport {
         directory: directory.to_path_buf(),
-        damaged: recovered.damaged,
+        damaged: recovered.damaged || recovered.metadata.recovering,
         metadata: recovered.metadata,
         recovery: recovered.report,
         records,

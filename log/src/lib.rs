@@ -12,7 +12,9 @@
 //! - [`uring`] runs the same writes through an io_uring the caller owns, or
 //!   through a small standalone driver with its own ring.
 //! - [`Log::open`] recovers: the longest valid prefix, a damaged flag and a
-//!   report; [`inspect`] prints it for `synod log inspect`.
+//!   report, and marks a damaged log `recovering` in its durable metadata
+//!   before repairing it; [`peek`] tells what it would recover without
+//!   changing anything; [`inspect`] prints it for `synod log inspect`.
 
 pub mod aligned;
 pub mod bench;
@@ -32,6 +34,6 @@ pub use aligned::AlignedBuf;
 pub use error::{LogError, Result};
 pub use format::{CommitSeq, Metadata, SegmentId, BLOCK_BYTES};
 pub use log::{CorruptionPolicy, Log, LogConfig, PendingWrite};
-pub use recovery::{Recovered, METADATA_FILE, SNAPSHOT_FILE};
+pub use recovery::{peek, Recovered, METADATA_FILE, SNAPSHOT_FILE};
 pub use report::{Damage, RecoveryReport, SegmentReport};
 pub use storage::{CrashFault, FileStorage, MemStorage, Storage, SyncMode};

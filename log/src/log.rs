@@ -158,13 +158,24 @@ pub struct Log<S: Storage> {
 impl<S: Storage> Log<S> {
     /// Recovers the log in `storage` and opens it for appending.
     ///
+    /// When recovery dropped anything (`damaged`), the owner must rejoin as
+    /// a non-voter, and a crash must not make it forget that once the
+    /// damage is cut off: before repairing anything, `open` writes the
+    /// metadata file with `recovering` set (unless the durable metadata
+    /// already says so). The returned metadata carries the flag; the owner
+    /// clears it by appending metadata without it once it has caught up.
+    /// The metadata file is also rewritten when it was placed (in log
+    /// order) after groups that turned out lost, whose numbers the next
+    /// groups take again.
+    ///
     /// # Errors
-    /// Configuration errors; foreign files, newer formats; corruption when the
-    /// policy is [`CorruptionPolicy::Refuse`]; I/O errors (a full disk or a
-    /// read-only directory among them). Nothing durable is changed on error.
+    /// Configuration errors; foreign files, other format versions;
+    /// corruption when the policy is [`CorruptionPolicy::Refuse`]; I/O errors
+    /// (a full disk or a read-only directory among them). On error nothing
+    /// durable is changed, except that the damage marker may be set.
     pub fn open(mut storage: S, config: LogConfig) -> Result<(Log<S>, Recovered)> {
         config.validate()?;
-        let (recovered, resume) = recover(
+        let (mut recovered, resume) = recover(
             &mut storage,
             config.segment_bytes.max(1 << 30),
             config.group_bytes_max,
@@ -209,6 +220,15 @@ impl<S: Storage> Log<S> {
             storage,
             config,
         };
+        let unmarked = recovered.damaged && !recovered.metadata.recovering;
+        if unmarked || resume.metadata_file_ahead {
+            let metadata = Metadata {
+                recovering: recovered.metadata.recovering || recovered.damaged,
+                ..recovered.metadata
+            };
+            log.persist_metadata(metadata)?;
+            recovered.metadata = metadata;
+        }
         log.resume_writer(&resume)?;
         Ok((log, recovered))
     }
@@ -451,7 +471,7 @@ impl<S: Storage> Log<S> {
             }
         }
         if let Some(metadata) = write.group.metadata {
-            self.state.note_durable_metadata(metadata);
+            self.state.note_durable_metadata(metadata, write.commit_seq);
         }
         write.group.clear();
         self.spare = Some(write.group);
@@ -513,6 +533,12 @@ impl<S: Storage> Log<S> {
     #[must_use]
     pub fn into_storage(self) -> S {
         self.storage
+    }
+
+    /// Rewrites the metadata records of the group being built to agree with
+    /// `later`, just made durable in the metadata file.
+    pub(crate) fn supersede_pending_metadata(&mut self, later: Metadata) {
+        self.building.supersede_metadata(later);
     }
 
     /// The commit sequence number the group being built will have.

@@ -12,9 +12,12 @@
 //! - Anything dropped that is not zeros or a recycled segment's stale bytes
 //!   sets `damaged`, since a checksum cannot tell an unsynced write from a
 //!   synced one that was damaged later.
-//! - The last record per slot wins; slots at or below the snapshot are dropped;
-//!   the metadata is the component-wise maximum of the metadata file and the
-//!   metadata records of the prefix (both only ever rise).
+//! - The last record per slot wins; slots at or below the snapshot are dropped.
+//! - The promised ballot and the commit point are the maximum over the
+//!   metadata file and the metadata records of the prefix (both only ever
+//!   rise); `recovering` is the latest value in log order: the newest
+//!   metadata copy, unless a metadata record of a group at or after the
+//!   copy's `supersedes_below` follows it (then the last such record).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +27,7 @@ use synod_net::wire::{AcceptedEntry, Batch, Slot, Snapshot};
 use crate::error::{LogError, Result};
 use crate::format::{
     decode_metadata_copy, decode_segment_header, decode_snapshot, entries, CommitSeq, HeaderDefect,
-    Metadata, MetadataCopy, RecordKind, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
+    Metadata, MetadataCopy, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
 };
 use crate::report::{Damage, RecoveryReport, SegmentReport};
 use crate::scan::{find_later_group, scan_segment, SegmentEnd};
@@ -65,6 +68,11 @@ pub(crate) struct Resume {
     pub(crate) segments: Vec<SegmentId>,
     pub(crate) slot_index: BTreeMap<Slot, SegmentId>,
     pub(crate) metadata_file_seq: u64,
+    /// Metadata records of groups from this one on would supersede the
+    /// recovered `recovering` flag (see [`MetadataOrder`]).
+    pub(crate) metadata_order: MetadataOrder,
+    /// The metadata file places its copy after groups that are gone.
+    pub(crate) metadata_file_ahead: bool,
     /// The metadata file's word on the oldest kept group (0: none).
     pub(crate) log_start_hint: CommitSeq,
     /// What to drop after a corruption, when the policy allows going on.
@@ -77,6 +85,55 @@ pub(crate) struct Resume {
 pub(crate) struct Repair {
     pub(crate) segment: SegmentId,
     pub(crate) drop_from: Option<u64>,
+}
+
+/// Where the current `recovering` flag stands in log order: metadata
+/// records of groups at or after `records_from` supersede it, earlier ones
+/// do not. A metadata copy written with `supersedes_below = K` stands at K;
+/// a metadata record of group G at G + 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MetadataOrder {
+    pub(crate) records_from: CommitSeq,
+}
+
+impl MetadataOrder {
+    /// Combines `current` with `later`, a metadata record of group `group`
+    /// (promised and commit point by maximum; `recovering` only when the
+    /// record is newer than the current value). Returns the combination.
+    pub(crate) fn take_record(
+        &mut self,
+        current: Metadata,
+        record: Metadata,
+        group: CommitSeq,
+    ) -> Metadata {
+        if group >= self.records_from {
+            self.records_from = CommitSeq(group.0 + 1);
+            current.followed_by(record)
+        } else {
+            Metadata {
+                recovering: current.recovering,
+                ..current.followed_by(record)
+            }
+        }
+    }
+}
+
+/// What recovery would find in `storage`, without changing anything: no
+/// repair, no damage marker (see [`crate::Log::open`], which does both).
+/// A simulator asks this of a crashed disk to learn whether its next
+/// restart will be damaged and which groups survived.
+///
+/// # Errors
+/// As [`crate::Log::open`], except that corruption is reported in the
+/// result (`damaged`, `report.damage`), never as an error.
+pub fn peek(storage: &mut impl Storage, config: &crate::LogConfig) -> Result<Recovered> {
+    config.validate()?;
+    let (recovered, _) = recover(
+        storage,
+        config.segment_bytes.max(1 << 30),
+        config.group_bytes_max,
+    )?;
+    Ok(recovered)
 }
 
 /// Reads a log directory; pure apart from reading files.
@@ -98,7 +155,11 @@ pub(crate) fn recover(
         .filter_map(|name| SegmentId::from_file_name(name))
         .collect();
     segment_ids.sort();
-    let mut walk = Walk::new(group_bytes_max, resume.log_start_hint);
+    let mut walk = Walk::new(
+        group_bytes_max,
+        resume.log_start_hint,
+        resume.metadata_order,
+    );
     for &segment in &segment_ids {
         let name = segment.file_name();
         let path = storage.path_of(&name);
@@ -110,6 +171,14 @@ pub(crate) fn recover(
         walk.segment(segment, path, &bytes, &mut recovered);
     }
     walk.finish(&mut recovered, &mut resume);
+    // Groups the metadata file placed itself after may have been lost
+    // (unsynced, or cut off): their numbers are given out again, to groups
+    // written after the copy, which must supersede it. Open rewrites the
+    // copy in that case, before anything is appended.
+    resume.metadata_file_ahead = walk.metadata_order.records_from > resume.next_commit;
+    resume.metadata_order = MetadataOrder {
+        records_from: walk.metadata_order.records_from.min(resume.next_commit),
+    };
     resume.segments = segment_ids;
     let snapshot_slot = recovered
         .snapshot
@@ -128,11 +197,13 @@ pub(crate) fn recover(
 fn header_error(path: PathBuf, defect: HeaderDefect) -> LogError {
     match defect {
         HeaderDefect::Foreign(reason) => LogError::ForeignFile { path, reason },
-        HeaderDefect::NewerVersion(found) => LogError::UnsupportedVersion {
-            path,
-            found,
-            supported: FORMAT_VERSION,
-        },
+        HeaderDefect::NewerVersion(found) | HeaderDefect::OlderVersion(found) => {
+            LogError::UnsupportedVersion {
+                path,
+                found,
+                supported: FORMAT_VERSION,
+            }
+        }
         HeaderDefect::Corrupt(reason) => LogError::Corruption {
             path,
             offset: 0,
@@ -202,7 +273,7 @@ fn recover_metadata_file(
                     best = Some(copy);
                 }
             }
-            Some(Err(HeaderDefect::NewerVersion(found))) => {
+            Some(Err(HeaderDefect::NewerVersion(found) | HeaderDefect::OlderVersion(found))) => {
                 return Err(LogError::UnsupportedVersion {
                     path,
                     found,
@@ -220,6 +291,9 @@ fn recover_metadata_file(
         recovered.metadata = copy.metadata;
         resume.metadata_file_seq = copy.write_seq;
         resume.log_start_hint = copy.log_start;
+        resume.metadata_order = MetadataOrder {
+            records_from: copy.supersedes_below,
+        };
     }
     Ok(())
 }
@@ -244,6 +318,8 @@ struct Walk {
     group_bytes_max: usize,
     /// The first group of the log, when the metadata file knows it.
     log_start_hint: CommitSeq,
+    /// Where the recovered `recovering` flag stands in log order.
+    metadata_order: MetadataOrder,
     expected: Option<CommitSeq>,
     previous: Option<SegmentId>,
     stop: Option<Stop>,
@@ -255,10 +331,15 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(group_bytes_max: usize, log_start_hint: CommitSeq) -> Walk {
+    fn new(
+        group_bytes_max: usize,
+        log_start_hint: CommitSeq,
+        metadata_order: MetadataOrder,
+    ) -> Walk {
         Walk {
             group_bytes_max,
             log_start_hint: CommitSeq(log_start_hint.0.max(1)),
+            metadata_order,
             expected: None,
             previous: None,
             stop: None,
@@ -304,15 +385,15 @@ impl Walk {
         let scan = scan_segment(bytes, segment, self.expected);
         let mut report = SegmentReport::scanned(segment, file.clone(), &scan);
         for record in &scan.records {
-            match record.header.kind {
-                RecordKind::Metadata => {
-                    let metadata = Metadata {
-                        promised: record.header.ballot,
-                        commit_point: record.header.first_slot,
-                    };
-                    recovered.metadata = recovered.metadata.max(metadata);
+            match record.header.metadata() {
+                Some(metadata) => {
+                    recovered.metadata = self.metadata_order.take_record(
+                        recovered.metadata,
+                        metadata,
+                        record.header.commit_seq,
+                    );
                 }
-                RecordKind::Accepted => self.take_entries(segment, record, &mut report),
+                None => self.take_entries(segment, record, &mut report),
             }
         }
         recovered.report.segments.push(report);

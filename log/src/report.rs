@@ -205,9 +205,10 @@ impl fmt::Display for RecoveryReport {
         match self.metadata_copies.iter().max_by_key(|(_, write_seq, _)| *write_seq) {
             Some((copy, write_seq, metadata)) => writeln!(
                 f,
-                "metadata file: promised {} commit point {} (copy {copy}, write {write_seq}, {} valid copies)",
+                "metadata file: promised {} commit point {} recovering {} (copy {copy}, write {write_seq}, {} valid copies)",
                 metadata.promised,
                 metadata.commit_point.0,
+                if metadata.recovering { "YES" } else { "no" },
                 self.metadata_copies.len()
             )?,
             None => writeln!(f, "metadata file: none")?,

@@ -59,11 +59,13 @@ fn metadata_records_and_the_metadata_file_combine() {
     let first = Metadata {
         promised: ballot(3, 2),
         commit_point: Slot(0),
+        recovering: false,
     };
     log.persist_metadata(first).unwrap();
     log.append_metadata(Metadata {
         promised: ballot(4, 1),
         commit_point: Slot(2),
+        recovering: false,
     })
     .unwrap();
     log.append(&entry(1, 4, 8)).unwrap();
@@ -130,6 +132,7 @@ fn a_snapshot_drops_old_slots_and_retires_dead_segments() {
     log.append_metadata(Metadata {
         promised: ballot(1, 1),
         commit_point: Slot(150),
+        recovering: false,
     })
     .unwrap();
     log.commit().unwrap();

@@ -166,7 +166,17 @@ fn a_damaged_last_group_on_disk_is_cut_off() {
     flip_byte(&segment, 4096 + 19 * 4096 + 100);
     let recovered = reopen(&directory).expect("a torn tail is not an error");
     assert!(recovered.damaged);
+    assert!(recovered.metadata.recovering, "the damage is marked");
     assert_eq!(recovered.accepted.len(), 19);
+    // The tail is cut off, and `synod log inspect` still says the next
+    // restart rejoins as a non-voter: the marker is in the metadata file.
+    let report = synod_log::inspect::inspect(&directory.0, synod_log::inspect::Listing::Summary)
+        .expect("inspect");
+    assert!(report.recovery.damage.is_empty(), "{report}");
+    assert!(report.damaged, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("recovering YES"), "{text}");
+    assert!(text.contains("had not finished recovering"), "{text}");
 }
 
 #[test]

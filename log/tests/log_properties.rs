@@ -20,6 +20,12 @@ enum Operation {
     },
     Metadata {
         round: u64,
+        recovering: bool,
+    },
+    /// Straight to the metadata file.
+    PersistMetadata {
+        round: u64,
+        recovering: bool,
     },
     Commit,
     Crash {
@@ -35,7 +41,8 @@ fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         6 => (1u64..120, 1u64..4, 0usize..3000)
             .prop_map(|(slot, round, length)| Operation::Append { slot, round, length }),
-        1 => (1u64..6).prop_map(|round| Operation::Metadata { round }),
+        1 => (1u64..6, any::<bool>()).prop_map(|(round, recovering)| Operation::Metadata { round, recovering }),
+        1 => (1u64..6, any::<bool>()).prop_map(|(round, recovering)| Operation::PersistMetadata { round, recovering }),
         3 => Just(Operation::Commit),
         1 => (0u8..3, 0usize..40_000).prop_map(|(fault, keep_bytes)| Operation::Crash { fault, keep_bytes }),
         1 => (0u64..30).prop_map(|back| Operation::Snapshot { back }),
@@ -48,6 +55,9 @@ struct Model {
     pending: Vec<AcceptedEntry>,
     snapshot_slot: Slot,
     promised_round: u64,
+    /// The latest durable recovering flag (set by the test, or by the log
+    /// when a reopen dropped something).
+    recovering: bool,
 }
 
 impl Model {
@@ -86,10 +96,11 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                 }
                 model.pending.push(accepted);
             }
-            Operation::Metadata { round } => {
+            Operation::Metadata { round, recovering } => {
                 let metadata = Metadata {
                     promised: common::ballot(round, 1),
                     commit_point: Slot(0),
+                    recovering,
                 };
                 if log.append_metadata(metadata).is_ok() {
                     log.commit().expect("commit");
@@ -97,7 +108,20 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                         .durable
                         .extend(model.pending.drain(..).map(|e| (e.slot, e)));
                     model.promised_round = model.promised_round.max(round);
+                    model.recovering = recovering;
                 }
+                prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
+            }
+            Operation::PersistMetadata { round, recovering } => {
+                let metadata = Metadata {
+                    promised: common::ballot(round, 1),
+                    commit_point: Slot(0),
+                    recovering,
+                };
+                log.persist_metadata(metadata).expect("metadata file");
+                model.promised_round = model.promised_round.max(round);
+                model.recovering = recovering;
+                prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
             }
             Operation::Commit => {
                 log.commit().expect("commit");
@@ -134,6 +158,10 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                     model.pending.clear();
                 }
                 prop_assert_eq!(recovered.metadata.promised.round, model.promised_round);
+                // A reopen that dropped something marks the owner recovering.
+                model.recovering |= recovered.damaged;
+                prop_assert_eq!(recovered.metadata.recovering, model.recovering);
+                prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
             }
             Operation::Snapshot { back } => {
                 let top = model.durable.keys().next_back().copied().unwrap_or(Slot(0));
@@ -144,6 +172,7 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                 };
                 log.install_snapshot(&snapshot).expect("snapshot");
                 model.snapshot_slot = slot;
+                prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
             }
         }
     }
@@ -154,6 +183,7 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
     drop(log);
     let (_, recovered) = Log::open(storage, config).expect("final reopen");
     prop_assert_eq!(recovered.accepted, model.expected(false));
+    prop_assert_eq!(recovered.metadata.recovering, model.recovering);
     Ok(())
 }
 

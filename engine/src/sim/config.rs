@@ -151,8 +151,8 @@ pub struct FaultRates {
     /// at once (fault class `crash`).
     pub power_failure_ppm: u64,
     /// Chance that a crash waits for the moment its replica (any replica,
-    /// for a power failure) has just handed its disk a write, so that
-    /// unsynced writes are lost, torn or partly kept.
+    /// for a power failure) has just started a group commit write, so that
+    /// the write in flight is lost, torn or kept.
     pub crash_during_write_ppm: u64,
 }
 
@@ -197,8 +197,8 @@ pub struct FaultSet {
     pub partition: bool,
     /// Replicas crash (losing all volatile state) and restart from disk.
     pub crash: bool,
-    /// A crash loses the unsynced writes, or keeps a prefix of them, or
-    /// tears the last one; disks are now and then slow.
+    /// A crash loses the unsynced write, or keeps it, or tears it at any
+    /// byte; disks are now and then slow, or full for a while.
     pub disk: bool,
     /// A crash rarely corrupts an already synced record.
     pub corrupt: bool,

@@ -39,15 +39,19 @@ pub enum Partition {
     Split(Vec<NodeTarget>),
 }
 
-/// What a crash does to the writes a disk has not synced yet.
+/// What a crash does to the writes a disk has not synced yet. A replica's
+/// log has at most one group commit write in flight (the group being built
+/// behind it was never written, and is always lost).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiskLoss {
     /// Every unsynced write is lost.
     LoseUnsynced,
-    /// A random prefix of the unsynced writes reached the disk.
+    /// A random prefix of the unsynced writes reached the disk: the write
+    /// in flight landed whole, or not at all.
     KeepPrefix,
-    /// A random prefix reached the disk and the next record is torn (its
-    /// checksum fails on recovery).
+    /// The write in flight is torn: it landed up to a random byte strictly
+    /// inside it (mostly inside its records), and recovery finds a torn
+    /// group commit unless the cut fell in its padding.
     TearLast,
 }
 
@@ -78,8 +82,18 @@ pub enum Fault {
         /// The sync latency from now on.
         sync_ns: u64,
     },
+    /// Fill a running replica's disk (`full`: nothing may grow any more, so
+    /// a new segment, a larger snapshot or a new metadata file fails with
+    /// `ENOSPC` and the replica's log waits), or give it room again. A
+    /// crash gives it room too.
+    DiskFull {
+        /// The replica.
+        node: NodeTarget,
+        /// Full, or room again.
+        full: bool,
+    },
     /// Heal everything: remove every cut, restart crashed replicas, stop
-    /// message faults and slow disks.
+    /// message faults, slow disks and full disks.
     HealAll,
 }
 
@@ -139,6 +153,8 @@ pub struct FaultCounts {
     pub corrupted: u64,
     /// Slow-disk periods.
     pub slow_disks: u64,
+    /// Full-disk periods.
+    pub full_disks: u64,
     /// Replicas whose clock drifts.
     pub drifting_clocks: u64,
 }
@@ -161,6 +177,7 @@ impl FaultCounts {
         self.torn += other.torn;
         self.corrupted += other.corrupted;
         self.slow_disks += other.slow_disks;
+        self.full_disks += other.full_disks;
         self.drifting_clocks += other.drifting_clocks;
     }
 }
@@ -170,7 +187,8 @@ impl fmt::Display for FaultCounts {
         write!(
             f,
             "drop {} dup {} reorder {} delay {} cut-off {} partition {} crash {} restart {} \
-             power-failure {} during-write {} unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} clock {}",
+             power-failure {} during-write {} unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} \
+             full-disk {} clock {}",
             self.dropped,
             self.duplicated,
             self.reordered,
@@ -186,6 +204,7 @@ impl fmt::Display for FaultCounts {
             self.torn,
             self.corrupted,
             self.slow_disks,
+            self.full_disks,
             self.drifting_clocks
         )
     }

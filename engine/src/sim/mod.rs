@@ -7,10 +7,21 @@
 //! generator. [`run`] does the same with the built-in [`KvWorkload`] (the
 //! replicated kv store and its linearizability check). A run injects the
 //! faults a [`SimConfig`] allows (message drop, duplication, reordering and
-//! delay spikes; partitions; crashes with lost, kept or torn unsynced
-//! writes; corrupt records; clock drift), or a scripted [`Schedule`] of
-//! them, then heals everything and requires progress. It checks, for every
-//! workload, and reports as [`Violation`]s:
+//! delay spikes; partitions; crashes that lose, keep or tear at any byte
+//! the write in flight; flipped bits in synced records; slow and full
+//! disks; clock drift), or a scripted [`Schedule`] of them, then heals
+//! everything and requires progress.
+//!
+//! Each replica's disk is synod-log's real `Log` over its in-memory block
+//! device `MemStorage` (small segments, so runs roll over, recycle and
+//! compact them): writes, crashes, torn writes, corruption and recovery all
+//! go through the real record format and recovery code, and a replica
+//! whose recovery dropped anything restarts as a non-voter because the log
+//! says so (its durable `recovering` flag). The group commit runs as the
+//! runtime will run it: one write and one sync in flight per replica, the
+//! next group built meanwhile (see `disk.rs`).
+//!
+//! It checks, for every workload, and reports as [`Violation`]s:
 //!
 //! - agreement: one batch per slot across all replicas and incarnations;
 //! - apply order: each replica applies slots in order, each once;

@@ -7,6 +7,8 @@
 //! - Every turn calls `on_tick` with the local clock before any other input.
 //! - `messages_after_persist` leave only once the disk's durable persist
 //!   sequence number reaches the `persist_seq` of their `Ready`.
+//! - A turn ends by handing the disk's group commit to the device when no
+//!   write is in flight (one write and one sync at a time, as the runtime).
 //! - A crash drops every volatile thing: the replica, the store, held
 //!   messages, waiting clients, pending reads and unprocessed inputs.
 
@@ -53,8 +55,8 @@ pub(super) struct TurnContext<'a> {
     pub(super) trace: &'a mut Trace,
     /// Messages to send.
     pub(super) sends: Vec<Envelope>,
-    /// Disk writes made this turn, to sync.
-    pub(super) syncs: Vec<PersistSeq>,
+    /// The disk started a group write this turn: its sync is to schedule.
+    pub(super) write_started: bool,
     /// Times a replica became leader this turn.
     pub(super) elections: u64,
     /// What the replicas did.
@@ -83,8 +85,6 @@ pub(super) struct LiveNode<M: StateMachine> {
     pub(super) reads_unapplied: Vec<(Slot, PendingRead)>,
     pub(super) next_read_id: u64,
     pub(super) last_snapshot_slot: Slot,
-    /// The persist sequence number of the last `Ready`.
-    pub(super) last_persist_seq: PersistSeq,
     pub(super) role: Role,
 }
 
@@ -102,12 +102,6 @@ pub(super) struct Node<M: StateMachine> {
     pub(super) busy_until_ns: u64,
     /// The disk sync latency while the disk is slow.
     pub(super) slow_sync_ns: Option<u64>,
-    /// When the last queued sync completes: syncs complete in order.
-    pub(super) last_sync_done_ns: u64,
-    /// Once everything up to this persist sequence number is durable, the
-    /// replica's recovery from damage is durable and the disk's damage
-    /// marker may be cleared.
-    pub(super) recovery_durable_at: Option<PersistSeq>,
     pub(super) inbox: Vec<NodeInput>,
     pub(super) live: Option<LiveNode<M>>,
 }
@@ -123,8 +117,6 @@ impl<M: StateMachine> Node<M> {
             turn_scheduled: false,
             busy_until_ns: 0,
             slow_sync_ns: None,
-            last_sync_done_ns: 0,
-            recovery_durable_at: None,
             inbox: Vec::new(),
             live: None,
         }
@@ -144,7 +136,8 @@ impl<M: StateMachine> Node<M> {
     /// its initial state) under the session table.
     ///
     /// # Errors
-    /// The replica refused the configuration (a simulator bug).
+    /// Recovery failed or the replica refused the configuration (simulator
+    /// or log bugs).
     pub(super) fn start(
         &mut self,
         config: Config,
@@ -153,12 +146,14 @@ impl<M: StateMachine> Node<M> {
         apply_retries_twice: bool,
     ) -> Result<(bool, usize), String> {
         assert!(self.live.is_none(), "only a stopped replica starts");
-        let recovered = self.disk.recover();
+        let recovered = self
+            .disk
+            .recover()
+            .map_err(|error| format!("{}: {error}", self.id))?;
         let damaged = recovered.damaged;
         let records = recovered.accepted.len();
         let replica = Replica::new(config, self.id, seed, recovered)
             .map_err(|error| format!("{}: {error}", self.id))?;
-        self.last_sync_done_ns = 0;
         let role = replica.role();
         self.live = Some(LiveNode {
             replica,
@@ -169,40 +164,28 @@ impl<M: StateMachine> Node<M> {
             reads_unapplied: Vec::new(),
             next_read_id: 0,
             last_snapshot_slot: Slot(0),
-            last_persist_seq: PersistSeq(0),
             role,
         });
         Ok((damaged, records))
     }
 
     /// Crashes the replica: volatile state is gone, the disk keeps what
-    /// `loss` and `kept_items` say.
-    pub(super) fn crash(&mut self, loss: DiskLoss, kept_items: usize) -> CrashEffect {
+    /// `loss` and `choice` (a random draw) say.
+    pub(super) fn crash(&mut self, loss: DiskLoss, choice: u64) -> CrashEffect {
         self.live = None;
         self.inbox.clear();
         self.incarnation += 1;
         self.turn_scheduled = false;
         self.slow_sync_ns = None;
-        self.recovery_durable_at = None;
-        self.disk.crash(loss, kept_items)
+        self.disk.crash(loss, choice)
     }
 
-    /// True while the replica is, or will restart as, a non-voter.
+    /// True while the replica is, or will restart as, a non-voter: it runs
+    /// as one, or its durable metadata says it is recovering (its own
+    /// metadata, or the damage marker its log set), or its log will drop
+    /// something when it restarts.
     pub(super) fn damage_pending(&self) -> bool {
         self.disk.will_recover_damaged() || self.role() == Some(Role::NonVoter)
-    }
-
-    /// Clears the disk's damage marker once the replica has left the
-    /// non-voter role and everything it handed out by then is durable.
-    fn note_recovery(&mut self, role: Role, last_persist_seq: PersistSeq) {
-        if !self.disk.is_recovering() || role == Role::NonVoter {
-            return;
-        }
-        let durable_at = *self.recovery_durable_at.get_or_insert(last_persist_seq);
-        if self.disk.durable_seq() >= durable_at {
-            self.disk.recovery_finished();
-            self.recovery_durable_at = None;
-        }
     }
 
     /// One loop turn at real time `context.now_ns`: tick, feed the inputs,
@@ -233,6 +216,7 @@ impl<M: StateMachine> Node<M> {
             live.propose(id, local_ns, batch, context);
         }
         live.drain(id, &mut self.disk, snapshot_interval, context);
+        context.write_started = self.disk.submit();
         let role = live.replica.role();
         if role != live.role {
             live.role = role;
@@ -249,8 +233,6 @@ impl<M: StateMachine> Node<M> {
                 },
             );
         }
-        let last_persist_seq = live.last_persist_seq;
-        self.note_recovery(role, last_persist_seq);
     }
 }
 

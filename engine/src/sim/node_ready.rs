@@ -57,10 +57,8 @@ impl<M: StateMachine> LiveNode<M> {
             reads_failed,
         } = ready;
         send_all(context, id, messages_now);
-        self.last_persist_seq = persist_seq;
         if !persist.is_empty() {
             disk.write(persist_seq, persist);
-            context.syncs.push(persist_seq);
         }
         if !messages_after_persist.is_empty() {
             if disk.durable_seq() >= persist_seq {

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::wire::{NodeId, PersistSeq};
+use crate::wire::NodeId;
 
 use super::envelope::Envelope;
 use super::fault::Fault;
@@ -18,12 +18,8 @@ pub(super) enum Event {
     Turn { node: NodeId, incarnation: u64 },
     /// A replica's periodic tick (a turn that also schedules the next tick).
     Tick { node: NodeId, incarnation: u64 },
-    /// A replica's disk finished syncing up to `persist_seq`.
-    Synced {
-        node: NodeId,
-        incarnation: u64,
-        persist_seq: PersistSeq,
-    },
+    /// A replica's disk finished syncing its group write in flight.
+    Synced { node: NodeId, incarnation: u64 },
     /// A client starts its next operation.
     ClientStart { client: usize },
     /// A client's timeout or backoff ends.

@@ -74,6 +74,13 @@ pub struct RunStats {
     /// Client commands committed in more than one slot (retries the
     /// session table must answer, not apply).
     pub commands_committed_twice: u64,
+    /// Group commits the replicas' logs wrote (one write and one sync each).
+    pub group_commits: u64,
+    /// Times a persist item found the group being built full and waited
+    /// for the next group commit.
+    pub group_full_waits: u64,
+    /// Loop turns at which a group commit waited for a full disk.
+    pub disk_full_waits: u64,
 }
 
 impl RunStats {
@@ -85,6 +92,9 @@ impl RunStats {
         self.snapshots_restored += other.snapshots_restored;
         self.reads_served += other.reads_served;
         self.commands_committed_twice += other.commands_committed_twice;
+        self.group_commits += other.group_commits;
+        self.group_full_waits += other.group_full_waits;
+        self.disk_full_waits += other.disk_full_waits;
     }
 }
 
@@ -92,13 +102,17 @@ impl fmt::Display for RunStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "batches {} commands {} (committed twice {}) snapshots taken {} restored {} reads served {}",
+            "batches {} commands {} (committed twice {}) snapshots taken {} restored {} reads served {} \
+             group commits {} (full groups {}, waits for a full disk {})",
             self.batches_proposed,
             self.commands_proposed,
             self.commands_committed_twice,
             self.snapshots_taken,
             self.snapshots_restored,
-            self.reads_served
+            self.reads_served,
+            self.group_commits,
+            self.group_full_waits,
+            self.disk_full_waits
         )
     }
 }

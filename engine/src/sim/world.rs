@@ -250,11 +250,7 @@ impl<'a, W: Workload> World<'a, W> {
                     self.queue.push(next, Event::Tick { node, incarnation });
                 }
             }
-            Event::Synced {
-                node,
-                incarnation,
-                persist_seq,
-            } => self.synced(node, incarnation, persist_seq),
+            Event::Synced { node, incarnation } => self.synced(node, incarnation),
             Event::ClientStart { client } => {
                 self.client_start_scheduled[client] = false;
                 if self.accepts_new_operations() && self.clients[client].can_start(&self.limits) {
@@ -302,20 +298,36 @@ impl<'a, W: Workload> World<'a, W> {
         }
     }
 
-    /// A disk sync completed: the writes are durable (their votes count for
-    /// the oracle) and the replica hears of it at its next turn.
-    fn synced(&mut self, node: NodeId, incarnation: u64, persist_seq: crate::wire::PersistSeq) {
+    /// A disk sync completed: the group write is durable (its votes count
+    /// for the oracle), the replica hears of it at its next turn, and that
+    /// turn (the loop wakes on the completion) writes the next group.
+    fn synced(&mut self, node: NodeId, incarnation: u64) {
         let current = self.node_mut(node);
         if current.incarnation != incarnation || !current.is_up() {
             return;
         }
-        current.disk.sync_through(persist_seq);
-        let entries = current.disk.take_newly_durable();
-        self.checker.on_durable_votes(self.now_ns, node, entries);
-        self.node_mut(node)
-            .inbox
-            .push(NodeInput::Persisted(persist_seq));
+        current.disk.complete_write();
+        self.disk_progress(node);
         self.ensure_turn(node);
+    }
+
+    /// Hands the checker the votes that became durable and the replica the
+    /// persist sequence number that did.
+    fn disk_progress(&mut self, node: NodeId) {
+        let current = self.node_mut(node);
+        let entries = current.disk.take_newly_durable();
+        let persisted = current.disk.take_persisted();
+        let counts = current.disk.take_counts();
+        self.stats.group_commits += counts.groups_written;
+        self.stats.group_full_waits += counts.group_full_waits;
+        self.stats.disk_full_waits += counts.disk_full_waits;
+        self.checker.on_durable_votes(self.now_ns, node, entries);
+        if let Some(persist_seq) = persisted {
+            self.node_mut(node)
+                .inbox
+                .push(NodeInput::Persisted(persist_seq));
+            self.ensure_turn(node);
+        }
     }
 
     fn deliver(&mut self, envelope: Envelope) {
@@ -389,32 +401,35 @@ impl<'a, W: Workload> World<'a, W> {
             checker: &mut self.checker,
             trace: &mut self.trace,
             sends: Vec::new(),
-            syncs: Vec::new(),
+            write_started: false,
             elections: 0,
             stats: &mut self.stats,
         };
         self.nodes[index].turn(self.config.snapshot_interval_slot_count, &mut context);
         let TurnContext {
             sends,
-            syncs,
+            write_started,
             elections,
             ..
         } = context;
         self.elections += elections;
-        let wrote = !syncs.is_empty();
-        for persist_seq in syncs {
-            self.schedule_sync(index, persist_seq);
+        if write_started {
+            self.schedule_sync(index);
+        }
+        if self.nodes[index].is_up() {
+            self.disk_progress(id);
         }
         for envelope in sends {
             self.send(envelope);
         }
-        if wrote && self.crash_during_write.is_some() {
+        if write_started && self.crash_during_write.is_some() {
             self.crash_if_waiting_for_write(id);
         }
     }
 
-    /// Syncs complete in the order they were issued.
-    fn schedule_sync(&mut self, index: usize, persist_seq: crate::wire::PersistSeq) {
+    /// The sync of the group write just started completes after the disk's
+    /// latency (one write is in flight at a time).
+    fn schedule_sync(&mut self, index: usize) {
         let rates = self.config.rates;
         let latency = match self.nodes[index].slow_sync_ns {
             Some(slow) => slow,
@@ -422,15 +437,12 @@ impl<'a, W: Workload> World<'a, W> {
                 .random
                 .between(rates.sync_min_ns, rates.sync_max_ns + 1),
         };
-        let node = &mut self.nodes[index];
-        let done = (self.now_ns + latency).max(node.last_sync_done_ns);
-        node.last_sync_done_ns = done;
+        let node = &self.nodes[index];
         let event = Event::Synced {
             node: node.id,
             incarnation: node.incarnation,
-            persist_seq,
         };
-        self.queue.push(done, event);
+        self.queue.push(self.now_ns + latency, event);
     }
 
     /// Sends a message through the network (which may drop, duplicate or

@@ -94,6 +94,15 @@ impl<W: Workload> World<'_, W> {
                     self.node_mut(id).slow_sync_ns = slow;
                 }
             }
+            Fault::DiskFull { node, full } => {
+                if let Some(id) = self.resolve(*node) {
+                    if self.node(id).is_up() {
+                        resolved.push(id);
+                        self.counts.full_disks += u64::from(*full);
+                        self.node_mut(id).disk.set_full(full.then_some(0));
+                    }
+                }
+            }
             Fault::HealAll => self.heal_everything(),
         }
         self.trace.record(
@@ -165,10 +174,8 @@ impl<W: Workload> World<'_, W> {
             DiskLoss::TearLast if !damage_allowed => DiskLoss::KeepPrefix,
             other => other,
         };
-        let unsynced = self.node(id).disk.unsynced_item_count();
-        let kept = usize::try_from(self.random.between(0, unsynced as u64 + 1))
-            .expect("at most the unsynced item count");
-        let effect = self.node_mut(id).crash(loss, kept);
+        let choice = self.random.next_u64();
+        let effect = self.node_mut(id).crash(loss, choice);
         let entries = self.node_mut(id).disk.take_newly_durable();
         self.checker.on_durable_votes(self.now_ns, id, entries);
         self.counts.crashes += 1;
@@ -236,11 +243,13 @@ impl<W: Workload> World<'_, W> {
         self.ensure_turn(id);
     }
 
-    /// Heals everything: cuts, crashed replicas, slow disks, message faults.
+    /// Heals everything: cuts, crashed replicas, slow and full disks,
+    /// message faults.
     pub(super) fn heal_everything(&mut self) {
         self.network.stop_faults();
         for index in 0..self.nodes.len() {
             self.nodes[index].slow_sync_ns = None;
+            self.nodes[index].disk.set_full(None);
             if !self.nodes[index].is_up() {
                 self.restart(index);
             }
@@ -318,6 +327,7 @@ impl<W: Workload> World<'_, W> {
         match classes[self.random.index(classes.len())] {
             0 => self.random_partition(),
             1 => self.random_crash(),
+            _ if self.random.chance(250_000) => self.random_full_disk(),
             _ => self.random_slow_disk(),
         }
     }
@@ -452,6 +462,15 @@ impl<W: Workload> World<'_, W> {
             restart_at,
             Event::Fault(Fault::Restart(NodeTarget::Node(id))),
         );
+    }
+
+    /// Fills a replica's disk for 0.2 to 2 s.
+    fn random_full_disk(&mut self) {
+        let node = self.random_node();
+        self.apply_fault(Fault::DiskFull { node, full: true });
+        let back_at = self.now_ns + self.random.between(200_000_000, 2_000_000_000);
+        self.queue
+            .push(back_at, Event::Fault(Fault::DiskFull { node, full: false }));
     }
 
     fn random_slow_disk(&mut self) {

@@ -60,8 +60,11 @@ fn lengths_beyond_the_input_are_refused_not_trusted() {
     assert_eq!(decode_record(&bytes), Err(RecordDefect::Truncated));
     assert_eq!(decode_record(&bytes[..10]), Err(RecordDefect::Truncated));
     let mut newer = record();
-    newer[4] = 2;
-    assert_eq!(decode_record(&newer), Err(RecordDefect::NewerVersion(2)));
+    newer[4] = 3;
+    assert_eq!(decode_record(&newer), Err(RecordDefect::NewerVersion(3)));
+    let mut older = record();
+    older[4] = 1;
+    assert_eq!(decode_record(&older), Err(RecordDefect::OlderVersion(1)));
 }
 
 #[test]
@@ -80,6 +83,12 @@ fn segment_headers_round_trip_and_refuse_strangers() {
         decode_segment_header(&newer),
         Err(HeaderDefect::NewerVersion(5))
     );
+    let mut older = block.clone();
+    older[8] = 1;
+    assert_eq!(
+        decode_segment_header(&older),
+        Err(HeaderDefect::OlderVersion(1))
+    );
     let mut damaged = block.clone();
     damaged[20] ^= 1;
     assert!(matches!(
@@ -95,27 +104,91 @@ fn segment_headers_round_trip_and_refuse_strangers() {
         Some(SegmentId(3))
     );
     assert_eq!(SegmentId::from_file_name("0003.seg"), None);
+    assert_eq!(SegmentId(0xab_cdef).file_name(), "0000000000abcdef.seg");
+    assert_eq!(SegmentId(u64::MAX).file_name(), "ffffffffffffffff.seg");
+}
+
+fn metadata_record(recovering: bool) -> Vec<u8> {
+    let header = RecordHeader {
+        kind: RecordKind::Metadata,
+        flags: FLAG_GROUP_END | if recovering { FLAG_RECOVERING } else { 0 },
+        payload_bytes: 0,
+        segment: SegmentId(2),
+        commit_seq: CommitSeq(5),
+        first_slot: Slot(40),
+        entry_count: 0,
+        ballot: Ballot {
+            round: 6,
+            node: NodeId(1),
+        },
+    };
+    let mut bytes = vec![0u8; RECORD_HEADER_BYTES];
+    header.encode(&mut bytes);
+    seal_record(&mut bytes, crc32c::crc32c(&[]));
+    bytes
+}
+
+#[test]
+fn metadata_records_carry_the_recovering_flag() {
+    for recovering in [false, true] {
+        let bytes = metadata_record(recovering);
+        let header = decode_record(&bytes).expect("valid");
+        assert_eq!(
+            header.metadata(),
+            Some(Metadata {
+                promised: Ballot {
+                    round: 6,
+                    node: NodeId(1)
+                },
+                commit_point: Slot(40),
+                recovering,
+            })
+        );
+    }
+    assert_eq!(decode_record(&record()).expect("valid").metadata(), None);
+    // The flag means nothing on an accepted record: refused, not ignored.
+    let mut accepted = record();
+    accepted[7] |= FLAG_RECOVERING;
+    let payload_crc = crc32c::crc32c(&accepted[RECORD_HEADER_BYTES..]);
+    seal_record(&mut accepted, payload_crc);
+    assert_eq!(
+        decode_record(&accepted),
+        Err(RecordDefect::BadField("flags"))
+    );
 }
 
 #[test]
 fn metadata_copies_and_snapshots_round_trip_and_detect_damage() {
-    let copy = MetadataCopy {
-        write_seq: 5,
-        metadata: Metadata {
-            promised: Ballot {
-                round: 4,
-                node: NodeId(2),
+    for recovering in [false, true] {
+        let copy = MetadataCopy {
+            write_seq: 5,
+            metadata: Metadata {
+                promised: Ballot {
+                    round: 4,
+                    node: NodeId(2),
+                },
+                commit_point: Slot(77),
+                recovering,
             },
-            commit_point: Slot(77),
-        },
-        log_start: CommitSeq(12),
-    };
-    let mut block = vec![0u8; BLOCK_BYTES];
-    encode_metadata_copy(&mut block, &copy);
-    assert_eq!(decode_metadata_copy(&block), Ok(Some(copy)));
+            log_start: CommitSeq(12),
+            supersedes_below: CommitSeq(31),
+        };
+        let mut block = vec![0u8; BLOCK_BYTES];
+        encode_metadata_copy(&mut block, &copy);
+        assert_eq!(decode_metadata_copy(&block), Ok(Some(copy)));
+        for index in 0..METADATA_COPY_BYTES {
+            let mut damaged = block.clone();
+            damaged[index] ^= 4;
+            assert!(decode_metadata_copy(&damaged).is_err(), "flip at {index}");
+        }
+        let mut older = block.clone();
+        older[8] = 1;
+        assert_eq!(
+            decode_metadata_copy(&older),
+            Err(HeaderDefect::OlderVersion(1))
+        );
+    }
     assert_eq!(decode_metadata_copy(&vec![0u8; BLOCK_BYTES]), Ok(None));
-    block[30] ^= 4;
-    assert!(decode_metadata_copy(&block).is_err());
 
     let file = encode_snapshot(Slot(9), b"state");
     assert_eq!(decode_snapshot(&file), Ok((Slot(9), &b"state"[..])));
@@ -128,13 +201,14 @@ fn metadata_copies_and_snapshots_round_trip_and_detect_damage() {
 }
 
 #[test]
-fn metadata_only_rises_under_max() {
+fn promises_and_commit_points_only_rise_and_recovering_follows_the_later_value() {
     let low = Metadata {
         promised: Ballot {
             round: 1,
             node: NodeId(9),
         },
         commit_point: Slot(50),
+        recovering: true,
     };
     let high = Metadata {
         promised: Ballot {
@@ -142,8 +216,13 @@ fn metadata_only_rises_under_max() {
             node: NodeId(1),
         },
         commit_point: Slot(10),
+        recovering: false,
     };
-    let both = low.max(high);
+    let both = low.followed_by(high);
     assert_eq!(both.promised, high.promised);
     assert_eq!(both.commit_point, Slot(50));
+    assert!(!both.recovering, "cleared by the later value");
+    let again = both.followed_by(low);
+    assert_eq!(again.promised, high.promised, "a promise never falls");
+    assert!(again.recovering, "set again by the later value");
 }

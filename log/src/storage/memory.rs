@@ -6,11 +6,19 @@
 //! [`MemStorage::set_capacity`], [`MemStorage::arm_crash`]) or derive from a
 //! caller-supplied seed ([`CrashFault::from_seed`]).
 //!
+//! Two ways to write a group commit: through [`Log::commit`] (written and
+//! synced at once, like the portable back end), or, for a simulator that
+//! models the time a sync takes, [`MemStorage::write_pending`] when the
+//! write is issued and [`MemStorage::sync_pending`] when its sync completes
+//! (like the io_uring back end's write and linked `fdatasync`); a crash in
+//! between ([`MemStorage::restart`]) decides what of it survives.
+//!
 //! Invariants:
 //! - A file's durable bytes change only on a sync (explicit, `O_DSYNC`
 //!   style, or a directory operation, which is durable at once).
 //! - A crash keeps every synced byte; of the unsynced writes it keeps what
-//!   the [`CrashFault`] says and nothing else.
+//!   the [`CrashFault`] says and nothing else. "The last write" is the
+//!   last one still unsynced, in whichever file.
 //! - The total of all files' lengths never exceeds the capacity.
 
 use std::cell::RefCell;
@@ -21,7 +29,10 @@ use std::rc::Rc;
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
 use crate::format::{decode_segment_header, SegmentHeader, SegmentId, BLOCK_BYTES};
+use crate::log::PendingWrite;
 use crate::storage::Storage;
+#[cfg(doc)]
+use crate::Log;
 
 /// What a crash does to writes that were not synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,11 +72,66 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A write not synced yet: where and how long, where the bytes it replaced
+/// (what a crash that loses it reads back) lie in its file's undo bytes,
+/// and its number among all writes to the disk (the highest unsynced one
+/// is "the last write").
+#[derive(Clone, Copy)]
+struct Unsynced {
+    offset: usize,
+    length: usize,
+    undo_at: usize,
+    write_number: u64,
+}
+
+/// One file: its bytes as they read now, and an undo record per unsynced
+/// write (its durable bytes are the current ones with every unsynced write
+/// undone, latest first). One image and the replaced bytes in one reused
+/// buffer, not two images: a simulator creates, writes and syncs segments
+/// all the time.
 #[derive(Clone, Default)]
 struct MemFile {
-    durable: Vec<u8>,
     current: Vec<u8>,
-    unsynced: Vec<(usize, usize)>,
+    unsynced: Vec<Unsynced>,
+    undo: Vec<u8>,
+}
+
+impl MemFile {
+    /// The bytes `write` replaced.
+    fn replaced(&self, write: &Unsynced) -> &[u8] {
+        &self.undo[write.undo_at..write.undo_at + write.length]
+    }
+
+    /// The durable image: the current one with every unsynced write undone.
+    fn durable(&self) -> Vec<u8> {
+        let mut image = self.current.clone();
+        for write in self.unsynced.iter().rev() {
+            image[write.offset..write.offset + write.length].copy_from_slice(self.replaced(write));
+        }
+        image
+    }
+
+    /// Applies `damage` to a byte range in every version of the file: the
+    /// current image and the bytes each unsynced write replaced.
+    fn damage(&mut self, start: usize, end: usize, damage: impl Fn(&mut [u8])) {
+        damage(&mut self.current[start..end]);
+        for write in &self.unsynced {
+            let (from, to) = (
+                start.max(write.offset),
+                end.min(write.offset + write.length),
+            );
+            if from < to {
+                let undo_from = write.undo_at + from - write.offset;
+                damage(&mut self.undo[undo_from..undo_from + (to - from)]);
+            }
+        }
+    }
+
+    /// Every unsynced write is durable, or undone: nothing to undo any more.
+    fn forget_unsynced(&mut self) {
+        self.unsynced.clear();
+        self.undo.clear();
+    }
 }
 
 #[derive(Clone, Default)]
@@ -74,7 +140,7 @@ struct MemDisk {
     capacity_bytes: Option<u64>,
     crash_armed: bool,
     crashed: bool,
-    last_write: Option<String>,
+    writes: u64,
 }
 
 /// A handle to an in-memory disk; clones share the disk, so a simulator can
@@ -127,43 +193,52 @@ impl MemStorage {
     /// works again for the next log opened on it.
     pub fn restart(&self, fault: CrashFault) {
         let mut disk = self.disk.borrow_mut();
-        let last_write = disk.last_write.take();
-        for (name, file) in disk.files.iter_mut() {
-            let writes = std::mem::take(&mut file.unsynced);
-            let last_index = writes.len().checked_sub(1);
-            let mut image = std::mem::take(&mut file.durable);
-            for (index, (offset, length)) in writes.into_iter().enumerate() {
+        let last_write = disk
+            .files
+            .values()
+            .flat_map(|file| file.unsynced.iter().map(|write| write.write_number))
+            .max();
+        for file in disk.files.values_mut() {
+            let MemFile {
+                current,
+                unsynced,
+                undo,
+            } = file;
+            // Latest first, so that where unsynced writes overlap, undoing
+            // a lost one brings back what the one before it wrote.
+            for write in unsynced.iter().rev() {
+                let length = write.length;
                 let keep = match fault {
                     CrashFault::LoseUnsynced => 0,
                     CrashFault::KeepUnsynced => length,
                     CrashFault::TearLastWrite { keep_bytes }
-                        if Some(index) == last_index && last_write.as_deref() == Some(name) =>
+                        if Some(write.write_number) == last_write =>
                     {
                         keep_bytes.min(length)
                     }
                     CrashFault::TearLastWrite { .. } => length,
                 };
-                image[offset..offset + keep].copy_from_slice(&file.current[offset..offset + keep]);
+                current[write.offset + keep..write.offset + length]
+                    .copy_from_slice(&undo[write.undo_at + keep..write.undo_at + length]);
             }
-            file.durable = image.clone();
-            file.current = image;
+            file.forget_unsynced();
         }
         disk.crashed = false;
         disk.crash_armed = false;
     }
 
     /// Flips the bits of `mask` in the durable byte at `offset_bytes` of `name`
-    /// (a damaged sector). Returns false when the byte does not exist.
+    /// (a damaged sector: every version of the byte, unsynced ones too).
+    /// Returns false when the byte does not exist.
     pub fn corrupt(&self, name: &str, offset_bytes: usize, mask: u8) -> bool {
         let mut disk = self.disk.borrow_mut();
         let Some(file) = disk.files.get_mut(name) else {
             return false;
         };
-        if offset_bytes >= file.durable.len() {
+        if offset_bytes >= file.current.len() {
             return false;
         }
-        file.durable[offset_bytes] ^= mask;
-        file.current[offset_bytes] ^= mask;
+        file.damage(offset_bytes, offset_bytes + 1, |bytes| bytes[0] ^= mask);
         true
     }
 
@@ -174,11 +249,10 @@ impl MemStorage {
             return false;
         };
         let start = sector_index * 512;
-        if start + 512 > file.durable.len() {
+        if start + 512 > file.current.len() {
             return false;
         }
-        file.durable[start..start + 512].fill(fill);
-        file.current[start..start + 512].fill(fill);
+        file.damage(start, start + 512, |bytes| bytes.fill(fill));
         true
     }
 
@@ -186,21 +260,27 @@ impl MemStorage {
     /// everything unsynced).
     #[must_use]
     pub fn durable_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.disk
-            .borrow()
-            .files
-            .get(name)
-            .map(|file| file.durable.clone())
+        self.disk.borrow().files.get(name).map(MemFile::durable)
     }
 
     /// Replaces a file's bytes durably (tests and fuzzing build images with this).
     pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
         let file = MemFile {
-            durable: bytes.clone(),
             current: bytes,
-            unsynced: Vec::new(),
+            ..MemFile::default()
         };
         self.disk.borrow_mut().files.insert(name.to_string(), file);
+    }
+
+    /// The total length of all files: what [`MemStorage::set_capacity`] limits.
+    #[must_use]
+    pub fn used_bytes(&self) -> u64 {
+        self.disk
+            .borrow()
+            .files
+            .values()
+            .map(|file| file.current.len() as u64)
+            .sum()
     }
 
     /// The names of the files.
@@ -243,6 +323,8 @@ impl MemStorage {
 
     fn write_unsynced(&self, name: &str, offset: usize, bytes: &[u8]) {
         let mut disk = self.disk.borrow_mut();
+        disk.writes += 1;
+        let write_number = disk.writes;
         let file = disk
             .files
             .get_mut(name)
@@ -251,24 +333,51 @@ impl MemStorage {
             offset + bytes.len() <= file.current.len(),
             "writes never grow a file"
         );
-        file.current[offset..offset + bytes.len()].copy_from_slice(bytes);
-        file.unsynced.push((offset, bytes.len()));
-        disk.last_write = Some(name.to_string());
+        let target = &mut file.current[offset..offset + bytes.len()];
+        let undo_at = file.undo.len();
+        file.undo.extend_from_slice(target);
+        target.copy_from_slice(bytes);
+        file.unsynced.push(Unsynced {
+            offset,
+            length: bytes.len(),
+            undo_at,
+            write_number,
+        });
     }
 
     fn sync(&self, name: &str) {
         let mut disk = self.disk.borrow_mut();
         if let Some(file) = disk.files.get_mut(name) {
-            // Only the written ranges: a simulator syncs every loop turn.
-            let MemFile {
-                durable,
-                current,
-                unsynced,
-            } = file;
-            for (offset, length) in unsynced.drain(..) {
-                durable[offset..offset + length].copy_from_slice(&current[offset..offset + length]);
-            }
+            file.forget_unsynced();
         }
+    }
+
+    /// Issues the group write `write` (from [`Log::start_commit`]): its
+    /// bytes reach the device but are not durable until
+    /// [`MemStorage::sync_pending`]; a crash before that keeps what its
+    /// [`CrashFault`] says. The caller hands the write back to the log with
+    /// [`Log::finish_commit`] once the sync is done.
+    ///
+    /// # Errors
+    /// After an armed crash fired: an I/O error, as [`Storage::write_group`].
+    pub fn write_pending(&self, write: &PendingWrite) -> Result<()> {
+        let name = write.segment().file_name();
+        self.check_alive("writing", &name)?;
+        assert!(
+            write.offset_bytes().is_multiple_of(BLOCK_BYTES as u64)
+                && write.length_bytes().is_multiple_of(BLOCK_BYTES),
+            "group writes are block aligned"
+        );
+        let offset = usize::try_from(write.offset_bytes()).expect("in-memory offsets fit a usize");
+        let bytes = &write.buffer().as_slice()[..write.length_bytes()];
+        self.write_unsynced(&name, offset, bytes);
+        Ok(())
+    }
+
+    /// The sync of `write`, issued with [`MemStorage::write_pending`],
+    /// completed: its segment's unsynced bytes are durable.
+    pub fn sync_pending(&self, write: &PendingWrite) {
+        self.sync(&write.segment().file_name());
     }
 
     fn create_segment(&mut self, segment: SegmentId, segment_bytes: u64) -> Result<()> {
@@ -279,28 +388,36 @@ impl MemStorage {
             .into_iter()
             .find(|name| name.ends_with(".spare"));
         let recycled = spare.is_some();
-        let mut image = match spare {
+        // Built in place, never copied: a simulator rolls over segments
+        // all the time.
+        let mut file = match spare {
             Some(spare) => {
                 let mut disk = self.disk.borrow_mut();
-                let file = disk.files.remove(&spare).expect("listed just now");
-                let mut bytes = file.durable;
-                bytes.resize(length, 0);
-                bytes
+                let mut file = disk.files.remove(&spare).expect("listed just now");
+                assert!(
+                    file.unsynced.is_empty(),
+                    "a retired segment has no write in flight"
+                );
+                file.current.resize(length, 0);
+                file
             }
             None => {
                 self.check_growth("preparing segment", &name, length)?;
-                vec![0u8; length]
+                MemFile {
+                    current: vec![0u8; length],
+                    ..MemFile::default()
+                }
             }
         };
+        let first_block_end = (2 * BLOCK_BYTES).min(length);
         SegmentHeader {
             segment,
             segment_bytes,
             recycled,
         }
-        .encode(&mut image[..BLOCK_BYTES]);
-        let first_block_end = (2 * BLOCK_BYTES).min(image.len());
-        image[BLOCK_BYTES..first_block_end].fill(0);
-        self.put_file(&name, image);
+        .encode(&mut file.current[..BLOCK_BYTES]);
+        file.current[BLOCK_BYTES..first_block_end].fill(0);
+        self.disk.borrow_mut().files.insert(name, file);
         Ok(())
     }
 }
@@ -424,5 +541,62 @@ impl Storage for MemStorage {
         } else {
             self.remove(&name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk_with_file() -> MemStorage {
+        let storage = MemStorage::new();
+        storage.put_file("f", vec![0u8; 16]);
+        storage
+    }
+
+    #[test]
+    fn unsynced_writes_read_back_until_a_crash_undoes_them_latest_first() {
+        for (fault, expected) in [
+            (CrashFault::LoseUnsynced, [0u8; 8]),
+            (CrashFault::KeepUnsynced, [1, 1, 2, 2, 2, 2, 0, 0]),
+            // The last write is cut after one byte; the one before it shows
+            // where the last did not land.
+            (
+                CrashFault::TearLastWrite { keep_bytes: 1 },
+                [1, 1, 2, 1, 0, 0, 0, 0],
+            ),
+        ] {
+            let storage = disk_with_file();
+            storage.write_unsynced("f", 0, &[1, 1, 1, 1]);
+            storage.write_unsynced("f", 2, &[2, 2, 2, 2]);
+            assert_eq!(storage.durable_bytes("f").unwrap()[..8], [0u8; 8]);
+            storage.restart(fault);
+            assert_eq!(
+                storage.durable_bytes("f").unwrap()[..8],
+                expected,
+                "{fault:?}"
+            );
+            assert_eq!(
+                storage.clone().read("f", 16).unwrap().unwrap()[..8],
+                expected,
+                "{fault:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sync_makes_writes_durable_and_damage_hits_every_version() {
+        let storage = disk_with_file();
+        storage.write_unsynced("f", 0, &[5, 5]);
+        storage.sync("f");
+        storage.write_unsynced("f", 0, &[7, 7]);
+        assert!(storage.corrupt("f", 1, 0x80));
+        assert_eq!(storage.durable_bytes("f").unwrap()[..2], [5, 0x85]);
+        storage.restart(CrashFault::LoseUnsynced);
+        assert_eq!(storage.durable_bytes("f").unwrap()[..2], [5, 0x85]);
+        assert!(
+            !storage.corrupt_sector("f", 0, 9),
+            "a 16-byte file has no whole sector"
+        );
     }
 }
