@@ -133,6 +133,57 @@ fn segment_bytes_for(write_bytes: usize) -> u64 {
         .next_multiple_of(BLOCK_BYTES as u64)
 }
 
+/// How many retired segments each log subject keeps for recycling.
+const LOG_SPARES: usize = 3;
+
+/// The fastest a group commit stream is expected to go on one disk (bytes
+/// per second): it sizes the log subjects' segments so that one slice rolls
+/// over at most [`LOG_SPARES`] times.
+const LOG_BYTES_PER_SECOND_MAX: f64 = 3e9;
+
+/// The log subjects' segment size: one slice's writes fit the spares, so
+/// after the warm-up every segment the log moves into is recycled, never
+/// zero-filled while a slice is timed (the steady state of a log whose
+/// snapshots keep up; zero-filling is measured apart, by the `fallocate only`
+/// baseline against the zero-filled one).
+fn log_segment_bytes(seconds_per_slice: f64, group_bytes_max: usize) -> u64 {
+    let per_slice = (LOG_BYTES_PER_SECOND_MAX * seconds_per_slice / LOG_SPARES as f64) as u64;
+    per_slice
+        .clamp(64 << 20, 1 << 30)
+        .max(2 * (group_bytes_max + BLOCK_BYTES) as u64)
+        .next_multiple_of(1 << 20)
+}
+
+/// Writes `count` retired segments (`*.spare`) of `segment_bytes` into a
+/// new log directory, as a log that has run for a while has them, with
+/// large `O_DIRECT` writes and one sync each.
+fn create_spares(directory: &Path, count: usize, segment_bytes: u64) -> Result<()> {
+    const CHUNK_BYTES: usize = 4 << 20;
+    let zeros = AlignedBuf::zeroed(CHUNK_BYTES);
+    for index in 0..count {
+        let path = directory.join(format!("{:016x}.spare", 0xffff_0000u64 + index as u64));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .map_err(|e| bench_io("creating spare", &path, e))?;
+        let mut written = 0u64;
+        while written < segment_bytes {
+            let chunk = (segment_bytes - written).min(CHUNK_BYTES as u64) as usize;
+            file.write_all_at(&zeros.as_slice()[..chunk], written)
+                .map_err(|e| bench_io("writing spare", &path, e))?;
+            written += chunk as u64;
+        }
+        file.sync_all()
+            .map_err(|e| bench_io("syncing spare", &path, e))?;
+    }
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|e| bench_io("syncing", directory, e))
+}
+
 fn new_sample() -> Sample {
     Sample {
         groups: 0,
@@ -146,6 +197,7 @@ fn new_sample() -> Sample {
 enum Runner {
     Log {
         log: DiskLog,
+        driver: Driver,
         batch: Batch,
         next_slot: u64,
     },
@@ -161,23 +213,33 @@ enum Runner {
 
 impl Runner {
     fn open_log(
-        sync_mode: SyncMode,
-        backend: Backend,
+        subject: LogSubject,
         record_bytes: usize,
         per_group: usize,
+        seconds_per_slice: f64,
         directory: &Path,
     ) -> Result<Runner> {
         let write_bytes = log_write_bytes(record_bytes, per_group);
+        let group_bytes_max = write_bytes.max(64 * 1024);
+        let segment_bytes = log_segment_bytes(seconds_per_slice, group_bytes_max);
         let log_config = LogConfig {
-            segment_bytes: segment_bytes_for(write_bytes),
-            group_bytes_max: write_bytes.max(64 * 1024),
-            spare_segments_max: 2,
+            segment_bytes,
+            group_bytes_max,
+            spare_segments_max: LOG_SPARES,
             ..LogConfig::default()
         };
         std::fs::create_dir_all(directory).map_err(|e| bench_io("creating", directory, e))?;
-        let (log, _) = open_best(directory, log_config, sync_mode, Some(backend))?;
+        // The active segment, the one prepared after it, and the spares.
+        create_spares(directory, LOG_SPARES + 2, segment_bytes)?;
+        let (log, _) = open_best(
+            directory,
+            log_config,
+            subject.sync_mode,
+            Some(subject.backend),
+        )?;
         Ok(Runner::Log {
             log,
+            driver: subject.driver,
             batch: Batch::copy_from_slice(&vec![0xA5u8; record_bytes]),
             next_slot: 1,
         })
@@ -205,9 +267,10 @@ impl Runner {
         match self {
             Runner::Log {
                 log,
+                driver,
                 batch,
                 next_slot,
-            } => log_slice(log, batch, next_slot, seconds, per_group),
+            } => log_slice(log, *driver, batch, next_slot, seconds, per_group),
             Runner::Bare {
                 bare,
                 path,
@@ -231,6 +294,7 @@ impl Runner {
 
 fn log_slice(
     log: &mut DiskLog,
+    driver: Driver,
     batch: &Batch,
     next_slot: &mut u64,
     seconds: f64,
@@ -251,13 +315,7 @@ fn log_slice(
         round: 1,
         node: NodeId(1),
     };
-    let mut sample = new_sample();
-    let syncs_before = log.sync_count();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut in_flight_since: Option<Instant> = None;
-    while Instant::now() < deadline {
-        let group_started = Instant::now();
+    let mut append_group = |log: &mut DiskLog| -> Result<()> {
         for _ in 0..per_group {
             let entry = AcceptedEntry {
                 slot: Slot(*next_slot),
@@ -267,10 +325,29 @@ fn log_slice(
             log.log().append(&entry)?;
             *next_slot += 1;
         }
-        match log {
-            // Pipelined: this group was built while the previous one was on
-            // the disk; now wait for that one and put this one on the ring.
-            DiskLog::Uring(uring) => {
+        Ok(())
+    };
+    let mut sample = new_sample();
+    let syncs_before = log.sync_count();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut in_flight_since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        let group_started = Instant::now();
+        append_group(log)?;
+        match (driver, &mut *log) {
+            // One group at a time: appended, written, synced, then the
+            // next; the latency is a durable append's.
+            (Driver::OneAtATime, log) => {
+                log.commit()?;
+                sample.latencies.push(group_started.elapsed());
+                sample.groups += 1;
+            }
+            // This group was built while the previous one was on the disk;
+            // now wait for that one and put this one on the ring. The
+            // latency runs from a group's first append to its durability,
+            // so it includes waiting behind the previous group.
+            (Driver::Pipelined, DiskLog::Uring(uring)) => {
                 uring.wait()?;
                 if let Some(since) = in_flight_since.take() {
                     sample.latencies.push(since.elapsed());
@@ -279,7 +356,9 @@ fn log_slice(
                 uring.submit()?;
                 in_flight_since = Some(group_started);
             }
-            DiskLog::Portable(portable) => {
+            // Without io_uring (the fallback back end) there is no
+            // pipelined driver: one group at a time.
+            (Driver::Pipelined, DiskLog::Portable(portable)) => {
                 portable.commit()?;
                 sample.latencies.push(group_started.elapsed());
                 sample.groups += 1;
@@ -440,13 +519,38 @@ fn summarize(
     }
 }
 
+/// How the log subjects drive their group commits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// Append a group, commit it, wait until it is durable.
+    OneAtATime,
+    /// Build the next group while the previous one is on the disk
+    /// (the io_uring driver's `submit` / `wait`).
+    Pipelined,
+}
+
+#[derive(Clone, Copy)]
+struct LogSubject {
+    backend: Backend,
+    sync_mode: SyncMode,
+    driver: Driver,
+}
+
 #[derive(Clone, Copy)]
 enum Subject {
     Bare(Bare),
-    Log(Backend, SyncMode),
+    Log(LogSubject),
 }
 
-const SUBJECTS: [(&str, Subject); 8] = [
+const fn log_subject(backend: Backend, sync_mode: SyncMode, driver: Driver) -> Subject {
+    Subject::Log(LogSubject {
+        backend,
+        sync_mode,
+        driver,
+    })
+}
+
+const SUBJECTS: [(&str, Subject); 9] = [
     (
         "bare O_DIRECT+fdatasync",
         Subject::Bare(Bare::DirectFdatasync),
@@ -462,19 +566,23 @@ const SUBJECTS: [(&str, Subject); 8] = [
     ),
     (
         "log io_uring, fdatasync",
-        Subject::Log(Backend::IoUring, SyncMode::Fdatasync),
+        log_subject(Backend::IoUring, SyncMode::Fdatasync, Driver::OneAtATime),
     ),
     (
         "log io_uring, O_DSYNC",
-        Subject::Log(Backend::IoUring, SyncMode::Dsync),
+        log_subject(Backend::IoUring, SyncMode::Dsync, Driver::OneAtATime),
+    ),
+    (
+        "log io_uring pipelined, fdatasync",
+        log_subject(Backend::IoUring, SyncMode::Fdatasync, Driver::Pipelined),
     ),
     (
         "log portable, fdatasync",
-        Subject::Log(Backend::Portable, SyncMode::Fdatasync),
+        log_subject(Backend::Portable, SyncMode::Fdatasync, Driver::OneAtATime),
     ),
     (
         "log portable, O_DSYNC",
-        Subject::Log(Backend::Portable, SyncMode::Dsync),
+        log_subject(Backend::Portable, SyncMode::Dsync, Driver::OneAtATime),
     ),
 ];
 
@@ -492,14 +600,19 @@ fn run_cell(
             Subject::Bare(bare) => {
                 Runner::open_bare(bare, write_bytes, scratch.join(format!("bare-{index}")))?
             }
-            Subject::Log(backend, sync_mode) => Runner::open_log(
-                sync_mode,
-                backend,
+            Subject::Log(subject) => Runner::open_log(
+                subject,
                 record_bytes,
                 per_group,
+                config.seconds_per_cell,
                 &scratch.join(format!("log-{index}")),
             )?,
         });
+    }
+    // One short untimed slice each: io-wq workers started, caches warm,
+    // the log's first segment in use.
+    for runner in &mut runners {
+        runner.slice(config.seconds_per_cell / 4.0, per_group, payload_bytes)?;
     }
     let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
     // Subjects take turns in short slices, so a noisy neighbour on the disk

@@ -1,0 +1,71 @@
+//! Times the parts of a group commit through the portable back end:
+//! building the group (copy + checksum) and writing + syncing it.
+//!
+//! `cargo run --release -p synod-log --example append_probe -- DIR RECORD_BYTES PER_GROUP`
+
+use std::time::Instant;
+
+use synod_log::uring::{open_best, Backend};
+use synod_log::{LogConfig, SyncMode};
+use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot};
+
+fn main() {
+    let mut arguments = std::env::args().skip(1);
+    let directory = std::path::PathBuf::from(arguments.next().expect("DIR")).join("append-probe");
+    let record_bytes: usize = arguments
+        .next()
+        .map_or(65536, |a| a.parse().expect("bytes"));
+    let per_group: usize = arguments.next().map_or(16, |a| a.parse().expect("count"));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).expect("dir");
+    let write_bytes = synod_log::bench::log_write_bytes(record_bytes, per_group);
+    let config = LogConfig {
+        segment_bytes: 1 << 30,
+        group_bytes_max: write_bytes.max(64 * 1024),
+        ..LogConfig::default()
+    };
+    let (mut log, _) = open_best(
+        &directory,
+        config,
+        SyncMode::Fdatasync,
+        Some(Backend::Portable),
+    )
+    .expect("open");
+    log.log()
+        .storage_mut()
+        .wait_for_preparation()
+        .expect("prepared");
+    let batch = Batch::copy_from_slice(&vec![0xA5u8; record_bytes]);
+    let ballot = Ballot {
+        round: 1,
+        node: NodeId(1),
+    };
+    let mut slot = 1u64;
+    let (mut appends, mut commits) = (Vec::new(), Vec::new());
+    for _ in 0..400 {
+        let started = Instant::now();
+        for _ in 0..per_group {
+            let entry = AcceptedEntry {
+                slot: Slot(slot),
+                ballot,
+                batch: batch.clone(),
+            };
+            log.log().append(&entry).expect("append");
+            slot += 1;
+        }
+        let appended = Instant::now();
+        log.commit().expect("commit");
+        appends.push((appended - started).as_secs_f64() * 1e6);
+        commits.push(appended.elapsed().as_secs_f64() * 1e6);
+    }
+    appends.sort_by(f64::total_cmp);
+    commits.sort_by(f64::total_cmp);
+    println!(
+        "{record_bytes} B x {per_group}: append p50 {:.1} us ({:.2} GB/s), commit p50 {:.1} us",
+        appends[200],
+        (record_bytes * per_group) as f64 / appends[200] / 1e3,
+        commits[200]
+    );
+    drop(log);
+    let _ = std::fs::remove_dir_all(&directory);
+}
