@@ -4,12 +4,26 @@
 //!
 //! Baselines, per cell (same bytes per group commit as the log writes):
 //! - `bare O_DIRECT+fdatasync`: a loop of block-aligned overwrites of a
-//!   zero-filled file, each followed by `fdatasync` (the yardstick);
+//!   zero-filled file, each followed by `fdatasync` (the yardstick),
+//!   the size of the log's write (records, headers, padding);
+//! - `bare O_DIRECT+fdatasync, payload-size writes`: the same with writes
+//!   the size of the group's payload (rounded up to the block), against
+//!   which the log's payload bandwidth is read;
 //! - `bare O_DIRECT|O_DSYNC`: the same with `O_DSYNC` instead of the sync;
 //! - `bare O_DIRECT+fdatasync, fallocate only`: into unwritten extents (what
 //!   zero-filling ahead avoids);
 //! - `buffered write+fdatasync`: appending the payload bytes to a growing
 //!   file with `write` and syncing each group.
+//!
+//! Log subjects: `log io_uring` (the standalone driver) and `log portable`,
+//! each with `fdatasync` and `O_DSYNC`, append a group, commit it and wait
+//! until it is durable, one group at a time: their latency is a durable
+//! append's. `log io_uring pipelined` builds the next group while the
+//! previous one is on the disk (`submit` / `wait`); its latency runs from a
+//! group's first append to its durability, waiting behind the previous
+//! group included. Every log subject starts with spare segments and
+//! retires what it wrote between slices, so segments are recycled and never
+//! zero-filled while a slice is timed.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -249,7 +263,10 @@ impl Runner {
         let mut buffer = AlignedBuf::zeroed(write_bytes);
         buffer.as_mut_slice().fill(0x5A);
         let file_bytes = segment_bytes_for(write_bytes);
-        if matches!(bare, Bare::DirectFdatasync | Bare::DirectDsync) {
+        if matches!(
+            bare,
+            Bare::DirectFdatasync | Bare::DirectFdatasyncPayloadSize | Bare::DirectDsync
+        ) {
             prepare_file(&path, file_bytes, bare)?;
         }
         Ok(Runner::Bare {
@@ -380,6 +397,10 @@ fn log_slice(
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Bare {
     DirectFdatasync,
+    /// As `DirectFdatasync`, each write the size of the group's payload
+    /// (rounded up to the block) rather than of the log's write: the
+    /// issue's "same-size O_DIRECT writes" for a group of that payload.
+    DirectFdatasyncPayloadSize,
     DirectDsync,
     DirectFallocateOnly,
     BufferedFdatasync,
@@ -416,7 +437,7 @@ fn open_bare_file(bare: Bare, path: &Path) -> Result<File> {
     let mut options = OpenOptions::new();
     options.write(true);
     match bare {
-        Bare::DirectFdatasync | Bare::DirectFallocateOnly => {
+        Bare::DirectFdatasync | Bare::DirectFdatasyncPayloadSize | Bare::DirectFallocateOnly => {
             options.custom_flags(libc::O_DIRECT);
         }
         Bare::DirectDsync => {
@@ -550,10 +571,14 @@ const fn log_subject(backend: Backend, sync_mode: SyncMode, driver: Driver) -> S
     })
 }
 
-const SUBJECTS: [(&str, Subject); 9] = [
+const SUBJECTS: [(&str, Subject); 10] = [
     (
         "bare O_DIRECT+fdatasync",
         Subject::Bare(Bare::DirectFdatasync),
+    ),
+    (
+        "bare O_DIRECT+fdatasync, payload-size writes",
+        Subject::Bare(Bare::DirectFdatasyncPayloadSize),
     ),
     ("bare O_DIRECT+O_DSYNC", Subject::Bare(Bare::DirectDsync)),
     (
@@ -598,7 +623,11 @@ fn run_cell(
     for (index, (_, subject)) in SUBJECTS.iter().enumerate() {
         runners.push(match *subject {
             Subject::Bare(bare) => {
-                Runner::open_bare(bare, write_bytes, scratch.join(format!("bare-{index}")))?
+                let bytes = match bare {
+                    Bare::DirectFdatasyncPayloadSize => payload_bytes.next_multiple_of(BLOCK_BYTES),
+                    _ => write_bytes,
+                };
+                Runner::open_bare(bare, bytes, scratch.join(format!("bare-{index}")))?
             }
             Subject::Log(subject) => Runner::open_log(
                 subject,
@@ -630,8 +659,14 @@ fn run_cell(
     let mut rows: Vec<BenchRow> = SUBJECTS
         .iter()
         .zip(&samples)
-        .map(|((subject, _), samples)| {
-            summarize(subject, record_bytes, per_group, write_bytes, samples)
+        .map(|((name, subject), samples)| {
+            let bytes = match subject {
+                Subject::Bare(Bare::DirectFdatasyncPayloadSize) => {
+                    payload_bytes.next_multiple_of(BLOCK_BYTES)
+                }
+                _ => write_bytes,
+            };
+            summarize(name, record_bytes, per_group, bytes, samples)
         })
         .collect();
     let bare = rows[0].appends_per_second.max(1e-9);
