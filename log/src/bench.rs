@@ -150,20 +150,24 @@ fn segment_bytes_for(write_bytes: usize) -> u64 {
 /// How many retired segments each log subject keeps for recycling.
 const LOG_SPARES: usize = 3;
 
-/// The fastest a group commit stream is expected to go on one disk (bytes
-/// per second): it sizes the log subjects' segments so that one slice rolls
-/// over at most [`LOG_SPARES`] times.
+/// The fastest a group commit stream is expected to go on one disk: at
+/// most this many bytes per second, and at most this many groups per second
+/// (a flush takes tens of microseconds). They size the log subjects'
+/// segments so that one slice rolls over at most [`LOG_SPARES`] times.
 const LOG_BYTES_PER_SECOND_MAX: f64 = 3e9;
+const LOG_GROUPS_PER_SECOND_MAX: f64 = 20_000.0;
 
 /// The log subjects' segment size: one slice's writes fit the spares, so
 /// after the warm-up every segment the log moves into is recycled, never
 /// zero-filled while a slice is timed (the steady state of a log whose
 /// snapshots keep up; zero-filling is measured apart, by the `fallocate only`
 /// baseline against the zero-filled one).
-fn log_segment_bytes(seconds_per_slice: f64, group_bytes_max: usize) -> u64 {
-    let per_slice = (LOG_BYTES_PER_SECOND_MAX * seconds_per_slice / LOG_SPARES as f64) as u64;
+fn log_segment_bytes(seconds_per_slice: f64, write_bytes: usize, group_bytes_max: usize) -> u64 {
+    let bytes_per_second =
+        (write_bytes as f64 * LOG_GROUPS_PER_SECOND_MAX).min(LOG_BYTES_PER_SECOND_MAX);
+    let per_slice = (bytes_per_second * seconds_per_slice / LOG_SPARES as f64) as u64;
     per_slice
-        .clamp(64 << 20, 1 << 30)
+        .clamp(16 << 20, 1 << 30)
         .max(2 * (group_bytes_max + BLOCK_BYTES) as u64)
         .next_multiple_of(1 << 20)
 }
@@ -235,7 +239,7 @@ impl Runner {
     ) -> Result<Runner> {
         let write_bytes = log_write_bytes(record_bytes, per_group);
         let group_bytes_max = write_bytes.max(64 * 1024);
-        let segment_bytes = log_segment_bytes(seconds_per_slice, group_bytes_max);
+        let segment_bytes = log_segment_bytes(seconds_per_slice, write_bytes, group_bytes_max);
         let log_config = LogConfig {
             segment_bytes,
             group_bytes_max,
