@@ -21,6 +21,13 @@ const FILE_BYTES: u64 = 256 << 20;
 enum Way {
     /// `pwrite` + `fdatasync`.
     SyncFdatasync,
+    /// `pwrite` + `fdatasync`, each write starting one block before the
+    /// previous one ended (a recycled segment's zero block after a group
+    /// is overwritten by the next group).
+    SyncFdatasyncOverlap,
+    /// `pwrite` + `fdatasync` of a buffer rewritten by the CPU just before
+    /// each write (untimed), as the log's group buffer is.
+    SyncFdatasyncRewritten,
     /// `pwrite` on an `O_DSYNC` descriptor.
     SyncDsyncFile,
     /// `pwritev2(RWF_DSYNC)`.
@@ -47,7 +54,9 @@ enum Way {
     RingLinkedForceAsync,
 }
 
-const WAYS: [Way; 13] = [
+const WAYS: [Way; 15] = [
+    Way::SyncFdatasyncRewritten,
+    Way::SyncFdatasyncOverlap,
     Way::RingLinkedPinned,
     Way::RingLinkedOneWorker,
     Way::SyncFdatasync,
@@ -73,6 +82,7 @@ struct Subject {
     rates: Vec<f64>,
     write_us: Vec<f64>,
     last_write: Option<Duration>,
+    overlap_bytes: u64,
 }
 
 fn zero_file(path: &Path) {
@@ -158,6 +168,11 @@ impl Subject {
             rates: Vec::new(),
             write_us: Vec::new(),
             last_write: None,
+            overlap_bytes: if matches!(way, Way::SyncFdatasyncOverlap) {
+                4096
+            } else {
+                0
+            },
         }
     }
 
@@ -167,7 +182,11 @@ impl Subject {
             self.offset = 0;
         }
         let offset = self.offset;
-        self.offset += length as u64;
+        self.offset += length as u64 - self.overlap_bytes;
+        if matches!(self.way, Way::SyncFdatasyncRewritten) {
+            let fill = (offset / length as u64) as u8;
+            self.buffer.as_mut_slice().fill(fill);
+        }
         let fixed = types::Fixed(0);
         let write = || {
             opcode::WriteFixed::new(fixed, self.buffer.as_ptr(), length as u32, 0)
@@ -184,7 +203,7 @@ impl Subject {
         let mut write_done = None;
         let started = Instant::now();
         match self.way {
-            Way::SyncFdatasync => {
+            Way::SyncFdatasync | Way::SyncFdatasyncOverlap | Way::SyncFdatasyncRewritten => {
                 self.file
                     .write_all_at(self.buffer.as_slice(), offset)
                     .expect("write");

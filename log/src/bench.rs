@@ -87,6 +87,10 @@ pub struct BenchRow {
     pub megabytes_per_second: f64,
     /// Median latency of one group commit (write + sync), microseconds.
     pub median_latency_us: f64,
+    /// Log subjects: median time to build a group (its appends: the copy
+    /// into the write buffer and the checksum), microseconds; `None` for
+    /// the baselines.
+    pub median_build_us: Option<f64>,
     /// Explicit syncs per group commit.
     pub syncs_per_group: f64,
     /// Throughput relative to the bare `O_DIRECT`+`fdatasync` loop of the cell.
@@ -102,12 +106,12 @@ pub struct BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| subject | record | per group | write | appends/s | MB/s | p50 commit | syncs/commit | vs bare |")?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "| subject | record | per group | write | appends/s | MB/s | p50 commit | p50 build | syncs/commit | vs bare |")?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for row in &self.rows {
             writeln!(
                 f,
-                "| {} | {} B | {} | {} KiB | {:.0} | {:.1} | {:.0} us | {:.2} | {:.2} |",
+                "| {} | {} B | {} | {} KiB | {:.0} | {:.1} | {:.0} us | {} | {:.2} | {:.2} |",
                 row.subject,
                 row.record_bytes,
                 row.records_per_group,
@@ -115,6 +119,8 @@ impl fmt::Display for BenchReport {
                 row.appends_per_second,
                 row.megabytes_per_second,
                 row.median_latency_us,
+                row.median_build_us
+                    .map_or_else(|| "-".to_string(), |build| format!("{build:.1} us")),
                 row.syncs_per_group,
                 row.ratio_to_bare
             )?;
@@ -127,6 +133,8 @@ struct Sample {
     groups: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Log subjects: the time to append each group (copy and checksum).
+    builds: Vec<Duration>,
     syncs: u64,
 }
 
@@ -207,6 +215,7 @@ fn new_sample() -> Sample {
         groups: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
+        builds: Vec::new(),
         syncs: 0,
     }
 }
@@ -356,6 +365,7 @@ fn log_slice(
     while Instant::now() < deadline {
         let group_started = Instant::now();
         append_group(log)?;
+        sample.builds.push(group_started.elapsed());
         match (driver, &mut *log) {
             // One group at a time: appended, written, synced, then the
             // next; the latency is a durable append's.
@@ -528,6 +538,14 @@ fn summarize(
             median(&mut each)
         })
         .collect();
+    let mut builds: Vec<f64> = samples
+        .iter()
+        .filter(|s| !s.builds.is_empty())
+        .map(|s| {
+            let mut each: Vec<f64> = s.builds.iter().map(|b| b.as_secs_f64() * 1e6).collect();
+            median(&mut each)
+        })
+        .collect();
     let groups: u64 = samples.iter().map(|s| s.groups).sum();
     let syncs: u64 = samples.iter().map(|s| s.syncs).sum();
     let appends_per_second = median(&mut appends);
@@ -539,6 +557,7 @@ fn summarize(
         appends_per_second,
         megabytes_per_second: appends_per_second * record_bytes as f64 / 1e6,
         median_latency_us: median(&mut latencies),
+        median_build_us: (!builds.is_empty()).then(|| median(&mut builds)),
         syncs_per_group: syncs as f64 / groups.max(1) as f64,
         ratio_to_bare: 0.0,
     }
