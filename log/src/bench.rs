@@ -26,14 +26,11 @@
 //! zero-filled while a slice is timed.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot, Snapshot};
+use synod_net::wire::Batch;
 
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
@@ -41,6 +38,12 @@ use crate::format::{BLOCK_BYTES, ENTRY_PREFIX_BYTES, RECORD_ALIGN_BYTES, RECORD_
 use crate::log::LogConfig;
 use crate::storage::SyncMode;
 use crate::uring::{open_best, Backend, DiskLog};
+
+mod bare;
+mod log_subject;
+
+use bare::{bare_slice, prepare_file, segment_bytes_for, Bare};
+use log_subject::{create_spares, log_segment_bytes, log_slice, Driver, LogSubject, LOG_SPARES};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -129,13 +132,13 @@ impl fmt::Display for BenchReport {
     }
 }
 
-struct Sample {
-    groups: u64,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
+pub(crate) struct Sample {
+    pub(crate) groups: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies: Vec<Duration>,
     /// Log subjects: the time to append each group (copy and checksum).
-    builds: Vec<Duration>,
-    syncs: u64,
+    pub(crate) builds: Vec<Duration>,
+    pub(crate) syncs: u64,
 }
 
 /// The bytes one group commit of the log writes.
@@ -145,72 +148,11 @@ pub fn log_write_bytes(record_bytes: usize, records_per_group: usize) -> usize {
     (RECORD_HEADER_BYTES + entry * records_per_group).next_multiple_of(BLOCK_BYTES)
 }
 
-fn bench_io(op: &'static str, path: &Path, error: std::io::Error) -> LogError {
+pub(crate) fn bench_io(op: &'static str, path: &Path, error: std::io::Error) -> LogError {
     LogError::from_io(op, path, error)
 }
 
-fn segment_bytes_for(write_bytes: usize) -> u64 {
-    ((write_bytes as u64) * 16)
-        .clamp(64 << 20, 512 << 20)
-        .next_multiple_of(BLOCK_BYTES as u64)
-}
-
-/// How many retired segments each log subject keeps for recycling.
-const LOG_SPARES: usize = 3;
-
-/// The fastest a group commit stream is expected to go on one disk: at
-/// most this many bytes per second, and at most this many groups per second
-/// (a flush takes tens of microseconds). They size the log subjects'
-/// segments so that one slice rolls over at most [`LOG_SPARES`] times.
-const LOG_BYTES_PER_SECOND_MAX: f64 = 3e9;
-const LOG_GROUPS_PER_SECOND_MAX: f64 = 20_000.0;
-
-/// The log subjects' segment size: one slice's writes fit the spares, so
-/// after the warm-up every segment the log moves into is recycled, never
-/// zero-filled while a slice is timed (the steady state of a log whose
-/// snapshots keep up; zero-filling is measured apart, by the `fallocate only`
-/// baseline against the zero-filled one).
-fn log_segment_bytes(seconds_per_slice: f64, write_bytes: usize, group_bytes_max: usize) -> u64 {
-    let bytes_per_second =
-        (write_bytes as f64 * LOG_GROUPS_PER_SECOND_MAX).min(LOG_BYTES_PER_SECOND_MAX);
-    let per_slice = (bytes_per_second * seconds_per_slice / LOG_SPARES as f64) as u64;
-    per_slice
-        .clamp(16 << 20, 1 << 30)
-        .max(2 * (group_bytes_max + BLOCK_BYTES) as u64)
-        .next_multiple_of(1 << 20)
-}
-
-/// Writes `count` retired segments (`*.spare`) of `segment_bytes` into a
-/// new log directory, as a log that has run for a while has them, with
-/// large `O_DIRECT` writes and one sync each.
-fn create_spares(directory: &Path, count: usize, segment_bytes: u64) -> Result<()> {
-    const CHUNK_BYTES: usize = 4 << 20;
-    let zeros = AlignedBuf::zeroed(CHUNK_BYTES);
-    for index in 0..count {
-        let path = directory.join(format!("{:016x}.spare", 0xffff_0000u64 + index as u64));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&path)
-            .map_err(|e| bench_io("creating spare", &path, e))?;
-        let mut written = 0u64;
-        while written < segment_bytes {
-            let chunk = (segment_bytes - written).min(CHUNK_BYTES as u64) as usize;
-            file.write_all_at(&zeros.as_slice()[..chunk], written)
-                .map_err(|e| bench_io("writing spare", &path, e))?;
-            written += chunk as u64;
-        }
-        file.sync_all()
-            .map_err(|e| bench_io("syncing spare", &path, e))?;
-    }
-    File::open(directory)
-        .and_then(|handle| handle.sync_all())
-        .map_err(|e| bench_io("syncing", directory, e))
-}
-
-fn new_sample() -> Sample {
+pub(crate) fn new_sample() -> Sample {
     Sample {
         groups: 0,
         elapsed: Duration::ZERO,
@@ -322,199 +264,6 @@ impl Runner {
     }
 }
 
-fn log_slice(
-    log: &mut DiskLog,
-    driver: Driver,
-    batch: &Batch,
-    next_slot: &mut u64,
-    seconds: f64,
-    per_group: usize,
-) -> Result<Sample> {
-    // Retire what the last slice wrote (segments become spares, recycled
-    // without zero-filling) and let any preparation finish before timing.
-    let top = Slot(next_slot.saturating_sub(1));
-    if top > log.log().snapshot_slot() {
-        let snapshot = Snapshot {
-            slot: top,
-            bytes: Batch::noop(),
-        };
-        log.log().install_snapshot(&snapshot)?;
-    }
-    log.log().storage_mut().wait_for_preparation()?;
-    let ballot = Ballot {
-        round: 1,
-        node: NodeId(1),
-    };
-    let mut append_group = |log: &mut DiskLog| -> Result<()> {
-        for _ in 0..per_group {
-            let entry = AcceptedEntry {
-                slot: Slot(*next_slot),
-                ballot,
-                batch: batch.clone(),
-            };
-            log.log().append(&entry)?;
-            *next_slot += 1;
-        }
-        Ok(())
-    };
-    let mut sample = new_sample();
-    let syncs_before = log.sync_count();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut in_flight_since: Option<Instant> = None;
-    while Instant::now() < deadline {
-        let group_started = Instant::now();
-        append_group(log)?;
-        sample.builds.push(group_started.elapsed());
-        match (driver, &mut *log) {
-            // One group at a time: appended, written, synced, then the
-            // next; the latency is a durable append's.
-            (Driver::OneAtATime, log) => {
-                log.commit()?;
-                sample.latencies.push(group_started.elapsed());
-                sample.groups += 1;
-            }
-            // This group was built while the previous one was on the disk;
-            // now wait for that one and put this one on the ring. The
-            // latency runs from a group's first append to its durability,
-            // so it includes waiting behind the previous group.
-            (Driver::Pipelined, DiskLog::Uring(uring)) => {
-                uring.wait()?;
-                if let Some(since) = in_flight_since.take() {
-                    sample.latencies.push(since.elapsed());
-                    sample.groups += 1;
-                }
-                uring.submit()?;
-                in_flight_since = Some(group_started);
-            }
-            // Without io_uring (the fallback back end) there is no
-            // pipelined driver: one group at a time.
-            (Driver::Pipelined, DiskLog::Portable(portable)) => {
-                portable.commit()?;
-                sample.latencies.push(group_started.elapsed());
-                sample.groups += 1;
-            }
-        }
-    }
-    if let DiskLog::Uring(uring) = log {
-        uring.wait()?;
-        if let Some(since) = in_flight_since.take() {
-            sample.latencies.push(since.elapsed());
-            sample.groups += 1;
-        }
-    }
-    sample.elapsed = started.elapsed();
-    sample.syncs = log.sync_count() - syncs_before;
-    Ok(sample)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Bare {
-    DirectFdatasync,
-    /// As `DirectFdatasync`, each write the size of the group's payload
-    /// (rounded up to the block) rather than of the log's write: the
-    /// issue's "same-size O_DIRECT writes" for a group of that payload.
-    DirectFdatasyncPayloadSize,
-    DirectDsync,
-    DirectFallocateOnly,
-    BufferedFdatasync,
-}
-
-fn prepare_file(path: &Path, bytes: u64, bare: Bare) -> Result<()> {
-    let mut file = File::create(path).map_err(|e| bench_io("creating", path, e))?;
-    if bare == Bare::DirectFallocateOnly {
-        // SAFETY: fallocate on a descriptor we own; no memory is involved.
-        let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, bytes as libc::off_t) };
-        if result != 0 {
-            return Err(bench_io("fallocate", path, std::io::Error::last_os_error()));
-        }
-    } else if bare != Bare::BufferedFdatasync {
-        let zeros = vec![0u8; 1 << 20];
-        let mut written = 0u64;
-        while written < bytes {
-            let chunk = (bytes - written).min(zeros.len() as u64) as usize;
-            file.write_all(&zeros[..chunk])
-                .map_err(|e| bench_io("zero-filling", path, e))?;
-            written += chunk as u64;
-        }
-    }
-    file.sync_all().map_err(|e| bench_io("syncing", path, e))?;
-    // Like the log's segments: no cached pages for O_DIRECT to invalidate.
-    // SAFETY: posix_fadvise on a descriptor we own; it is only advice.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-    }
-    Ok(())
-}
-
-fn open_bare_file(bare: Bare, path: &Path) -> Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true);
-    match bare {
-        Bare::DirectFdatasync | Bare::DirectFdatasyncPayloadSize | Bare::DirectFallocateOnly => {
-            options.custom_flags(libc::O_DIRECT);
-        }
-        Bare::DirectDsync => {
-            options.custom_flags(libc::O_DIRECT | libc::O_DSYNC);
-        }
-        Bare::BufferedFdatasync => {
-            options.append(true);
-        }
-    }
-    options.open(path).map_err(|e| bench_io("opening", path, e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn bare_slice(
-    bare: Bare,
-    path: &Path,
-    file: &mut Option<File>,
-    offset: &mut u64,
-    file_bytes: u64,
-    buffer: &AlignedBuf,
-    seconds: f64,
-    payload_bytes: usize,
-) -> Result<Sample> {
-    let write_bytes = buffer.len() as u64;
-    // Fresh unwritten extents (or a fresh growing file) for every slice of
-    // the baselines that measure them; the zero-filled file is reused.
-    let fresh = matches!(bare, Bare::DirectFallocateOnly | Bare::BufferedFdatasync);
-    if fresh || file.is_none() {
-        *file = None;
-        if fresh {
-            prepare_file(path, file_bytes, bare)?;
-        }
-        *file = Some(open_bare_file(bare, path)?);
-        *offset = 0;
-    }
-    let handle = file.as_ref().expect("opened just above");
-    let mut sample = new_sample();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    while Instant::now() < deadline {
-        if *offset + write_bytes > file_bytes {
-            *offset = 0;
-        }
-        let write_started = Instant::now();
-        let result = match bare {
-            Bare::BufferedFdatasync => (&*handle).write_all(&buffer.as_slice()[..payload_bytes]),
-            _ => handle.write_all_at(buffer.as_slice(), *offset),
-        };
-        result.map_err(|e| bench_io("writing", path, e))?;
-        if bare != Bare::DirectDsync {
-            handle
-                .sync_data()
-                .map_err(|e| bench_io("syncing", path, e))?;
-            sample.syncs += 1;
-        }
-        sample.latencies.push(write_started.elapsed());
-        sample.groups += 1;
-        *offset += write_bytes;
-    }
-    sample.elapsed = started.elapsed();
-    Ok(sample)
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -561,23 +310,6 @@ fn summarize(
         syncs_per_group: syncs as f64 / groups.max(1) as f64,
         ratio_to_bare: 0.0,
     }
-}
-
-/// How the log subjects drive their group commits.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Driver {
-    /// Append a group, commit it, wait until it is durable.
-    OneAtATime,
-    /// Build the next group while the previous one is on the disk
-    /// (the io_uring driver's `submit` / `wait`).
-    Pipelined,
-}
-
-#[derive(Clone, Copy)]
-struct LogSubject {
-    backend: Backend,
-    sync_mode: SyncMode,
-    driver: Driver,
 }
 
 #[derive(Clone, Copy)]
