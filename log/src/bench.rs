@@ -4,22 +4,33 @@
 //!
 //! Baselines, per cell (same bytes per group commit as the log writes):
 //! - `bare O_DIRECT+fdatasync`: a loop of block-aligned overwrites of a
-//!   zero-filled file, each followed by `fdatasync` (the yardstick);
+//!   zero-filled file, each followed by `fdatasync` (the yardstick),
+//!   the size of the log's write (records, headers, padding);
+//! - `bare O_DIRECT+fdatasync, payload-size writes`: the same with writes
+//!   the size of the group's payload (rounded up to the block), against
+//!   which the log's payload bandwidth is read;
 //! - `bare O_DIRECT|O_DSYNC`: the same with `O_DSYNC` instead of the sync;
 //! - `bare O_DIRECT+fdatasync, fallocate only`: into unwritten extents (what
 //!   zero-filling ahead avoids);
 //! - `buffered write+fdatasync`: appending the payload bytes to a growing
 //!   file with `write` and syncing each group.
+//!
+//! Log subjects: `log io_uring` (the standalone driver) and `log portable`,
+//! each with `fdatasync` and `O_DSYNC`, append a group, commit it and wait
+//! until it is durable, one group at a time: their latency is a durable
+//! append's. `log io_uring pipelined` builds the next group while the
+//! previous one is on the disk (`submit` / `wait`); its latency runs from a
+//! group's first append to its durability, waiting behind the previous
+//! group included. Every log subject starts with spare segments and
+//! retires what it wrote between slices, so segments are recycled and never
+//! zero-filled while a slice is timed.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use synod_net::wire::{AcceptedEntry, Ballot, Batch, NodeId, Slot, Snapshot};
+use synod_net::wire::Batch;
 
 use crate::aligned::AlignedBuf;
 use crate::error::{LogError, Result};
@@ -27,6 +38,12 @@ use crate::format::{BLOCK_BYTES, ENTRY_PREFIX_BYTES, RECORD_ALIGN_BYTES, RECORD_
 use crate::log::LogConfig;
 use crate::storage::SyncMode;
 use crate::uring::{open_best, Backend, DiskLog};
+
+mod bare;
+mod log_subject;
+
+use bare::{bare_slice, prepare_file, segment_bytes_for, Bare};
+use log_subject::{create_spares, log_segment_bytes, log_slice, Driver, LogSubject, LOG_SPARES};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -73,6 +90,10 @@ pub struct BenchRow {
     pub megabytes_per_second: f64,
     /// Median latency of one group commit (write + sync), microseconds.
     pub median_latency_us: f64,
+    /// Log subjects: median time to build a group (its appends: the copy
+    /// into the write buffer and the checksum), microseconds; `None` for
+    /// the baselines.
+    pub median_build_us: Option<f64>,
     /// Explicit syncs per group commit.
     pub syncs_per_group: f64,
     /// Throughput relative to the bare `O_DIRECT`+`fdatasync` loop of the cell.
@@ -88,12 +109,12 @@ pub struct BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| subject | record | per group | write | appends/s | MB/s | p50 commit | syncs/commit | vs bare |")?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "| subject | record | per group | write | appends/s | MB/s | p50 commit | p50 build | syncs/commit | vs bare |")?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for row in &self.rows {
             writeln!(
                 f,
-                "| {} | {} B | {} | {} KiB | {:.0} | {:.1} | {:.0} us | {:.2} | {:.2} |",
+                "| {} | {} B | {} | {} KiB | {:.0} | {:.1} | {:.0} us | {} | {:.2} | {:.2} |",
                 row.subject,
                 row.record_bytes,
                 row.records_per_group,
@@ -101,6 +122,8 @@ impl fmt::Display for BenchReport {
                 row.appends_per_second,
                 row.megabytes_per_second,
                 row.median_latency_us,
+                row.median_build_us
+                    .map_or_else(|| "-".to_string(), |build| format!("{build:.1} us")),
                 row.syncs_per_group,
                 row.ratio_to_bare
             )?;
@@ -109,11 +132,13 @@ impl fmt::Display for BenchReport {
     }
 }
 
-struct Sample {
-    groups: u64,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-    syncs: u64,
+pub(crate) struct Sample {
+    pub(crate) groups: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies: Vec<Duration>,
+    /// Log subjects: the time to append each group (copy and checksum).
+    pub(crate) builds: Vec<Duration>,
+    pub(crate) syncs: u64,
 }
 
 /// The bytes one group commit of the log writes.
@@ -123,21 +148,16 @@ pub fn log_write_bytes(record_bytes: usize, records_per_group: usize) -> usize {
     (RECORD_HEADER_BYTES + entry * records_per_group).next_multiple_of(BLOCK_BYTES)
 }
 
-fn bench_io(op: &'static str, path: &Path, error: std::io::Error) -> LogError {
+pub(crate) fn bench_io(op: &'static str, path: &Path, error: std::io::Error) -> LogError {
     LogError::from_io(op, path, error)
 }
 
-fn segment_bytes_for(write_bytes: usize) -> u64 {
-    ((write_bytes as u64) * 16)
-        .clamp(64 << 20, 512 << 20)
-        .next_multiple_of(BLOCK_BYTES as u64)
-}
-
-fn new_sample() -> Sample {
+pub(crate) fn new_sample() -> Sample {
     Sample {
         groups: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
+        builds: Vec::new(),
         syncs: 0,
     }
 }
@@ -146,6 +166,7 @@ fn new_sample() -> Sample {
 enum Runner {
     Log {
         log: DiskLog,
+        driver: Driver,
         batch: Batch,
         next_slot: u64,
     },
@@ -161,23 +182,33 @@ enum Runner {
 
 impl Runner {
     fn open_log(
-        sync_mode: SyncMode,
-        backend: Backend,
+        subject: LogSubject,
         record_bytes: usize,
         per_group: usize,
+        seconds_per_slice: f64,
         directory: &Path,
     ) -> Result<Runner> {
         let write_bytes = log_write_bytes(record_bytes, per_group);
+        let group_bytes_max = write_bytes.max(64 * 1024);
+        let segment_bytes = log_segment_bytes(seconds_per_slice, write_bytes, group_bytes_max);
         let log_config = LogConfig {
-            segment_bytes: segment_bytes_for(write_bytes),
-            group_bytes_max: write_bytes.max(64 * 1024),
-            spare_segments_max: 2,
+            segment_bytes,
+            group_bytes_max,
+            spare_segments_max: LOG_SPARES,
             ..LogConfig::default()
         };
         std::fs::create_dir_all(directory).map_err(|e| bench_io("creating", directory, e))?;
-        let (log, _) = open_best(directory, log_config, sync_mode, Some(backend))?;
+        // The active segment, the one prepared after it, and the spares.
+        create_spares(directory, LOG_SPARES + 2, segment_bytes)?;
+        let (log, _) = open_best(
+            directory,
+            log_config,
+            subject.sync_mode,
+            Some(subject.backend),
+        )?;
         Ok(Runner::Log {
             log,
+            driver: subject.driver,
             batch: Batch::copy_from_slice(&vec![0xA5u8; record_bytes]),
             next_slot: 1,
         })
@@ -187,7 +218,10 @@ impl Runner {
         let mut buffer = AlignedBuf::zeroed(write_bytes);
         buffer.as_mut_slice().fill(0x5A);
         let file_bytes = segment_bytes_for(write_bytes);
-        if matches!(bare, Bare::DirectFdatasync | Bare::DirectDsync) {
+        if matches!(
+            bare,
+            Bare::DirectFdatasync | Bare::DirectFdatasyncPayloadSize | Bare::DirectDsync
+        ) {
             prepare_file(&path, file_bytes, bare)?;
         }
         Ok(Runner::Bare {
@@ -205,9 +239,10 @@ impl Runner {
         match self {
             Runner::Log {
                 log,
+                driver,
                 batch,
                 next_slot,
-            } => log_slice(log, batch, next_slot, seconds, per_group),
+            } => log_slice(log, *driver, batch, next_slot, seconds, per_group),
             Runner::Bare {
                 bare,
                 path,
@@ -227,178 +262,6 @@ impl Runner {
             ),
         }
     }
-}
-
-fn log_slice(
-    log: &mut DiskLog,
-    batch: &Batch,
-    next_slot: &mut u64,
-    seconds: f64,
-    per_group: usize,
-) -> Result<Sample> {
-    // Retire what the last slice wrote (segments become spares, recycled
-    // without zero-filling) and let any preparation finish before timing.
-    let top = Slot(next_slot.saturating_sub(1));
-    if top > log.log().snapshot_slot() {
-        let snapshot = Snapshot {
-            slot: top,
-            bytes: Batch::noop(),
-        };
-        log.log().install_snapshot(&snapshot)?;
-    }
-    log.log().storage_mut().wait_for_preparation()?;
-    let ballot = Ballot {
-        round: 1,
-        node: NodeId(1),
-    };
-    let mut sample = new_sample();
-    let syncs_before = log.sync_count();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut in_flight_since: Option<Instant> = None;
-    while Instant::now() < deadline {
-        let group_started = Instant::now();
-        for _ in 0..per_group {
-            let entry = AcceptedEntry {
-                slot: Slot(*next_slot),
-                ballot,
-                batch: batch.clone(),
-            };
-            log.log().append(&entry)?;
-            *next_slot += 1;
-        }
-        match log {
-            // Pipelined: this group was built while the previous one was on
-            // the disk; now wait for that one and put this one on the ring.
-            DiskLog::Uring(uring) => {
-                uring.wait()?;
-                if let Some(since) = in_flight_since.take() {
-                    sample.latencies.push(since.elapsed());
-                    sample.groups += 1;
-                }
-                uring.submit()?;
-                in_flight_since = Some(group_started);
-            }
-            DiskLog::Portable(portable) => {
-                portable.commit()?;
-                sample.latencies.push(group_started.elapsed());
-                sample.groups += 1;
-            }
-        }
-    }
-    if let DiskLog::Uring(uring) = log {
-        uring.wait()?;
-        if let Some(since) = in_flight_since.take() {
-            sample.latencies.push(since.elapsed());
-            sample.groups += 1;
-        }
-    }
-    sample.elapsed = started.elapsed();
-    sample.syncs = log.sync_count() - syncs_before;
-    Ok(sample)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Bare {
-    DirectFdatasync,
-    DirectDsync,
-    DirectFallocateOnly,
-    BufferedFdatasync,
-}
-
-fn prepare_file(path: &Path, bytes: u64, bare: Bare) -> Result<()> {
-    let mut file = File::create(path).map_err(|e| bench_io("creating", path, e))?;
-    if bare == Bare::DirectFallocateOnly {
-        // SAFETY: fallocate on a descriptor we own; no memory is involved.
-        let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, bytes as libc::off_t) };
-        if result != 0 {
-            return Err(bench_io("fallocate", path, std::io::Error::last_os_error()));
-        }
-    } else if bare != Bare::BufferedFdatasync {
-        let zeros = vec![0u8; 1 << 20];
-        let mut written = 0u64;
-        while written < bytes {
-            let chunk = (bytes - written).min(zeros.len() as u64) as usize;
-            file.write_all(&zeros[..chunk])
-                .map_err(|e| bench_io("zero-filling", path, e))?;
-            written += chunk as u64;
-        }
-    }
-    file.sync_all().map_err(|e| bench_io("syncing", path, e))?;
-    // Like the log's segments: no cached pages for O_DIRECT to invalidate.
-    // SAFETY: posix_fadvise on a descriptor we own; it is only advice.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-    }
-    Ok(())
-}
-
-fn open_bare_file(bare: Bare, path: &Path) -> Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true);
-    match bare {
-        Bare::DirectFdatasync | Bare::DirectFallocateOnly => {
-            options.custom_flags(libc::O_DIRECT);
-        }
-        Bare::DirectDsync => {
-            options.custom_flags(libc::O_DIRECT | libc::O_DSYNC);
-        }
-        Bare::BufferedFdatasync => {
-            options.append(true);
-        }
-    }
-    options.open(path).map_err(|e| bench_io("opening", path, e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn bare_slice(
-    bare: Bare,
-    path: &Path,
-    file: &mut Option<File>,
-    offset: &mut u64,
-    file_bytes: u64,
-    buffer: &AlignedBuf,
-    seconds: f64,
-    payload_bytes: usize,
-) -> Result<Sample> {
-    let write_bytes = buffer.len() as u64;
-    // Fresh unwritten extents (or a fresh growing file) for every slice of
-    // the baselines that measure them; the zero-filled file is reused.
-    let fresh = matches!(bare, Bare::DirectFallocateOnly | Bare::BufferedFdatasync);
-    if fresh || file.is_none() {
-        *file = None;
-        if fresh {
-            prepare_file(path, file_bytes, bare)?;
-        }
-        *file = Some(open_bare_file(bare, path)?);
-        *offset = 0;
-    }
-    let handle = file.as_ref().expect("opened just above");
-    let mut sample = new_sample();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    while Instant::now() < deadline {
-        if *offset + write_bytes > file_bytes {
-            *offset = 0;
-        }
-        let write_started = Instant::now();
-        let result = match bare {
-            Bare::BufferedFdatasync => (&*handle).write_all(&buffer.as_slice()[..payload_bytes]),
-            _ => handle.write_all_at(buffer.as_slice(), *offset),
-        };
-        result.map_err(|e| bench_io("writing", path, e))?;
-        if bare != Bare::DirectDsync {
-            handle
-                .sync_data()
-                .map_err(|e| bench_io("syncing", path, e))?;
-            sample.syncs += 1;
-        }
-        sample.latencies.push(write_started.elapsed());
-        sample.groups += 1;
-        *offset += write_bytes;
-    }
-    sample.elapsed = started.elapsed();
-    Ok(sample)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -424,6 +287,14 @@ fn summarize(
             median(&mut each)
         })
         .collect();
+    let mut builds: Vec<f64> = samples
+        .iter()
+        .filter(|s| !s.builds.is_empty())
+        .map(|s| {
+            let mut each: Vec<f64> = s.builds.iter().map(|b| b.as_secs_f64() * 1e6).collect();
+            median(&mut each)
+        })
+        .collect();
     let groups: u64 = samples.iter().map(|s| s.groups).sum();
     let syncs: u64 = samples.iter().map(|s| s.syncs).sum();
     let appends_per_second = median(&mut appends);
@@ -435,6 +306,7 @@ fn summarize(
         appends_per_second,
         megabytes_per_second: appends_per_second * record_bytes as f64 / 1e6,
         median_latency_us: median(&mut latencies),
+        median_build_us: (!builds.is_empty()).then(|| median(&mut builds)),
         syncs_per_group: syncs as f64 / groups.max(1) as f64,
         ratio_to_bare: 0.0,
     }
@@ -443,13 +315,25 @@ fn summarize(
 #[derive(Clone, Copy)]
 enum Subject {
     Bare(Bare),
-    Log(Backend, SyncMode),
+    Log(LogSubject),
 }
 
-const SUBJECTS: [(&str, Subject); 8] = [
+const fn log_subject(backend: Backend, sync_mode: SyncMode, driver: Driver) -> Subject {
+    Subject::Log(LogSubject {
+        backend,
+        sync_mode,
+        driver,
+    })
+}
+
+const SUBJECTS: [(&str, Subject); 10] = [
     (
         "bare O_DIRECT+fdatasync",
         Subject::Bare(Bare::DirectFdatasync),
+    ),
+    (
+        "bare O_DIRECT+fdatasync, payload-size writes",
+        Subject::Bare(Bare::DirectFdatasyncPayloadSize),
     ),
     ("bare O_DIRECT+O_DSYNC", Subject::Bare(Bare::DirectDsync)),
     (
@@ -462,19 +346,23 @@ const SUBJECTS: [(&str, Subject); 8] = [
     ),
     (
         "log io_uring, fdatasync",
-        Subject::Log(Backend::IoUring, SyncMode::Fdatasync),
+        log_subject(Backend::IoUring, SyncMode::Fdatasync, Driver::OneAtATime),
     ),
     (
         "log io_uring, O_DSYNC",
-        Subject::Log(Backend::IoUring, SyncMode::Dsync),
+        log_subject(Backend::IoUring, SyncMode::Dsync, Driver::OneAtATime),
+    ),
+    (
+        "log io_uring pipelined, fdatasync",
+        log_subject(Backend::IoUring, SyncMode::Fdatasync, Driver::Pipelined),
     ),
     (
         "log portable, fdatasync",
-        Subject::Log(Backend::Portable, SyncMode::Fdatasync),
+        log_subject(Backend::Portable, SyncMode::Fdatasync, Driver::OneAtATime),
     ),
     (
         "log portable, O_DSYNC",
-        Subject::Log(Backend::Portable, SyncMode::Dsync),
+        log_subject(Backend::Portable, SyncMode::Dsync, Driver::OneAtATime),
     ),
 ];
 
@@ -490,16 +378,25 @@ fn run_cell(
     for (index, (_, subject)) in SUBJECTS.iter().enumerate() {
         runners.push(match *subject {
             Subject::Bare(bare) => {
-                Runner::open_bare(bare, write_bytes, scratch.join(format!("bare-{index}")))?
+                let bytes = match bare {
+                    Bare::DirectFdatasyncPayloadSize => payload_bytes.next_multiple_of(BLOCK_BYTES),
+                    _ => write_bytes,
+                };
+                Runner::open_bare(bare, bytes, scratch.join(format!("bare-{index}")))?
             }
-            Subject::Log(backend, sync_mode) => Runner::open_log(
-                sync_mode,
-                backend,
+            Subject::Log(subject) => Runner::open_log(
+                subject,
                 record_bytes,
                 per_group,
+                config.seconds_per_cell,
                 &scratch.join(format!("log-{index}")),
             )?,
         });
+    }
+    // One short untimed slice each: io-wq workers started, caches warm,
+    // the log's first segment in use.
+    for runner in &mut runners {
+        runner.slice(config.seconds_per_cell / 4.0, per_group, payload_bytes)?;
     }
     let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
     // Subjects take turns in short slices, so a noisy neighbour on the disk
@@ -517,8 +414,14 @@ fn run_cell(
     let mut rows: Vec<BenchRow> = SUBJECTS
         .iter()
         .zip(&samples)
-        .map(|((subject, _), samples)| {
-            summarize(subject, record_bytes, per_group, write_bytes, samples)
+        .map(|((name, subject), samples)| {
+            let bytes = match subject {
+                Subject::Bare(Bare::DirectFdatasyncPayloadSize) => {
+                    payload_bytes.next_multiple_of(BLOCK_BYTES)
+                }
+                _ => write_bytes,
+            };
+            summarize(name, record_bytes, per_group, bytes, samples)
         })
         .collect();
     let bare = rows[0].appends_per_second.max(1e-9);

@@ -292,11 +292,20 @@ impl UringLog {
     /// As [`Log::commit`], and ring failures.
     pub fn commit(&mut self) -> Result<Option<CommitSeq>> {
         loop {
+            // `wait` submits what `push` queued and waits for all of it
+            // with one `io_uring_enter`.
             self.wait()?;
-            if !self.submit()? {
+            if !self.push()? {
                 return Ok(self.log.durable());
             }
         }
+    }
+
+    /// Queues the pending group's operations without entering the kernel.
+    fn push(&mut self) -> Result<bool> {
+        let (submitter, mut queue, _) = self.ring.split();
+        let pushed = self.writer.prepare(&mut self.log, &submitter, &mut queue)?;
+        Ok(pushed > 0)
     }
 
     /// Puts the pending group on the ring without waiting for it, so the
@@ -306,16 +315,13 @@ impl UringLog {
     /// # Errors
     /// As [`Log::start_commit`], and ring failures.
     pub fn submit(&mut self) -> Result<bool> {
-        let pushed = {
-            let (submitter, mut queue, _) = self.ring.split();
-            self.writer.prepare(&mut self.log, &submitter, &mut queue)?
-        };
-        if pushed > 0 {
+        let pushed = self.push()?;
+        if pushed {
             self.ring
                 .submit()
                 .map_err(|error| ring_error(&self.log, "submitting to io_uring", error))?;
         }
-        Ok(pushed > 0)
+        Ok(pushed)
     }
 
     /// Waits until the group in flight (if any) is durable.

@@ -25,7 +25,10 @@ use crate::format::SegmentId;
 /// [`SyncMode::Fdatasync`]: measured side by side (`synod bench log`, see
 /// the crate README) the two are equal within noise for the portable back
 /// end, while under io_uring the linked `fdatasync` is much faster than an
-/// `O_DSYNC` write whenever the machine's CPUs are busy.
+/// `O_DSYNC` write whenever the machine's CPUs are busy: without FUA, an
+/// `O_DSYNC` direct write is finished (its flush included) by a per-CPU
+/// kernel worker, which then waits for a scheduler tick behind whatever
+/// runs on that CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncMode {
     /// The segment is opened `O_DIRECT | O_DSYNC`: each write is durable
