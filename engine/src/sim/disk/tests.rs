@@ -353,3 +353,27 @@ fn segments_roll_over_are_recycled_and_compacted() {
     );
     assert_eq!(recovered.accepted.len(), 8);
 }
+
+/// Review of the simdisk merge: the world decides whether another replica
+/// may be damaged from `will_recover_damaged` (through `damage_pending`),
+/// so it must say what the next recovery will find. A replica that catches
+/// up hands out "still recovering" and then "done" metadata; when both land
+/// in one group commit, the log's recovery takes the first record of the
+/// group and the replica restarts damaged, while the disk said it would not.
+#[test]
+fn will_recover_damaged_agrees_with_recovery_when_one_group_clears_the_flag() {
+    let mut disk = started(MemoryDisk::new(true));
+    disk.write(PersistSeq(1), vec![metadata(true)]);
+    disk.write(PersistSeq(2), vec![accepted(1, 1), metadata(false)]);
+    write_and_sync(&mut disk);
+    assert_eq!(disk.durable_seq(), PersistSeq(2));
+    let predicted = disk.will_recover_damaged();
+    let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
+    let recovered = disk.recover().expect("recovers");
+    assert_eq!(
+        predicted, recovered.damaged,
+        "will_recover_damaged said {predicted} while the replica was up, but it restarts with damaged = {} \
+         (metadata {:?})",
+        recovered.damaged, recovered.metadata
+    );
+}
