@@ -161,3 +161,31 @@ fn an_extreme_log_start_in_a_valid_metadata_copy_does_not_panic_recovery() {
     let outcome = synod_log::peek(&mut probe, &small_config());
     assert!(outcome.map_or(true, |recovered| recovered.damaged));
 }
+
+#[test]
+fn an_extreme_write_number_in_a_valid_metadata_copy_does_not_panic_open() {
+    // Open now writes the metadata file itself (the damage marker): a copy
+    // whose write number is u64::MAX (valid checksum) overflows it.
+    let storage = MemStorage::new();
+    let (mut log, _) = open_mem(&storage, small_config());
+    log.persist_metadata(metadata(1, false)).unwrap();
+    log.append(&entry(1, 1, 100)).unwrap();
+    log.commit().unwrap();
+    log.append(&entry(2, 1, 6000)).unwrap();
+    let write = log.start_commit().unwrap().expect("a group");
+    storage.write_pending(&write).unwrap();
+    drop(write);
+    drop(log);
+    storage.restart(CrashFault::TearLastWrite { keep_bytes: 100 });
+    let mut file = storage.durable_bytes(METADATA_FILE).unwrap();
+    for copy in 0..2 {
+        let block = &mut file[copy * BLOCK_BYTES..(copy + 1) * BLOCK_BYTES];
+        if let Ok(Some(mut decoded)) = decode_metadata_copy(block) {
+            decoded.write_seq = u64::MAX;
+            encode_metadata_copy(block, &decoded);
+        }
+    }
+    storage.put_file(METADATA_FILE, file);
+    // An error is acceptable; a panic is not.
+    let _ = synod_log::Log::open(storage.clone(), small_config());
+}
