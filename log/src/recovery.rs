@@ -89,17 +89,27 @@ pub(crate) struct Repair {
 
 /// Where the current `recovering` flag stands in log order: metadata
 /// records of groups at or after `records_from` supersede it, earlier ones
-/// do not. A metadata copy written with `supersedes_below = K` stands at K;
-/// a metadata record of group G at G + 1.
+/// do not. A metadata copy written with `supersedes_below = K` stands at K
+/// (just before the first record of group K); a metadata record of group G
+/// stands at G as well, so the later records of its own group (which the
+/// walk meets after it) still supersede it: within a group, as across
+/// groups, the last record in log order wins, as the writer folds a group
+/// ([`Metadata::followed_by`]).
+///
+/// Taking a record of group G again (a checkpoint placed at G holds the
+/// fold of G's records, whose last one is re-read on recovery) gives the
+/// same flag, since the fold of a group ends with its last record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MetadataOrder {
     pub(crate) records_from: CommitSeq,
 }
 
 impl MetadataOrder {
-    /// Combines `current` with `later`, a metadata record of group `group`
-    /// (promised and commit point by maximum; `recovering` only when the
-    /// record is newer than the current value). Returns the combination.
+    /// Combines `current` with `record`, a metadata record of group
+    /// `group` (or the fold of that group's records, in order) met after
+    /// everything `current` holds: promised and commit point by maximum;
+    /// `recovering` only when the record is newer than the current value
+    /// in log order. Returns the combination.
     pub(crate) fn take_record(
         &mut self,
         current: Metadata,
@@ -107,7 +117,7 @@ impl MetadataOrder {
         group: CommitSeq,
     ) -> Metadata {
         if group >= self.records_from {
-            self.records_from = CommitSeq(group.0 + 1);
+            self.records_from = group;
             current.followed_by(record)
         } else {
             Metadata {
