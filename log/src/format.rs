@@ -546,8 +546,12 @@ pub fn encode_metadata_copy(block: &mut [u8], copy: &MetadataCopy) {
 
 /// Decodes one metadata copy: `Ok(None)` for an all-zero (never written) block.
 ///
+/// The checksum is checked before the version: a copy that fails it is a
+/// damaged copy (the other copy may still be good), whatever its version
+/// bytes say; only a copy whose checksum holds can be of another version.
+///
 /// # Errors
-/// A newer version, or a damaged copy (described).
+/// A damaged copy (described), or a checksum-valid copy of another version.
 pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, HeaderDefect> {
     if block.len() < METADATA_COPY_BYTES || block[..METADATA_COPY_BYTES].iter().all(|&b| b == 0) {
         return Ok(None);
@@ -555,12 +559,13 @@ pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, Header
     if block[0..8] != METADATA_MAGIC {
         return Err(HeaderDefect::Corrupt("no metadata magic".to_string()));
     }
-    check_version(read_u32(block, 8))?;
     if crc32c::crc32c(&block[0..64]) != read_u32(block, 64) {
-        return Err(HeaderDefect::Corrupt(
-            "metadata checksum mismatch".to_string(),
-        ));
+        return Err(HeaderDefect::Corrupt(format!(
+            "metadata checksum mismatch (version field {})",
+            read_u32(block, 8)
+        )));
     }
+    check_version(read_u32(block, 8))?;
     let recovering = match block[33] {
         0 => false,
         1 => true,
@@ -597,6 +602,14 @@ pub fn encode_snapshot(slot: Slot, bytes: &[u8]) -> Vec<u8> {
     let crc = crc32c::crc32c(&out);
     out[32..36].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// The version field of a metadata copy whose magic is ours, whatever its
+/// checksum says (`None`: an all-zero block, or not our magic).
+#[must_use]
+pub fn metadata_copy_version(block: &[u8]) -> Option<u32> {
+    (block.len() >= METADATA_COPY_BYTES && block[0..8] == METADATA_MAGIC)
+        .then(|| read_u32(block, 8))
 }
 
 /// Decodes a snapshot file into its slot and bytes.

@@ -189,3 +189,37 @@ fn an_extreme_write_number_in_a_valid_metadata_copy_does_not_panic_open() {
     // An error is acceptable; a panic is not.
     let _ = synod_log::Log::open(storage.clone(), small_config());
 }
+
+#[test]
+fn a_metadata_file_of_another_version_is_refused_unchanged_whatever_its_checksums() {
+    // Both copies name another version and neither checksum holds (a
+    // format whose checksum lies elsewhere): refused, not taken for damage
+    // (which would write the damage marker into it).
+    let storage = log_with_two_metadata_copies();
+    let mut file = storage.durable_bytes(METADATA_FILE).unwrap();
+    for copy in 0..2 {
+        file[copy * BLOCK_BYTES + 8] = 3;
+    }
+    storage.put_file(METADATA_FILE, file.clone());
+    match synod_log::Log::open(storage.clone(), small_config()) {
+        Err(LogError::UnsupportedVersion { found: 3, .. }) => {}
+        Err(other) => panic!("expected UnsupportedVersion, got {other}"),
+        Ok(_) => panic!("a metadata file of another version was opened"),
+    }
+    assert_eq!(storage.durable_bytes(METADATA_FILE).unwrap(), file);
+}
+
+#[test]
+fn a_checksum_valid_metadata_copy_of_another_version_is_refused() {
+    let storage = log_with_two_metadata_copies();
+    let mut file = storage.durable_bytes(METADATA_FILE).unwrap();
+    let block = &mut file[..BLOCK_BYTES];
+    block[8] = 3;
+    let crc = crc32c::crc32c(&block[0..64]);
+    block[64..68].copy_from_slice(&crc.to_le_bytes());
+    storage.put_file(METADATA_FILE, file);
+    assert!(matches!(
+        synod_log::Log::open(storage.clone(), small_config()),
+        Err(LogError::UnsupportedVersion { found: 3, .. })
+    ));
+}

@@ -179,10 +179,23 @@ fn metadata_copies_and_snapshots_round_trip_and_detect_damage() {
         for index in 0..METADATA_COPY_BYTES {
             let mut damaged = block.clone();
             damaged[index] ^= 4;
-            assert!(decode_metadata_copy(&damaged).is_err(), "flip at {index}");
+            // A flip anywhere, the version bytes included, is damage (the
+            // other copy may be good), never "another version".
+            assert!(
+                matches!(decode_metadata_copy(&damaged), Err(HeaderDefect::Corrupt(_))),
+                "flip at {index}"
+            );
         }
+        // Only a copy whose checksum holds is of another version.
         let mut older = block.clone();
         older[8] = 1;
+        assert!(matches!(
+            decode_metadata_copy(&older),
+            Err(HeaderDefect::Corrupt(_))
+        ));
+        assert_eq!(metadata_copy_version(&older), Some(1));
+        let crc = crc32c::crc32c(&older[0..64]);
+        older[64..68].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             decode_metadata_copy(&older),
             Err(HeaderDefect::OlderVersion(1))
