@@ -333,6 +333,11 @@ fn check_record_fields(header: &RecordHeader, payload: &[u8]) -> Result<(), Reco
     if header.flags & !allowed != 0 {
         return Err(RecordDefect::BadField("flags"));
     }
+    // The writer never seals group u64::MAX (no number would follow it),
+    // so readers may count on `commit_seq + 1`.
+    if header.commit_seq.0 == u64::MAX {
+        return Err(RecordDefect::BadField("commit sequence number"));
+    }
     match header.kind {
         RecordKind::Metadata if header.entry_count != 0 || !payload.is_empty() => {
             Err(RecordDefect::BadField("metadata record size"))

@@ -344,7 +344,9 @@ impl<S: Storage> Log<S> {
     ///
     /// # Errors
     /// [`LogError::DiskFull`] when the next segment could not be prepared
-    /// (the group stays pending; try again later), and refusals after a failure.
+    /// (the group stays pending; try again later), refusals after a failure,
+    /// and [`LogError::Corruption`] when no group number is left (recovery
+    /// resumed after a damaged group number of u64::MAX - 1).
     pub fn start_commit(&mut self) -> Result<Option<PendingWrite>> {
         if let Health::Failed(reason) = &self.health {
             return Err(LogError::Failed {
@@ -361,6 +363,15 @@ impl<S: Storage> Log<S> {
         if self.building.is_empty() {
             return Ok(None);
         }
+        let Some(next_commit) = self.next_commit.0.checked_add(1) else {
+            // Recovery resumed after a group numbered u64::MAX - 1, which
+            // only damage with a valid checksum can put on disk.
+            return Err(LogError::Corruption {
+                path: self.storage.path_of(&self.active.file_name()),
+                offset: self.active_offset_bytes,
+                reason: "group numbers are exhausted (the last group is u64::MAX - 1)".to_string(),
+            });
+        };
         let length_bytes = self.building.sealed_bytes();
         if self.active_offset_bytes + length_bytes as u64 > self.active_bytes {
             self.roll_over()?;
@@ -395,7 +406,7 @@ impl<S: Storage> Log<S> {
             group,
         };
         self.active_offset_bytes += length_bytes as u64;
-        self.next_commit = CommitSeq(commit_seq.0 + 1);
+        self.next_commit = CommitSeq(next_commit);
         self.in_flight = Some(commit_seq);
         Ok(Some(write))
     }

@@ -231,6 +231,14 @@ fn check_segment_header(bytes: &[u8], segment: SegmentId, path: PathBuf) -> Resu
             reason: format!("its header names segment {}", header.segment.0),
         });
     }
+    if segment.0 == u64::MAX {
+        // The writer never gets here (ids rise by one from 1): no id
+        // would be left for the segment after it.
+        return Err(LogError::ForeignFile {
+            path,
+            reason: "segment id u64::MAX leaves no id for the next segment".to_string(),
+        });
+    }
     if header.segment_bytes != bytes.len() as u64 {
         return Err(LogError::Corruption {
             path,
@@ -252,6 +260,14 @@ fn recover_snapshot(storage: &mut impl Storage, recovered: &mut Recovered) -> Re
     };
     let (slot, bytes) =
         decode_snapshot(&file).map_err(|defect| header_error(path.clone(), defect))?;
+    if slot.0 == u64::MAX {
+        // Slots never run out; only damage with a valid checksum says so.
+        return Err(LogError::Corruption {
+            path,
+            offset: 16,
+            reason: "snapshot slot u64::MAX".to_string(),
+        });
+    }
     recovered.report.snapshot = Some((path, slot, bytes.len()));
     recovered.snapshot = Some(Snapshot {
         slot,
@@ -496,11 +512,21 @@ impl Walk {
                 reason,
             } => {
                 // The broken group is `expected`; a group after it proves damage.
+                // (The hint comes from a metadata copy: with u64::MAX there,
+                // no later group can exist.)
                 let broken_group = self.expected.unwrap_or(self.log_start_hint);
-                let same_min = CommitSeq(broken_group.0 + 1);
-                self.evidence =
-                    find_later_group(bytes, segment, group_offset + BLOCK_BYTES, same_min)
-                        .map(|(found, commit)| (file.clone(), found as u64, commit));
+                self.evidence = broken_group
+                    .0
+                    .checked_add(1)
+                    .and_then(|same_min| {
+                        find_later_group(
+                            bytes,
+                            segment,
+                            group_offset + BLOCK_BYTES,
+                            CommitSeq(same_min),
+                        )
+                    })
+                    .map(|(found, commit)| (file.clone(), found as u64, commit));
                 self.stop = Some(Stop {
                     segment,
                     file,

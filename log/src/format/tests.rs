@@ -239,3 +239,20 @@ fn promises_and_commit_points_only_rise_and_recovering_follows_the_later_value()
     assert_eq!(again.promised, high.promised, "a promise never falls");
     assert!(again.recovering, "set again by the later value");
 }
+
+#[test]
+fn a_record_of_group_u64_max_is_refused_even_with_a_valid_checksum() {
+    let mut bytes = vec![0u8; RECORD_HEADER_BYTES + 32];
+    RecordHeader {
+        commit_seq: CommitSeq(u64::MAX),
+        ..header()
+    }
+    .encode(&mut bytes);
+    encode_entry_prefix(&mut bytes[RECORD_HEADER_BYTES..], 5);
+    let payload_crc = crc32c::crc32c(&bytes[RECORD_HEADER_BYTES..]);
+    seal_record(&mut bytes, payload_crc);
+    assert_eq!(
+        decode_record(&bytes),
+        Err(RecordDefect::BadField("commit sequence number"))
+    );
+}
