@@ -609,14 +609,6 @@ pub fn encode_snapshot(slot: Slot, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The version field of a metadata copy whose magic is ours, whatever its
-/// checksum says (`None`: an all-zero block, or not our magic).
-#[must_use]
-pub fn metadata_copy_version(block: &[u8]) -> Option<u32> {
-    (block.len() >= METADATA_COPY_BYTES && block[0..8] == METADATA_MAGIC)
-        .then(|| read_u32(block, 8))
-}
-
 /// Decodes a snapshot file into its slot and bytes.
 ///
 /// # Errors

@@ -26,8 +26,8 @@ use synod_net::wire::{AcceptedEntry, Batch, Slot, Snapshot};
 
 use crate::error::{LogError, Result};
 use crate::format::{
-    decode_metadata_copy, decode_segment_header, decode_snapshot, entries, metadata_copy_version,
-    CommitSeq, HeaderDefect, Metadata, MetadataCopy, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
+    decode_metadata_copy, decode_segment_header, decode_snapshot, entries, CommitSeq, HeaderDefect,
+    Metadata, MetadataCopy, SegmentId, BLOCK_BYTES, FORMAT_VERSION,
 };
 use crate::report::{Damage, RecoveryReport, SegmentReport};
 use crate::scan::{find_later_group, scan_segment, SegmentEnd};
@@ -286,9 +286,6 @@ fn recover_metadata_file(
         return Ok(());
     };
     let mut best: Option<MetadataCopy> = None;
-    // A damaged copy whose version field is not ours: a bit flip, or a
-    // file another format wrote (whose checksum need not be where ours is).
-    let mut other_version: Option<u32> = None;
     for copy_index in 0..2 {
         let block = file.get(copy_index * BLOCK_BYTES..(copy_index + 1) * BLOCK_BYTES);
         match block.map(decode_metadata_copy) {
@@ -309,28 +306,14 @@ fn recover_metadata_file(
                     supported: FORMAT_VERSION,
                 })
             }
-            Some(Err(defect)) => {
-                other_version = other_version.or(block
-                    .and_then(metadata_copy_version)
-                    .filter(|&version| version != FORMAT_VERSION));
-                recovered.report.damage.push(Damage::MetadataCopy {
-                    file: path.clone(),
-                    offset: (copy_index * BLOCK_BYTES) as u64,
-                    reason: format!("{defect:?}"),
-                });
-            }
+            // A copy failing its checksum is damage, whatever its version
+            // bytes say (`decode_metadata_copy` checks the checksum first).
+            Some(Err(defect)) => recovered.report.damage.push(Damage::MetadataCopy {
+                file: path.clone(),
+                offset: (copy_index * BLOCK_BYTES) as u64,
+                reason: format!("{defect:?}"),
+            }),
         }
-    }
-    // With one good copy, a damaged one is damage, whatever its version
-    // bytes say. With none, a copy naming another version may be a whole
-    // file of another format: refuse it (changing nothing) rather than
-    // take it for damage and write the damage marker into it.
-    if let (None, Some(found)) = (best, other_version) {
-        return Err(LogError::UnsupportedVersion {
-            path,
-            found,
-            supported: FORMAT_VERSION,
-        });
     }
     if let Some(copy) = best {
         recovered.metadata = copy.metadata;

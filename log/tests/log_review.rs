@@ -191,22 +191,20 @@ fn an_extreme_write_number_in_a_valid_metadata_copy_does_not_panic_open() {
 }
 
 #[test]
-fn a_metadata_file_of_another_version_is_refused_unchanged_whatever_its_checksums() {
-    // Both copies name another version and neither checksum holds (a
-    // format whose checksum lies elsewhere): refused, not taken for damage
-    // (which would write the damage marker into it).
+fn metadata_copies_that_both_fail_their_checksums_are_damage_not_another_version() {
+    // Both copies' version bytes hit: neither checksum holds, so both are
+    // damaged copies; the log opens as damaged (a non-voter) instead of
+    // refusing a version it cannot know was written.
     let storage = log_with_two_metadata_copies();
     let mut file = storage.durable_bytes(METADATA_FILE).unwrap();
     for copy in 0..2 {
-        file[copy * BLOCK_BYTES + 8] = 3;
+        file[copy * BLOCK_BYTES + 8] ^= 0x01;
     }
-    storage.put_file(METADATA_FILE, file.clone());
-    match synod_log::Log::open(storage.clone(), small_config()) {
-        Err(LogError::UnsupportedVersion { found: 3, .. }) => {}
-        Err(other) => panic!("expected UnsupportedVersion, got {other}"),
-        Ok(_) => panic!("a metadata file of another version was opened"),
-    }
-    assert_eq!(storage.durable_bytes(METADATA_FILE).unwrap(), file);
+    storage.put_file(METADATA_FILE, file);
+    let (_, recovered) = synod_log::Log::open(storage.clone(), small_config())
+        .expect("two damaged copies are damage");
+    assert!(recovered.damaged);
+    assert!(recovered.metadata.recovering, "the damage is marked");
 }
 
 #[test]
