@@ -166,7 +166,7 @@ impl<S: Storage> Log<S> {
     /// clears it by appending metadata without it once it has caught up.
     /// The metadata file is also rewritten when it was placed (in log
     /// order) after groups that turned out lost, whose numbers the next
-    /// groups take again.
+    /// groups take again, and (both copies) when a copy was damaged.
     ///
     /// # Errors
     /// Configuration errors; foreign files, other format versions;
@@ -221,12 +221,24 @@ impl<S: Storage> Log<S> {
             config,
         };
         let unmarked = recovered.damaged && !recovered.metadata.recovering;
-        if unmarked || resume.metadata_file_ahead {
+        let copy_damaged = recovered
+            .report
+            .damage
+            .iter()
+            .any(|damage| matches!(damage, crate::report::Damage::MetadataCopy { .. }));
+        if unmarked || resume.metadata_file_ahead || copy_damaged {
             let metadata = Metadata {
                 recovering: recovered.metadata.recovering || recovered.damaged,
                 ..recovered.metadata
             };
             log.persist_metadata(metadata)?;
+            if copy_damaged {
+                // Each write goes to the other block, so a second one
+                // rewrites both: no damaged copy outlives the repair (it
+                // would make every later restart damaged, until the next
+                // checkpoint, though the owner had caught up).
+                log.persist_metadata(metadata)?;
+            }
             recovered.metadata = metadata;
         }
         log.resume_writer(&resume)?;

@@ -221,3 +221,48 @@ fn a_checksum_valid_metadata_copy_of_another_version_is_refused() {
         Err(LogError::UnsupportedVersion { found: 3, .. })
     ));
 }
+
+#[test]
+fn open_repairs_a_damaged_metadata_copy_even_when_the_marker_is_already_set() {
+    // Already recovering (marker set), then one copy is hit: the next open
+    // must rewrite it, or every later restart would be damaged again
+    // although the owner has caught up.
+    for hit in 0..2 {
+        let storage = MemStorage::new();
+        let (mut log, _) = open_mem(&storage, small_config());
+        log.persist_metadata(metadata(1, true)).unwrap();
+        log.persist_metadata(metadata(2, true)).unwrap();
+        log.append(&entry(1, 2, 100)).unwrap();
+        log.commit().unwrap();
+        drop(log);
+        assert!(storage.corrupt(METADATA_FILE, hit * BLOCK_BYTES + 20, 0x10));
+        let (mut log, recovered) = open_mem(&storage, small_config());
+        assert!(recovered.damaged && recovered.metadata.recovering);
+        // The owner catches up and clears the flag.
+        log.append_metadata(metadata(2, false)).unwrap();
+        log.commit().unwrap();
+        drop(log);
+        let recovered = reopen(&storage);
+        assert!(
+            !recovered.damaged && !recovered.metadata.recovering,
+            "copy {hit}: {}",
+            recovered.report
+        );
+        assert_eq!(recovered.metadata.promised, ballot(2, 1));
+    }
+}
+
+#[test]
+fn open_repairs_both_metadata_copies_when_both_are_damaged() {
+    let storage = log_with_two_metadata_copies();
+    for copy in 0..2 {
+        assert!(storage.corrupt(METADATA_FILE, copy * BLOCK_BYTES + 30, 0x01));
+    }
+    let (log, recovered) = open_mem(&storage, small_config());
+    assert!(recovered.damaged);
+    drop(log);
+    let mut probe = storage.clone();
+    let again = synod_log::peek(&mut probe, &small_config()).unwrap();
+    assert!(again.report.damage.is_empty(), "{}", again.report);
+    assert!(again.metadata.recovering, "the marker stays until cleared");
+}
