@@ -126,8 +126,7 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                 if log.append_metadata(metadata).is_err() {
                     log.commit().expect("commit");
                     model.land_pending();
-                    log.append_metadata(metadata)
-                        .expect("room after a commit");
+                    log.append_metadata(metadata).expect("room after a commit");
                 }
                 model.pending_metadata = Some(match model.pending_metadata {
                     Some((earlier, _)) => (earlier.max(round), recovering),

@@ -145,7 +145,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if mode & 4 == 4 {
         let slot = input.number();
-        storage.put_file(SNAPSHOT_FILE, encode_snapshot(Slot(slot), &slot.to_le_bytes()));
+        storage.put_file(
+            SNAPSHOT_FILE,
+            encode_snapshot(Slot(slot), &slot.to_le_bytes()),
+        );
     }
     let _ = synod_log::peek(&mut storage.clone(), &config);
     let Ok((mut log, recovered)) = Log::open(storage.clone(), config.clone()) else {

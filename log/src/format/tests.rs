@@ -182,7 +182,10 @@ fn metadata_copies_and_snapshots_round_trip_and_detect_damage() {
             // A flip anywhere, the version bytes included, is damage (the
             // other copy may be good), never "another version".
             assert!(
-                matches!(decode_metadata_copy(&damaged), Err(HeaderDefect::Corrupt(_))),
+                matches!(
+                    decode_metadata_copy(&damaged),
+                    Err(HeaderDefect::Corrupt(_))
+                ),
                 "flip at {index}"
             );
         }
