@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use synod_net::wire::{Slot, Snapshot};
 
-use crate::error::Result;
+use crate::error::{LogError, Result};
 use crate::format::{
     encode_metadata_copy, encode_snapshot, CommitSeq, Metadata, MetadataCopy, RecordHeader,
     SegmentId, BLOCK_BYTES,
@@ -177,7 +177,16 @@ impl<S: Storage> Log<S> {
                 && metadata.commit_point >= self.state.metadata.commit_point,
             "durable promises and commit points never fall"
         );
-        let write_seq = self.state.metadata_file_seq + 1;
+        let Some(write_seq) = self.state.metadata_file_seq.checked_add(1) else {
+            // Only a damaged (or crafted) copy with a valid checksum gets here.
+            return Err(LogError::Corruption {
+                path: self.storage.path_of(METADATA_FILE),
+                offset: (self.state.metadata_file_seq % 2) * BLOCK_BYTES as u64,
+                reason: "the metadata copy's write number is u64::MAX: no later copy can be \
+                         numbered"
+                    .to_string(),
+            });
+        };
         let copy_index = (write_seq % 2) as usize;
         let mut block = vec![0u8; BLOCK_BYTES];
         let copy = MetadataCopy {

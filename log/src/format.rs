@@ -333,6 +333,11 @@ fn check_record_fields(header: &RecordHeader, payload: &[u8]) -> Result<(), Reco
     if header.flags & !allowed != 0 {
         return Err(RecordDefect::BadField("flags"));
     }
+    // The writer never seals group u64::MAX (no number would follow it),
+    // so readers may count on `commit_seq + 1`.
+    if header.commit_seq.0 == u64::MAX {
+        return Err(RecordDefect::BadField("commit sequence number"));
+    }
     match header.kind {
         RecordKind::Metadata if header.entry_count != 0 || !payload.is_empty() => {
             Err(RecordDefect::BadField("metadata record size"))
@@ -546,8 +551,12 @@ pub fn encode_metadata_copy(block: &mut [u8], copy: &MetadataCopy) {
 
 /// Decodes one metadata copy: `Ok(None)` for an all-zero (never written) block.
 ///
+/// The checksum is checked before the version: a copy that fails it is a
+/// damaged copy (the other copy may still be good), whatever its version
+/// bytes say; only a copy whose checksum holds can be of another version.
+///
 /// # Errors
-/// A newer version, or a damaged copy (described).
+/// A damaged copy (described), or a checksum-valid copy of another version.
 pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, HeaderDefect> {
     if block.len() < METADATA_COPY_BYTES || block[..METADATA_COPY_BYTES].iter().all(|&b| b == 0) {
         return Ok(None);
@@ -555,12 +564,13 @@ pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, Header
     if block[0..8] != METADATA_MAGIC {
         return Err(HeaderDefect::Corrupt("no metadata magic".to_string()));
     }
-    check_version(read_u32(block, 8))?;
     if crc32c::crc32c(&block[0..64]) != read_u32(block, 64) {
-        return Err(HeaderDefect::Corrupt(
-            "metadata checksum mismatch".to_string(),
-        ));
+        return Err(HeaderDefect::Corrupt(format!(
+            "metadata checksum mismatch (version field {})",
+            read_u32(block, 8)
+        )));
     }
+    check_version(read_u32(block, 8))?;
     let recovering = match block[33] {
         0 => false,
         1 => true,

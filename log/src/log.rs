@@ -166,7 +166,7 @@ impl<S: Storage> Log<S> {
     /// clears it by appending metadata without it once it has caught up.
     /// The metadata file is also rewritten when it was placed (in log
     /// order) after groups that turned out lost, whose numbers the next
-    /// groups take again.
+    /// groups take again, and (both copies) when a copy was damaged.
     ///
     /// # Errors
     /// Configuration errors; foreign files, other format versions;
@@ -221,12 +221,24 @@ impl<S: Storage> Log<S> {
             config,
         };
         let unmarked = recovered.damaged && !recovered.metadata.recovering;
-        if unmarked || resume.metadata_file_ahead {
+        let copy_damaged = recovered
+            .report
+            .damage
+            .iter()
+            .any(|damage| matches!(damage, crate::report::Damage::MetadataCopy { .. }));
+        if unmarked || resume.metadata_file_ahead || copy_damaged {
             let metadata = Metadata {
                 recovering: recovered.metadata.recovering || recovered.damaged,
                 ..recovered.metadata
             };
             log.persist_metadata(metadata)?;
+            if copy_damaged {
+                // Each write goes to the other block, so a second one
+                // rewrites both: no damaged copy outlives the repair (it
+                // would make every later restart damaged, until the next
+                // checkpoint, though the owner had caught up).
+                log.persist_metadata(metadata)?;
+            }
             recovered.metadata = metadata;
         }
         log.resume_writer(&resume)?;
@@ -344,7 +356,9 @@ impl<S: Storage> Log<S> {
     ///
     /// # Errors
     /// [`LogError::DiskFull`] when the next segment could not be prepared
-    /// (the group stays pending; try again later), and refusals after a failure.
+    /// (the group stays pending; try again later), refusals after a failure,
+    /// and [`LogError::Corruption`] when no group number is left (recovery
+    /// resumed after a damaged group number of u64::MAX - 1).
     pub fn start_commit(&mut self) -> Result<Option<PendingWrite>> {
         if let Health::Failed(reason) = &self.health {
             return Err(LogError::Failed {
@@ -361,6 +375,15 @@ impl<S: Storage> Log<S> {
         if self.building.is_empty() {
             return Ok(None);
         }
+        let Some(next_commit) = self.next_commit.0.checked_add(1) else {
+            // Recovery resumed after a group numbered u64::MAX - 1, which
+            // only damage with a valid checksum can put on disk.
+            return Err(LogError::Corruption {
+                path: self.storage.path_of(&self.active.file_name()),
+                offset: self.active_offset_bytes,
+                reason: "group numbers are exhausted (the last group is u64::MAX - 1)".to_string(),
+            });
+        };
         let length_bytes = self.building.sealed_bytes();
         if self.active_offset_bytes + length_bytes as u64 > self.active_bytes {
             self.roll_over()?;
@@ -395,7 +418,7 @@ impl<S: Storage> Log<S> {
             group,
         };
         self.active_offset_bytes += length_bytes as u64;
-        self.next_commit = CommitSeq(commit_seq.0 + 1);
+        self.next_commit = CommitSeq(next_commit);
         self.in_flight = Some(commit_seq);
         Ok(Some(write))
     }

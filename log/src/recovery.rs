@@ -89,17 +89,27 @@ pub(crate) struct Repair {
 
 /// Where the current `recovering` flag stands in log order: metadata
 /// records of groups at or after `records_from` supersede it, earlier ones
-/// do not. A metadata copy written with `supersedes_below = K` stands at K;
-/// a metadata record of group G at G + 1.
+/// do not. A metadata copy written with `supersedes_below = K` stands at K
+/// (just before the first record of group K); a metadata record of group G
+/// stands at G as well, so the later records of its own group (which the
+/// walk meets after it) still supersede it: within a group, as across
+/// groups, the last record in log order wins, as the writer folds a group
+/// ([`Metadata::followed_by`]).
+///
+/// Taking a record of group G again (a checkpoint placed at G holds the
+/// fold of G's records, whose last one is re-read on recovery) gives the
+/// same flag, since the fold of a group ends with its last record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MetadataOrder {
     pub(crate) records_from: CommitSeq,
 }
 
 impl MetadataOrder {
-    /// Combines `current` with `later`, a metadata record of group `group`
-    /// (promised and commit point by maximum; `recovering` only when the
-    /// record is newer than the current value). Returns the combination.
+    /// Combines `current` with `record`, a metadata record of group
+    /// `group` (or the fold of that group's records, in order) met after
+    /// everything `current` holds: promised and commit point by maximum;
+    /// `recovering` only when the record is newer than the current value
+    /// in log order. Returns the combination.
     pub(crate) fn take_record(
         &mut self,
         current: Metadata,
@@ -107,7 +117,7 @@ impl MetadataOrder {
         group: CommitSeq,
     ) -> Metadata {
         if group >= self.records_from {
-            self.records_from = CommitSeq(group.0 + 1);
+            self.records_from = group;
             current.followed_by(record)
         } else {
             Metadata {
@@ -221,6 +231,14 @@ fn check_segment_header(bytes: &[u8], segment: SegmentId, path: PathBuf) -> Resu
             reason: format!("its header names segment {}", header.segment.0),
         });
     }
+    if segment.0 == u64::MAX {
+        // The writer never gets here (ids rise by one from 1): no id
+        // would be left for the segment after it.
+        return Err(LogError::ForeignFile {
+            path,
+            reason: "segment id u64::MAX leaves no id for the next segment".to_string(),
+        });
+    }
     if header.segment_bytes != bytes.len() as u64 {
         return Err(LogError::Corruption {
             path,
@@ -242,6 +260,14 @@ fn recover_snapshot(storage: &mut impl Storage, recovered: &mut Recovered) -> Re
     };
     let (slot, bytes) =
         decode_snapshot(&file).map_err(|defect| header_error(path.clone(), defect))?;
+    if slot.0 == u64::MAX {
+        // Slots never run out; only damage with a valid checksum says so.
+        return Err(LogError::Corruption {
+            path,
+            offset: 16,
+            reason: "snapshot slot u64::MAX".to_string(),
+        });
+    }
     recovered.report.snapshot = Some((path, slot, bytes.len()));
     recovered.snapshot = Some(Snapshot {
         slot,
@@ -280,6 +306,8 @@ fn recover_metadata_file(
                     supported: FORMAT_VERSION,
                 })
             }
+            // A copy failing its checksum is damage, whatever its version
+            // bytes say (`decode_metadata_copy` checks the checksum first).
             Some(Err(defect)) => recovered.report.damage.push(Damage::MetadataCopy {
                 file: path.clone(),
                 offset: (copy_index * BLOCK_BYTES) as u64,
@@ -467,11 +495,21 @@ impl Walk {
                 reason,
             } => {
                 // The broken group is `expected`; a group after it proves damage.
+                // (The hint comes from a metadata copy: with u64::MAX there,
+                // no later group can exist.)
                 let broken_group = self.expected.unwrap_or(self.log_start_hint);
-                let same_min = CommitSeq(broken_group.0 + 1);
-                self.evidence =
-                    find_later_group(bytes, segment, group_offset + BLOCK_BYTES, same_min)
-                        .map(|(found, commit)| (file.clone(), found as u64, commit));
+                self.evidence = broken_group
+                    .0
+                    .checked_add(1)
+                    .and_then(|same_min| {
+                        find_later_group(
+                            bytes,
+                            segment,
+                            group_offset + BLOCK_BYTES,
+                            CommitSeq(same_min),
+                        )
+                    })
+                    .map(|(found, commit)| (file.clone(), found as u64, commit));
                 self.stop = Some(Stop {
                     segment,
                     file,

@@ -151,6 +151,7 @@ pub fn scan_segment(
             scan.records.append(&mut group);
             scan.group_count += 1;
             scan.last_commit = Some(header.commit_seq);
+            // `decode_record` refuses group u64::MAX: this cannot overflow.
             expected = Some(CommitSeq(header.commit_seq.0 + 1));
             position = position.next_multiple_of(BLOCK_BYTES);
             scan.valid_end = position.min(bytes.len());

@@ -18,6 +18,8 @@ enum Operation {
         round: u64,
         length: usize,
     },
+    /// A metadata record in the group being built (several may share a
+    /// group: the last one counts once the group is durable).
     Metadata {
         round: u64,
         recovering: bool,
@@ -41,7 +43,7 @@ fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         6 => (1u64..120, 1u64..4, 0usize..3000)
             .prop_map(|(slot, round, length)| Operation::Append { slot, round, length }),
-        1 => (1u64..6, any::<bool>()).prop_map(|(round, recovering)| Operation::Metadata { round, recovering }),
+        2 => (1u64..6, any::<bool>()).prop_map(|(round, recovering)| Operation::Metadata { round, recovering }),
         1 => (1u64..6, any::<bool>()).prop_map(|(round, recovering)| Operation::PersistMetadata { round, recovering }),
         3 => Just(Operation::Commit),
         1 => (0u8..3, 0usize..40_000).prop_map(|(fault, keep_bytes)| Operation::Crash { fault, keep_bytes }),
@@ -58,9 +60,28 @@ struct Model {
     /// The latest durable recovering flag (set by the test, or by the log
     /// when a reopen dropped something).
     recovering: bool,
+    /// The metadata records of the group being built, folded in order:
+    /// (highest promised round, the last record's flag).
+    pending_metadata: Option<(u64, bool)>,
 }
 
 impl Model {
+    /// The group being built became durable.
+    fn land_pending(&mut self) {
+        self.durable
+            .extend(self.pending.drain(..).map(|e| (e.slot, e)));
+        if let Some((round, recovering)) = self.pending_metadata.take() {
+            self.promised_round = self.promised_round.max(round);
+            self.recovering = recovering;
+        }
+    }
+
+    /// The group being built was lost.
+    fn lose_pending(&mut self) {
+        self.pending.clear();
+        self.pending_metadata = None;
+    }
+
     fn expected(&self, with_pending: bool) -> Vec<AcceptedEntry> {
         let mut all = self.durable.clone();
         if with_pending {
@@ -89,9 +110,7 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                 let accepted = entry(slot, round, length);
                 if log.append(&accepted).is_err() {
                     log.commit().expect("commit");
-                    model
-                        .durable
-                        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+                    model.land_pending();
                     log.append(&accepted).expect("room after a commit");
                 }
                 model.pending.push(accepted);
@@ -102,14 +121,17 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                     commit_point: Slot(0),
                     recovering,
                 };
-                if log.append_metadata(metadata).is_ok() {
+                // No commit here: a group may hold several metadata records
+                // (and accepted ones between them), and the last one counts.
+                if log.append_metadata(metadata).is_err() {
                     log.commit().expect("commit");
-                    model
-                        .durable
-                        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
-                    model.promised_round = model.promised_round.max(round);
-                    model.recovering = recovering;
+                    model.land_pending();
+                    log.append_metadata(metadata).expect("room after a commit");
                 }
+                model.pending_metadata = Some(match model.pending_metadata {
+                    Some((earlier, _)) => (earlier.max(round), recovering),
+                    None => (round, recovering),
+                });
                 prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
             }
             Operation::PersistMetadata { round, recovering } => {
@@ -121,16 +143,21 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                 log.persist_metadata(metadata).expect("metadata file");
                 model.promised_round = model.promised_round.max(round);
                 model.recovering = recovering;
+                // The records already in the group being built now agree
+                // with the file; records appended later supersede it.
+                if let Some((earlier, _)) = model.pending_metadata {
+                    model.pending_metadata = Some((earlier.max(round), recovering));
+                }
                 prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
             }
             Operation::Commit => {
                 log.commit().expect("commit");
-                model
-                    .durable
-                    .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+                model.land_pending();
+                prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
             }
             Operation::Crash { fault, keep_bytes } => {
                 let armed = log.has_pending();
+                let durable_before = log.durable();
                 if armed {
                     storage.arm_crash();
                     prop_assert!(log.commit().is_err());
@@ -147,15 +174,19 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
                 log = reopened;
                 let without = model.expected(false);
                 let with = model.expected(true);
-                if recovered.accepted == with && armed {
-                    model
-                        .durable
-                        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+                // The group written at the crash landed whole exactly when
+                // the durable group number rose (it is in the active
+                // segment, which is never retired).
+                let landed = log.durable() > durable_before;
+                prop_assert!(!landed || armed, "only a written group lands");
+                if landed {
+                    prop_assert_eq!(&recovered.accepted, &with);
+                    model.land_pending();
                 } else {
                     prop_assert_eq!(&recovered.accepted, &without);
                     let torn = matches!(fault, CrashFault::TearLastWrite { .. });
                     prop_assert!(!recovered.damaged || torn);
-                    model.pending.clear();
+                    model.lose_pending();
                 }
                 prop_assert_eq!(recovered.metadata.promised.round, model.promised_round);
                 // A reopen that dropped something marks the owner recovering.
@@ -177,9 +208,8 @@ fn run(operations: Vec<Operation>) -> Result<(), TestCaseError> {
         }
     }
     log.commit().expect("final commit");
-    model
-        .durable
-        .extend(model.pending.drain(..).map(|e| (e.slot, e)));
+    model.land_pending();
+    prop_assert_eq!(log.durable_metadata().recovering, model.recovering);
     drop(log);
     let (_, recovered) = Log::open(storage, config).expect("final reopen");
     prop_assert_eq!(recovered.accepted, model.expected(false));

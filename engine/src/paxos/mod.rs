@@ -12,7 +12,12 @@
 //!    - send `messages_now` at once;
 //!    - write `persist` items to durable storage in order (a crash may keep
 //!      any prefix of them, never a later item without the earlier ones),
-//!      then report [`Replica::on_persisted`] with `persist_seq`;
+//!      then report [`Replica::on_persisted`] with `persist_seq`. One
+//!      exception: a snapshot item may become durable before the items
+//!      ahead of it (a log installs a snapshot file at once, while those
+//!      items wait for their group commit), since a snapshot holds only
+//!      chosen slots and vouches for no vote or promise; `on_persisted`
+//!      still waits for every item up to `persist_seq`;
 //!    - send `messages_after_persist` only once everything up to
 //!      `persist_seq` is durable (promises and accepteds live here);
 //!    - restore `snapshot_to_restore` into the state machine, then apply

@@ -145,7 +145,8 @@ pub struct FaultRates {
     pub partition_ns_max: u64,
     /// A crashed replica restarts after at most this long.
     pub down_ns_max: u64,
-    /// Chance that a crash also corrupts a synced record (fault class `corrupt`).
+    /// Chance that a crash also corrupts a synced record, or one time in
+    /// eight a copy of the metadata file (fault class `corrupt`).
     pub corrupt_ppm: u64,
     /// Chance that a crash fault is a power failure: every replica crashes
     /// at once (fault class `crash`).

@@ -27,22 +27,26 @@
 //!   was only appended to the group being built is lost.
 //! - Any log error other than the faults modelled here (a full disk) is a
 //!   bug and panics with its context; the simulator reports the panic.
-//! - Corruption flips a bit of a synced record; recovery must notice it
-//!   (checked: a flip that recovery does not report panics).
+//! - Corruption flips a bit of a synced record, or of one copy of the
+//!   metadata file; recovery must notice it (checked: a flip that recovery
+//!   does not report panics).
 //! - Once recovery has reported damage, every later recovery reports it too
 //!   until the replica's own metadata saying it finished recovering is
 //!   durable: synod-log marks the damage (`recovering`) in the durable
 //!   metadata before it repairs anything. A forgetful driver
 //!   (`keeps_damage_marker` false) erases that mark right after the repair.
+//!   Checked at every restart ([`oracle`]), as are: the disk's prediction
+//!   of a damaged restart, and that a restart not flagged damaged returns
+//!   every vote the replica made durable.
 
 use std::collections::VecDeque;
 use std::fmt;
 
-use synod_log::format::SegmentId;
-use synod_log::scan::scan_segment;
 use synod_log::{
     CommitSeq, CorruptionPolicy, CrashFault, Log, LogConfig, LogError, MemStorage, PendingWrite,
 };
+
+use oracle::RecoveryOracle;
 
 use crate::paxos::{Metadata, PersistItem, Recovered};
 use crate::wire::{AcceptedEntry, PersistSeq};
@@ -89,12 +93,13 @@ pub(super) struct DiskCounts {
     pub(super) disk_full_waits: u64,
 }
 
-/// An item in the log, not yet durable: its group commit, and for an
-/// accepted record the vote it will be.
+/// An item in the log, not yet durable: its group commit, for an accepted
+/// record the vote it will be, for metadata its `recovering` flag.
 #[derive(Debug)]
 struct Appended {
     commit: CommitSeq,
     vote: Option<AcceptedEntry>,
+    recovering: Option<bool>,
 }
 
 /// Why the backlog stops.
@@ -136,6 +141,8 @@ pub(super) struct MemoryDisk {
     newly_durable: Vec<AcceptedEntry>,
     /// While the replica is down: its next recovery reports damage.
     down_damaged: bool,
+    /// What the replica made durable, checked against every recovery.
+    oracle: RecoveryOracle,
     /// Group commits written.
     groups_written: u64,
     /// Items that found the group being built full and waited for the next.
@@ -182,6 +189,7 @@ impl MemoryDisk {
             reported_seq: PersistSeq(0),
             newly_durable: Vec::new(),
             down_damaged: false,
+            oracle: RecoveryOracle::new(keeps_damage_marker),
             groups_written: 0,
             group_full_waits: 0,
             disk_full_waits: 0,
@@ -298,6 +306,12 @@ impl MemoryDisk {
         std::mem::take(&mut self.newly_durable)
     }
 
+    /// What the disk's checks of recovery found since the last call
+    /// (each a violation of the run).
+    pub(super) fn take_violations(&mut self) -> Vec<String> {
+        self.oracle.take_violations()
+    }
+
     /// What the disk did since the last call.
     pub(super) fn take_counts(&mut self) -> DiskCounts {
         DiskCounts {
@@ -338,9 +352,13 @@ impl MemoryDisk {
 
     fn append(&mut self, item: &PersistItem) -> Result<(), Blocked> {
         let log = self.log();
-        let (result, vote) = match item {
-            PersistItem::Accepted(entry) => (log.append(entry), Some(entry.clone())),
-            PersistItem::Metadata(metadata) => (log.append_metadata(to_log(*metadata)), None),
+        let (result, vote, recovering) = match item {
+            PersistItem::Accepted(entry) => (log.append(entry), Some(entry.clone()), None),
+            PersistItem::Metadata(metadata) => (
+                log.append_metadata(to_log(*metadata)),
+                None,
+                Some(metadata.recovering),
+            ),
             PersistItem::Snapshot(snapshot) => {
                 if snapshot.slot <= log.snapshot_slot() {
                     return Ok(());
@@ -352,7 +370,11 @@ impl MemoryDisk {
             }
         };
         let commit = result.map_err(|error| blocked(&error, "appending"))?;
-        self.appended.push_back(Appended { commit, vote });
+        self.appended.push_back(Appended {
+            commit,
+            vote,
+            recovering,
+        });
         self.last_appended = Some(commit);
         Ok(())
     }
@@ -366,7 +388,7 @@ impl MemoryDisk {
             .is_some_and(|item| Some(item.commit) <= durable)
         {
             let item = self.appended.pop_front().expect("front() was Some");
-            self.newly_durable.extend(item.vote);
+            self.note_durable(item);
         }
         while let Some(&(persist_seq, commit)) = self.marks.front() {
             if commit > durable {
@@ -378,11 +400,26 @@ impl MemoryDisk {
         }
     }
 
+    /// An item of the replica's became durable.
+    fn note_durable(&mut self, item: Appended) {
+        if let Some(vote) = &item.vote {
+            self.oracle.on_durable_vote(vote);
+        }
+        if let Some(recovering) = item.recovering {
+            self.oracle.on_durable_metadata(recovering);
+        }
+        self.newly_durable.extend(item.vote);
+    }
+
     /// The replica crashed: its log is gone, and the write in flight keeps
     /// what `loss` says, decided by `choice` (a random draw): with
     /// [`DiskLoss::KeepPrefix`] the write lands whole or not at all, with
     /// [`DiskLoss::TearLast`] it is cut at a byte strictly inside it.
     pub(super) fn crash(&mut self, loss: DiskLoss, choice: u64) -> CrashEffect {
+        let recovering_now = self
+            .log
+            .as_ref()
+            .map(|log| log.durable_metadata().recovering);
         self.log = None;
         self.storage.set_capacity(None);
         let in_flight = self.in_flight.take();
@@ -405,15 +442,25 @@ impl MemoryDisk {
             .max();
         let total = self.appended.len() + self.backlog.len();
         let mut items_kept = 0;
-        for item in self.appended.drain(..) {
+        for item in std::mem::take(&mut self.appended) {
             if Some(item.commit) <= survived {
                 items_kept += 1;
-                self.newly_durable.extend(item.vote);
+                self.note_durable(item);
             }
         }
         self.backlog.clear();
         self.marks.clear();
         self.down_damaged = peeked.damaged || peeked.metadata.recovering;
+        // With nothing unsynced kept, the restart finds exactly the durable
+        // state, whose `recovering` flag the running log told the world.
+        if matches!(fault, CrashFault::LoseUnsynced) && recovering_now != Some(self.down_damaged) {
+            self.oracle.violation(format!(
+                "the log said durable recovering = {recovering_now:?} while the replica ran, \
+                 but a crash that kept nothing unsynced recovers damaged = {} (recovering {}, \
+                 damage {:?})",
+                self.down_damaged, peeked.metadata.recovering, peeked.report.damage
+            ));
+        }
         CrashEffect {
             items_kept,
             items_lost: total - items_kept,
@@ -425,49 +472,6 @@ impl MemoryDisk {
     fn peek(&self) -> synod_log::Recovered {
         synod_log::peek(&mut self.storage.clone(), &self.config)
             .unwrap_or_else(|error| panic!("reading a crashed disk: {error}"))
-    }
-
-    /// Flips one bit of the `choice`-th (modulo their count) synced record
-    /// of a crashed replica's log (a damaged sector). Returns false when
-    /// there is none.
-    ///
-    /// # Panics
-    /// While the replica runs (a world bug), or when recovery would not
-    /// notice the flip (a log bug).
-    pub(super) fn corrupt(&mut self, choice: u64) -> bool {
-        assert!(
-            self.log.is_none(),
-            "a record rots while its replica is down"
-        );
-        let mut records: Vec<(String, usize, usize)> = Vec::new();
-        for name in self.storage.file_names() {
-            let Some(segment) = SegmentId::from_file_name(&name) else {
-                continue;
-            };
-            let Some(bytes) = self.storage.durable_bytes(&name) else {
-                continue;
-            };
-            for record in scan_segment(&bytes, segment, None).records {
-                records.push((name.clone(), record.offset, record.header.record_bytes()));
-            }
-        }
-        if records.is_empty() {
-            return false;
-        }
-        let pick = usize::try_from(choice % records.len() as u64).expect("below a usize length");
-        let (name, offset, length) = &records[pick];
-        let within = usize::try_from((choice >> 16) % *length as u64).expect("below a usize");
-        let mask = 1u8 << (choice >> 61);
-        assert!(self.storage.corrupt(name, offset + within, mask));
-        let peeked = self.peek();
-        assert!(
-            peeked.damaged,
-            "recovery missed a flipped bit in a synced record of {name} at {}: {}",
-            offset + within,
-            peeked.report
-        );
-        self.down_damaged = true;
-        true
     }
 
     /// Opens the log after a crash (or on the first start) and recovers it,
@@ -496,14 +500,24 @@ impl MemoryDisk {
         self.last_written = PersistSeq(0);
         self.durable_seq = PersistSeq(0);
         self.reported_seq = PersistSeq(0);
-        self.down_damaged = false;
+        let predicted_damaged = std::mem::take(&mut self.down_damaged);
         let metadata = from_log(recovered.metadata);
-        Ok(Recovered {
+        let recovered = Recovered {
             metadata,
             accepted: recovered.accepted,
             snapshot: recovered.snapshot,
             damaged: recovered.damaged || metadata.recovering,
-        })
+        };
+        self.oracle.check_recovery(&recovered, predicted_damaged);
+        if recovered.damaged {
+            // A crash right after this open (before the replica has made
+            // anything durable) must restart damaged too: the log has
+            // repaired the damage, so only its marker can say so.
+            let again = self.peek();
+            self.oracle
+                .check_marked_after_open(again.damaged || again.metadata.recovering);
+        }
+        Ok(recovered)
     }
 }
 
@@ -553,5 +567,9 @@ fn from_log(metadata: synod_log::Metadata) -> Metadata {
     }
 }
 
+mod corrupt;
+mod oracle;
+
+pub(super) use corrupt::Corrupted;
 #[cfg(test)]
 mod tests;

@@ -63,8 +63,8 @@ pub enum Fault {
     /// Remove every cut.
     HealPartitions,
     /// Crash a replica: it loses its volatile state and the unsynced writes
-    /// `loss` says; with `corrupt`, one of its synced records is also
-    /// corrupted.
+    /// `loss` says; with `corrupt`, one of its synced records (or a copy
+    /// of its metadata file) is also corrupted.
     Crash {
         /// The replica.
         node: NodeTarget,
@@ -149,8 +149,10 @@ pub struct FaultCounts {
     pub prefixes_kept: u64,
     /// Torn writes.
     pub torn: u64,
-    /// Synced records corrupted.
+    /// Synced records or metadata copies corrupted.
     pub corrupted: u64,
+    /// Of those, metadata copies.
+    pub corrupted_metadata: u64,
     /// Slow-disk periods.
     pub slow_disks: u64,
     /// Full-disk periods.
@@ -176,6 +178,7 @@ impl FaultCounts {
         self.prefixes_kept += other.prefixes_kept;
         self.torn += other.torn;
         self.corrupted += other.corrupted;
+        self.corrupted_metadata += other.corrupted_metadata;
         self.slow_disks += other.slow_disks;
         self.full_disks += other.full_disks;
         self.drifting_clocks += other.drifting_clocks;
@@ -187,7 +190,7 @@ impl fmt::Display for FaultCounts {
         write!(
             f,
             "drop {} dup {} reorder {} delay {} cut-off {} partition {} crash {} restart {} \
-             power-failure {} during-write {} unsynced-lost {} prefix-kept {} torn {} corrupt {} slow-disk {} \
+             power-failure {} during-write {} unsynced-lost {} prefix-kept {} torn {} corrupt {} (metadata {}) slow-disk {} \
              full-disk {} clock {}",
             self.dropped,
             self.duplicated,
@@ -203,6 +206,7 @@ impl fmt::Display for FaultCounts {
             self.prefixes_kept,
             self.torn,
             self.corrupted,
+            self.corrupted_metadata,
             self.slow_disks,
             self.full_disks,
             self.drifting_clocks

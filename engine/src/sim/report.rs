@@ -29,6 +29,11 @@ pub enum ViolationKind {
     Liveness,
     /// A replica panicked (the protocol core asserts its invariants).
     Panic,
+    /// A restart broke what the disk knows was made durable: it was not
+    /// flagged damaged yet lost a durable vote, or it forgot a damage the
+    /// replica had not cleared, or the disk mispredicted whether it would
+    /// be damaged (see the simulator's `disk/oracle.rs`).
+    Recovery,
     /// A replica answered a client in a way a correct cluster never does,
     /// or the simulator found itself in a state its design rules out.
     Unexpected,

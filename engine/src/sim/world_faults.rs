@@ -12,6 +12,7 @@ use crate::paxos::Role;
 use crate::wire::NodeId;
 
 use super::client::node_id;
+use super::disk::Corrupted;
 use super::fault::{DiskLoss, Fault, NodeTarget, Partition};
 use super::queue::Event;
 use super::report::ViolationKind;
@@ -176,6 +177,7 @@ impl<W: Workload> World<'_, W> {
         };
         let choice = self.random.next_u64();
         let effect = self.node_mut(id).crash(loss, choice);
+        self.take_disk_violations(id);
         let entries = self.node_mut(id).disk.take_newly_durable();
         self.checker.on_durable_votes(self.now_ns, id, entries);
         self.counts.crashes += 1;
@@ -189,8 +191,11 @@ impl<W: Workload> World<'_, W> {
         let mut corrupted = false;
         if corrupt && damage_allowed && !effect.torn {
             let choice = self.random.next_u64();
-            corrupted = self.node_mut(id).disk.corrupt(choice);
+            let hit = self.node_mut(id).disk.corrupt(choice);
+            self.take_disk_violations(id);
+            corrupted = hit.is_some();
             self.counts.corrupted += u64::from(corrupted);
+            self.counts.corrupted_metadata += u64::from(hit == Some(Corrupted::MetadataCopy));
         }
         self.last_crashed = Some(id);
         self.trace.record(
@@ -213,7 +218,9 @@ impl<W: Workload> World<'_, W> {
         let first_start = self.nodes[index].incarnation == 0 && self.now_ns == 0;
         let id = self.nodes[index].id;
         let machine = self.workload.machine();
-        match self.nodes[index].start(config, seed, machine, apply_twice) {
+        let started = self.nodes[index].start(config, seed, machine, apply_twice);
+        self.take_disk_violations(id);
+        match started {
             Ok((damaged, records)) => {
                 if !first_start {
                     self.counts.restarts += 1;
@@ -241,6 +248,17 @@ impl<W: Workload> World<'_, W> {
             },
         );
         self.ensure_turn(id);
+    }
+
+    /// Reports what replica `id`'s disk found wrong with its recovery.
+    fn take_disk_violations(&mut self, id: NodeId) {
+        for description in self.node_mut(id).disk.take_violations() {
+            self.checker.violation(
+                ViolationKind::Recovery,
+                self.now_ns,
+                format!("{id}: {description}"),
+            );
+        }
     }
 
     /// Heals everything: cuts, crashed replicas, slow and full disks,

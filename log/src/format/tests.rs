@@ -179,10 +179,25 @@ fn metadata_copies_and_snapshots_round_trip_and_detect_damage() {
         for index in 0..METADATA_COPY_BYTES {
             let mut damaged = block.clone();
             damaged[index] ^= 4;
-            assert!(decode_metadata_copy(&damaged).is_err(), "flip at {index}");
+            // A flip anywhere, the version bytes included, is damage (the
+            // other copy may be good), never "another version".
+            assert!(
+                matches!(
+                    decode_metadata_copy(&damaged),
+                    Err(HeaderDefect::Corrupt(_))
+                ),
+                "flip at {index}"
+            );
         }
+        // Only a copy whose checksum holds is of another version.
         let mut older = block.clone();
         older[8] = 1;
+        assert!(matches!(
+            decode_metadata_copy(&older),
+            Err(HeaderDefect::Corrupt(_))
+        ));
+        let crc = crc32c::crc32c(&older[0..64]);
+        older[64..68].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             decode_metadata_copy(&older),
             Err(HeaderDefect::OlderVersion(1))
@@ -225,4 +240,21 @@ fn promises_and_commit_points_only_rise_and_recovering_follows_the_later_value()
     let again = both.followed_by(low);
     assert_eq!(again.promised, high.promised, "a promise never falls");
     assert!(again.recovering, "set again by the later value");
+}
+
+#[test]
+fn a_record_of_group_u64_max_is_refused_even_with_a_valid_checksum() {
+    let mut bytes = vec![0u8; RECORD_HEADER_BYTES + 32];
+    RecordHeader {
+        commit_seq: CommitSeq(u64::MAX),
+        ..header()
+    }
+    .encode(&mut bytes);
+    encode_entry_prefix(&mut bytes[RECORD_HEADER_BYTES..], 5);
+    let payload_crc = crc32c::crc32c(&bytes[RECORD_HEADER_BYTES..]);
+    seal_record(&mut bytes, payload_crc);
+    assert_eq!(
+        decode_record(&bytes),
+        Err(RecordDefect::BadField("commit sequence number"))
+    );
 }

@@ -51,7 +51,8 @@ struct Arguments {
     /// drop,dup,reorder,delay,partition,crash,disk,corrupt,clock.
     #[arg(long, default_value = "all")]
     faults: String,
-    /// Chance (parts per million) that a crash corrupts a synced record.
+    /// Chance (parts per million) that a crash corrupts a synced record
+    /// (or, one time in eight, a metadata copy).
     #[arg(long)]
     corrupt_ppm: Option<u64>,
     /// Mean virtual time between random partitions and crashes, in ms.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::wire::{Ballot, Batch, NodeId, Slot, Snapshot};
+use synod_log::format::SegmentId;
 
 fn accepted(slot: u64, round: u64) -> PersistItem {
     accepted_bytes(slot, round, 1)
@@ -161,7 +162,7 @@ fn a_corrupt_synced_record_cuts_the_log_and_damages_it() {
     let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
     assert!(!disk.will_recover_damaged());
     // Choice 0: the first record, its first byte.
-    assert!(disk.corrupt(0));
+    assert_eq!(disk.corrupt(0), Some(Corrupted::Record));
     assert!(disk.will_recover_damaged());
     let recovered = disk.recover().expect("recovers");
     assert!(recovered.damaged);
@@ -179,7 +180,7 @@ fn a_forgetful_driver_forgets_the_damage_after_the_repair() {
     disk.write(PersistSeq(1), vec![accepted(1, 1)]);
     write_and_sync(&mut disk);
     let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
-    assert!(disk.corrupt(0));
+    assert_eq!(disk.corrupt(0), Some(Corrupted::Record));
     assert!(disk.recover().expect("recovers").damaged);
     let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
     assert!(!disk.will_recover_damaged());
@@ -352,4 +353,110 @@ fn segments_roll_over_are_recycled_and_compacted() {
         Some(Slot(1600 - 8))
     );
     assert_eq!(recovered.accepted.len(), 8);
+}
+
+/// Review of the simdisk merge: the world decides whether another replica
+/// may be damaged from `will_recover_damaged` (through `damage_pending`),
+/// so it must say what the next recovery will find. A replica that catches
+/// up hands out "still recovering" and then "done" metadata; when both land
+/// in one group commit, the log's recovery takes the first record of the
+/// group and the replica restarts damaged, while the disk said it would not.
+#[test]
+fn will_recover_damaged_agrees_with_recovery_when_one_group_clears_the_flag() {
+    let mut disk = started(MemoryDisk::new(true));
+    disk.write(PersistSeq(1), vec![metadata(true)]);
+    disk.write(PersistSeq(2), vec![accepted(1, 1), metadata(false)]);
+    write_and_sync(&mut disk);
+    assert_eq!(disk.durable_seq(), PersistSeq(2));
+    let predicted = disk.will_recover_damaged();
+    let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
+    let recovered = disk.recover().expect("recovers");
+    assert_eq!(
+        predicted, recovered.damaged,
+        "will_recover_damaged said {predicted} while the replica was up, but it restarts with damaged = {} \
+         (metadata {:?})",
+        recovered.damaged, recovered.metadata
+    );
+}
+
+/// A choice that makes `corrupt` hit a metadata copy (when one is valid).
+const HIT_METADATA_COPY: u64 = 7 << 56;
+
+#[test]
+fn a_flipped_bit_in_a_metadata_copy_is_damage_and_the_other_copy_is_used() {
+    let mut disk = started(MemoryDisk::new(true));
+    disk.write(PersistSeq(1), vec![accepted(1, 1)]);
+    write_and_sync(&mut disk);
+    let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
+    // Two valid copies: promises of rounds 2 (older) and 3 (newer).
+    {
+        let (mut log, _) = Log::open(disk.storage.clone(), disk.config.clone()).expect("opens");
+        for round in [2, 3] {
+            let promised = Ballot {
+                round,
+                node: NodeId(1),
+            };
+            log.persist_metadata(synod_log::Metadata {
+                promised,
+                commit_point: Slot(0),
+                recovering: false,
+            })
+            .expect("metadata file");
+        }
+    }
+    for (copy, choice) in [(0u64, HIT_METADATA_COPY), (1, HIT_METADATA_COPY | 1)] {
+        let mut damaged = MemoryDisk::with_config(true, log_config());
+        damaged.storage = disk.storage.fork();
+        assert_eq!(
+            damaged.corrupt(choice),
+            Some(Corrupted::MetadataCopy),
+            "copy {copy} was hit"
+        );
+        assert!(damaged.will_recover_damaged());
+        let report = damaged.peek().report;
+        assert!(
+            report
+                .damage
+                .iter()
+                .any(|damage| matches!(damage, synod_log::Damage::MetadataCopy { .. })),
+            "{report}"
+        );
+        let recovered = damaged.recover().expect("recovers");
+        assert!(recovered.damaged, "a damaged copy is damage");
+        assert!(
+            recovered.metadata.promised.round >= 2,
+            "the intact copy is used: {:?}",
+            recovered.metadata
+        );
+        assert_eq!(rounds(&recovered), vec![(1, 1)]);
+        assert!(damaged.take_violations().is_empty());
+    }
+}
+
+#[test]
+fn crashes_and_restarts_that_keep_the_rules_raise_no_recovery_violation() {
+    let mut disk = started(MemoryDisk::new(true));
+    disk.write(PersistSeq(1), vec![accepted(1, 1), accepted(2, 1)]);
+    write_and_sync(&mut disk);
+    disk.write(PersistSeq(2), vec![accepted(3, 1)]);
+    assert!(disk.submit());
+    let effect = disk.crash(DiskLoss::TearLast, TEAR_IN_RECORDS);
+    assert!(effect.torn);
+    let recovered = disk.recover().expect("recovers");
+    assert!(recovered.damaged);
+    // Crash before the replica has caught up: still damaged.
+    let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
+    assert!(disk.recover().expect("recovers").damaged);
+    // The replica clears the flag; its votes survive the next crash.
+    disk.write(PersistSeq(1), vec![accepted(3, 2), metadata(false)]);
+    write_and_sync(&mut disk);
+    let _ = disk.crash(DiskLoss::LoseUnsynced, 0);
+    let recovered = disk.recover().expect("recovers");
+    assert!(!recovered.damaged);
+    assert_eq!(rounds(&recovered), vec![(1, 1), (2, 1), (3, 2)]);
+    assert!(
+        disk.take_violations().is_empty(),
+        "{:?}",
+        disk.take_violations()
+    );
 }
