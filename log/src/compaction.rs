@@ -204,8 +204,19 @@ impl<S: Storage> Log<S> {
             self.storage
                 .overwrite(METADATA_FILE, (copy_index * BLOCK_BYTES) as u64, &block)?;
         } else {
+            // A new file gets both copies (the other numbered one lower), so
+            // recovery can take any block that is not a valid copy for
+            // damage: a zeroed newest copy never passes for "never written".
             let mut file = vec![0u8; 2 * BLOCK_BYTES];
             file[copy_index * BLOCK_BYTES..(copy_index + 1) * BLOCK_BYTES].copy_from_slice(&block);
+            let other_index = 1 - copy_index;
+            encode_metadata_copy(
+                &mut file[other_index * BLOCK_BYTES..(other_index + 1) * BLOCK_BYTES],
+                &MetadataCopy {
+                    write_seq: write_seq - 1,
+                    ..copy
+                },
+            );
             self.storage.write_atomic(METADATA_FILE, &file)?;
         }
         self.state.metadata_file_seq = write_seq;

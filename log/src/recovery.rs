@@ -289,7 +289,15 @@ fn recover_metadata_file(
     for copy_index in 0..2 {
         let block = file.get(copy_index * BLOCK_BYTES..(copy_index + 1) * BLOCK_BYTES);
         match block.map(decode_metadata_copy) {
-            None | Some(Ok(None)) => {}
+            // The writer creates the file with both copies, so a block that
+            // is missing or reads back as zeros lost a copy that was there.
+            None | Some(Ok(None)) => recovered.report.damage.push(Damage::MetadataCopy {
+                file: path.clone(),
+                offset: (copy_index * BLOCK_BYTES) as u64,
+                reason: "the copy is missing or reads back as zeros (both copies are written \
+                         when the file is created)"
+                    .to_string(),
+            }),
             Some(Ok(Some(copy))) => {
                 recovered
                     .report
