@@ -94,12 +94,12 @@ pub(super) struct DiskCounts {
 }
 
 /// An item in the log, not yet durable: its group commit, for an accepted
-/// record the vote it will be, for metadata its `recovering` flag.
+/// record the vote it will be, for metadata the metadata.
 #[derive(Debug)]
 struct Appended {
     commit: CommitSeq,
     vote: Option<AcceptedEntry>,
-    recovering: Option<bool>,
+    metadata: Option<Metadata>,
 }
 
 /// Why the backlog stops.
@@ -352,12 +352,12 @@ impl MemoryDisk {
 
     fn append(&mut self, item: &PersistItem) -> Result<(), Blocked> {
         let log = self.log();
-        let (result, vote, recovering) = match item {
+        let (result, vote, metadata) = match item {
             PersistItem::Accepted(entry) => (log.append(entry), Some(entry.clone()), None),
             PersistItem::Metadata(metadata) => (
                 log.append_metadata(to_log(*metadata)),
                 None,
-                Some(metadata.recovering),
+                Some(*metadata),
             ),
             PersistItem::Snapshot(snapshot) => {
                 if snapshot.slot <= log.snapshot_slot() {
@@ -373,7 +373,7 @@ impl MemoryDisk {
         self.appended.push_back(Appended {
             commit,
             vote,
-            recovering,
+            metadata,
         });
         self.last_appended = Some(commit);
         Ok(())
@@ -405,8 +405,8 @@ impl MemoryDisk {
         if let Some(vote) = &item.vote {
             self.oracle.on_durable_vote(vote);
         }
-        if let Some(recovering) = item.recovering {
-            self.oracle.on_durable_metadata(recovering);
+        if let Some(metadata) = item.metadata {
+            self.oracle.on_durable_metadata(metadata);
         }
         self.newly_durable.extend(item.vote);
     }

@@ -14,12 +14,14 @@
 //!   find), since a crash seldom falls in that window.
 //! - A recovery not flagged damaged returns every vote the replica made
 //!   durable since its last damaged recovery: for each slot above the
-//!   snapshot, the last durable vote, or one at a higher ballot.
+//!   snapshot, the last durable vote, or one at a higher ballot; and a
+//!   promised ballot and a commit point at least the durable ones (a
+//!   promise that goes back lets the acceptor vote against it).
 
 use std::collections::BTreeMap;
 
-use crate::paxos::Recovered;
-use crate::wire::{AcceptedEntry, Slot};
+use crate::paxos::{Metadata, Recovered};
+use crate::wire::{AcceptedEntry, Ballot, Slot};
 
 /// Violations kept per disk, so one broken rule cannot flood a run.
 const VIOLATIONS_MAX: usize = 8;
@@ -31,6 +33,10 @@ pub(super) struct RecoveryOracle {
     /// The last durable vote per slot: what the last recovery returned,
     /// and every vote made durable since.
     votes: BTreeMap<Slot, AcceptedEntry>,
+    /// The highest durable promised ballot and commit point, on the same
+    /// terms as `votes`.
+    promised: Ballot,
+    commit_point: Slot,
     /// A recovery reported damage, and no metadata of the replica saying
     /// it is no longer recovering has been durable since.
     owes_damage: bool,
@@ -42,6 +48,8 @@ impl RecoveryOracle {
         RecoveryOracle {
             keeps_damage_marker,
             votes: BTreeMap::new(),
+            promised: Ballot::default(),
+            commit_point: Slot(0),
             owes_damage: false,
             violations: Vec::new(),
         }
@@ -52,10 +60,12 @@ impl RecoveryOracle {
         self.votes.insert(vote.slot, vote.clone());
     }
 
-    /// Metadata of the replica became durable: it says whether the replica
-    /// is still recovering.
-    pub(super) fn on_durable_metadata(&mut self, recovering: bool) {
-        self.owes_damage = recovering;
+    /// Metadata of the replica became durable: its promise and commit
+    /// point, and whether the replica is still recovering.
+    pub(super) fn on_durable_metadata(&mut self, metadata: Metadata) {
+        self.owes_damage = metadata.recovering;
+        self.promised = self.promised.max(metadata.promised);
+        self.commit_point = self.commit_point.max(metadata.commit_point);
     }
 
     /// Records a violation (up to a limit).
@@ -94,7 +104,10 @@ impl RecoveryOracle {
         }
         if !damaged {
             self.check_votes(recovered);
+            self.check_metadata(&recovered.metadata);
         }
+        self.promised = recovered.metadata.promised;
+        self.commit_point = recovered.metadata.commit_point;
         self.votes = recovered
             .accepted
             .iter()
@@ -112,6 +125,21 @@ impl RecoveryOracle {
                  clean"
                     .to_string(),
             );
+        }
+    }
+
+    fn check_metadata(&mut self, metadata: &Metadata) {
+        if metadata.promised < self.promised {
+            self.violation(format!(
+                "a restart not flagged damaged recovered promised ballot {} below the durable {}",
+                metadata.promised, self.promised
+            ));
+        }
+        if metadata.commit_point < self.commit_point {
+            self.violation(format!(
+                "a restart not flagged damaged recovered commit point {} below the durable {}",
+                metadata.commit_point, self.commit_point
+            ));
         }
     }
 
@@ -153,8 +181,7 @@ impl RecoveryOracle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paxos::Metadata;
-    use crate::wire::{Ballot, Batch, NodeId};
+    use crate::wire::{Batch, NodeId};
 
     fn vote(slot: u64, round: u64) -> AcceptedEntry {
         AcceptedEntry {
@@ -205,7 +232,7 @@ mod tests {
             "the damage was forgotten"
         );
         oracle.check_recovery(&recovered(vec![], true), true);
-        oracle.on_durable_metadata(false);
+        oracle.on_durable_metadata(Metadata::default());
         oracle.check_recovery(&recovered(vec![], false), false);
         assert!(
             oracle.take_violations().is_empty(),
@@ -213,6 +240,22 @@ mod tests {
         );
         oracle.check_recovery(&recovered(vec![], false), true);
         assert_eq!(oracle.take_violations().len(), 1, "mispredicted");
+        oracle.on_durable_metadata(Metadata {
+            promised: Ballot {
+                round: 4,
+                node: NodeId(2),
+            },
+            commit_point: Slot(3),
+            recovering: false,
+        });
+        oracle.check_recovery(&recovered(vec![], false), false);
+        assert_eq!(
+            oracle.take_violations().len(),
+            2,
+            "the promise and the commit point went back"
+        );
+        oracle.check_recovery(&recovered(vec![], false), false);
+        assert!(oracle.take_violations().is_empty(), "a new baseline");
         let mut forgetful = RecoveryOracle::new(false);
         forgetful.check_recovery(&recovered(vec![], true), true);
         forgetful.check_recovery(&recovered(vec![], false), false);
