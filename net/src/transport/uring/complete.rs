@@ -103,6 +103,13 @@ impl UringTransport {
             link.socket.send_in_flight = false;
             return;
         }
+        let nonblocking = std::mem::take(&mut link.socket.send_nonblocking);
+        if nonblocking && result == -libc::EAGAIN {
+            // The socket is full: the next send waits for room.
+            link.socket.send_in_flight = false;
+            link.socket.send_waits_for_room = true;
+            return;
+        }
         if result < 0 {
             if !cqueue::more(flags) {
                 link.socket.send_in_flight = false;
@@ -111,6 +118,8 @@ impl UringTransport {
             return self.start_closing(index, os_error(result));
         }
         link.sent(result as usize);
+        // A send that took only part of its bytes found the socket full.
+        link.socket.send_waits_for_room = !link.unsent().is_empty();
         if !cqueue::more(flags) {
             link.socket.send_in_flight = false;
             link.socket.zero_copy_notification_due = false;

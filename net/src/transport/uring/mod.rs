@@ -14,6 +14,13 @@
 //! connection in flight, connect, shutdown and close; every socket is a
 //! registered (fixed) file.
 //!
+//! A send is first tried with `MSG_DONTWAIT`, so it completes while the
+//! `io_uring_enter` that submits it runs (sent, partly sent, or `EAGAIN`);
+//! only after the socket was found full does the next send wait for room.
+//! The owner learns how many such completions it submitted
+//! ([`UringTransport::take_outlook`]) and waits for one completion more,
+//! so a request and the wait for its answer share one enter.
+//!
 //! Invariants:
 //! - A connection's table slot is freed only when none of its operations is
 //!   in flight (`ops_in_flight == 0`), so a completion tag always names the
@@ -21,6 +28,10 @@
 //! - While `send_in_flight`, the kernel owns the connection's in-flight
 //!   buffer: nothing moves, grows or clears it until the send (and, for
 //!   `SEND_ZC`, its notification) completes.
+//! - `SubmitOutlook::completions_at_submit` counts only sends with
+//!   `MSG_DONTWAIT` (the kernel fails rather than parks them), so an owner
+//!   that adds it to its wait never waits for a completion that is not
+//!   already posted or on its way from elsewhere.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -85,6 +96,15 @@ pub(crate) struct UringSocket {
     ops_in_flight: u32,
     recv_armed: bool,
     send_in_flight: bool,
+    /// The send in flight was submitted with `MSG_DONTWAIT`: it completes
+    /// within the `io_uring_enter` that submits it.
+    send_nonblocking: bool,
+    /// The last non-blocking send found the socket full (or took only part
+    /// of its bytes): the next send waits for room instead.
+    send_waits_for_room: bool,
+    /// A send was refused with `QueueFull` since the queue last moved
+    /// into flight.
+    producer_refused: bool,
     zero_copy_notification_due: bool,
     /// `SEND_ZC` may help this connection (not on loopback, where the kernel
     /// copies the pages anyway and zero copy only adds its notification).
@@ -108,6 +128,22 @@ pub struct UringTransport {
     pending: VecDeque<squeue::Entry>,
     scratch: ReceiveScratch,
     events: Vec<Event>,
+    /// What the owner should know before it waits; see [`SubmitOutlook`].
+    outlook: SubmitOutlook,
+}
+
+/// What the owner of the ring should know, after submitting what
+/// [`UringTransport::prepare`] pushed, to wait neither too long nor in vain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubmitOutlook {
+    /// Completions the kernel posts within the `io_uring_enter` that
+    /// submits them (sends with `MSG_DONTWAIT`): an owner that waits for
+    /// `n` completions in that enter waits for `n` plus these, so that a
+    /// send leaving at once ends no wait (a round trip then costs one enter).
+    pub completions_at_submit: u32,
+    /// A send queue that refused a frame (`QueueFull`) has room again: its
+    /// producer waits to fill it, so the owner should not wait at all.
+    pub room_made: bool,
 }
 
 fn uring_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -150,6 +186,7 @@ impl UringTransport {
             pending: VecDeque::new(),
             scratch: ReceiveScratch::new(),
             events: Vec::new(),
+            outlook: SubmitOutlook::default(),
             config,
             resources,
         };
@@ -219,6 +256,12 @@ impl UringTransport {
             .count()
     }
 
+    /// What the owner should know about the operations prepared since the
+    /// last call before it waits (see [`SubmitOutlook`]); starts afresh.
+    pub fn take_outlook(&mut self) -> SubmitOutlook {
+        std::mem::take(&mut self.outlook)
+    }
+
     /// True when events wait to be drained (the owner should not sleep).
     #[must_use]
     pub fn has_events(&self) -> bool {
@@ -262,11 +305,15 @@ impl UringTransport {
             .links
             .get_mut(index)
             .ok_or(SendError::UnknownConnection { connection })?;
-        link.enqueue(
+        let queued = link.enqueue(
             value,
             self.config.body_bytes_max,
             self.config.send_queue_bytes_max,
-        )
+        );
+        if matches!(queued, Err(SendError::QueueFull { .. })) {
+            link.socket.producer_refused = true;
+        }
+        queued
     }
 
     /// Bytes queued and not yet handed to the kernel for `connection`.
@@ -372,16 +419,30 @@ impl UringTransport {
             return;
         };
         let Some(file) = link.socket.file else { return };
-        if link.socket.send_in_flight || link.prepare_send() == 0 {
+        if link.socket.send_in_flight {
             return;
+        }
+        // The queue moves into flight, leaving room for a refused producer.
+        let queue_moves = link.unsent().is_empty() && !link.queued.is_empty();
+        if link.prepare_send() == 0 {
+            return;
+        }
+        if queue_moves && std::mem::take(&mut link.socket.producer_refused) {
+            self.outlook.room_made = true;
         }
         let unsent = link.unsent();
         let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
         let entry = if link.socket.zero_copy_allowed && unsent.len() >= threshold {
             link.socket.zero_copy_notification_due = true;
             opcode::SendZc::new(types::Fixed(file), pointer, length).build()
-        } else {
+        } else if link.socket.send_waits_for_room {
             opcode::Send::new(types::Fixed(file), pointer, length).build()
+        } else {
+            link.socket.send_nonblocking = true;
+            self.outlook.completions_at_submit += 1;
+            opcode::Send::new(types::Fixed(file), pointer, length)
+                .flags(libc::MSG_DONTWAIT)
+                .build()
         };
         link.socket.send_in_flight = true;
         link.socket.ops_in_flight += 1;
