@@ -29,6 +29,77 @@ pub enum Mode {
     Streaming,
 }
 
+/// Where a run's two threads (server and client) may run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Pin {
+    /// Wherever the scheduler puts them (the default).
+    #[default]
+    Free,
+    /// Both on the process's first CPU: a ping-pong then costs no
+    /// cross-CPU wake-up, and its rate is the inverse of its CPU time.
+    Shared,
+    /// Each on a CPU of its own (the first two), as shards are pinned.
+    Split,
+}
+
+/// The calling thread's CPU affinity, restored when dropped.
+struct Pinned {
+    original: Option<libc::cpu_set_t>,
+}
+
+impl Pinned {
+    /// Pins the calling thread to the `which`-th CPU it may use (`None`:
+    /// leaves it alone). Best effort: a failure leaves the thread free.
+    fn to(which: Option<usize>) -> Pinned {
+        let Some(which) = which else {
+            return Pinned { original: None };
+        };
+        // SAFETY: cpu_set_t is plain old data; all-zero is an empty set.
+        let mut original: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the set lives across the call and its size is given.
+        let got =
+            unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut original) };
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: the index is below CPU_SETSIZE.
+            .filter(|&cpu| got == 0 && unsafe { libc::CPU_ISSET(cpu, &original) })
+            .collect();
+        let Some(&cpu) = allowed.get(which % allowed.len().max(1)) else {
+            return Pinned { original: None };
+        };
+        // SAFETY: as above.
+        let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the index is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut only) };
+        // SAFETY: the set lives across the call and its size is given.
+        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const only) };
+        Pinned {
+            original: Some(original),
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(original) = &self.original {
+            // SAFETY: the set lives across the call and its size is given.
+            unsafe {
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), original);
+            }
+        }
+    }
+}
+
+impl Pin {
+    /// The CPUs (by rank among those allowed) of the server and the client.
+    fn cpus(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Pin::Free => (None, None),
+            Pin::Shared => (Some(0), Some(0)),
+            Pin::Split => (Some(0), Some(1)),
+        }
+    }
+}
+
 /// The benchmark's knobs; [`NetBench::default`] is the full table.
 #[derive(Clone, Debug)]
 pub struct NetBench {
@@ -46,6 +117,8 @@ pub struct NetBench {
     pub duration: Duration,
     /// `SEND_ZC` threshold for the io_uring runs (None: the default).
     pub send_zero_copy_bytes_min: Option<usize>,
+    /// Where the two threads of each run may run.
+    pub pin: Pin,
 }
 
 impl Default for NetBench {
@@ -58,6 +131,7 @@ impl Default for NetBench {
             repeats: 5,
             duration: Duration::from_millis(500),
             send_zero_copy_bytes_min: None,
+            pin: Pin::Free,
         }
     }
 }
@@ -267,11 +341,15 @@ pub fn run_once(
     connections: usize,
     duration: Duration,
     zero_copy: Option<usize>,
+    pin: Pin,
 ) -> (Backend, Sample) {
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (address_sender, address) = mpsc::channel();
     let server_phase = Arc::clone(&phase);
+    let (server_cpu, client_cpu) = pin.cpus();
+    let _pinned = Pinned::to(client_cpu);
     let server = thread::spawn(move || {
+        let _pinned = Pinned::to(server_cpu);
         let transport =
             transport::open(config(backend, 1, true, size, zero_copy)).expect("the server opens");
         address_sender
@@ -308,7 +386,9 @@ pub fn run_once(
 ///
 /// # Panics
 /// When a loopback socket fails.
-pub fn run_blocking_ping_pong(size: usize, duration: Duration) -> Sample {
+pub fn run_blocking_ping_pong(size: usize, duration: Duration, pin: Pin) -> Sample {
+    let (server_cpu, client_cpu) = pin.cpus();
+    let _pinned = Pinned::to(client_cpu);
     let frame = encode(
         &request(1, size) as &dyn Encode,
         (size as u32 + 4096).max(1 << 16),
@@ -329,6 +409,7 @@ pub fn run_blocking_ping_pong(size: usize, duration: Duration) -> Sample {
     let address = listener.local_addr().expect("bound");
     let (request_bytes, response_bytes) = (frame.len(), response.len());
     let server = thread::spawn(move || {
+        let _pinned = Pinned::to(server_cpu);
         let (mut stream, _) = listener.accept().expect("accepts");
         stream.set_nodelay(true).expect("nodelay");
         let (mut buffer, cpu_start) = (vec![0u8; request_bytes], thread_cpu());
@@ -397,6 +478,7 @@ impl NetBench {
                                 connections,
                                 self.duration,
                                 self.send_zero_copy_bytes_min,
+                                self.pin,
                             );
                             progress(&format!("repeat {repeat}: {mode:?} {size} B x{connections} {ran}: {:.0} msg/s", sample.messages_per_second));
                             record(
@@ -407,7 +489,7 @@ impl NetBench {
                             );
                         }
                         if mode == Mode::PingPong && connections == 1 {
-                            let sample = run_blocking_ping_pong(size, self.duration);
+                            let sample = run_blocking_ping_pong(size, self.duration, self.pin);
                             record(
                                 &mut grid,
                                 &mut at,
@@ -504,6 +586,7 @@ pub fn zero_copy_sweep(
                     1,
                     duration,
                     Some(threshold),
+                    Pin::Free,
                 );
                 progress(&format!(
                     "repeat {repeat}: {size} B zero copy {}: {:.0} msg/s",

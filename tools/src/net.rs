@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench};
+use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench, Pin};
 use synod_net::transport::BackendChoice;
 
 /// A benchmark mode.
@@ -35,6 +35,18 @@ pub(crate) struct NetArgs {
     /// Instead of the grid: measure SEND_ZC against a copying send per size.
     #[arg(long)]
     zero_copy_sweep: bool,
+    /// Where each run's server and client threads run: free (the
+    /// scheduler decides), shared (both on one CPU), split (one CPU each).
+    #[arg(long, value_enum, default_value_t = PinArg::Free)]
+    pin: PinArg,
+}
+
+/// Thread placement for the benchmark.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PinArg {
+    Free,
+    Shared,
+    Split,
 }
 
 /// Runs the transport benchmark and prints its table.
@@ -63,6 +75,11 @@ pub(crate) fn bench(arguments: &NetArgs) {
         repeats: arguments.repeats,
         duration,
         send_zero_copy_bytes_min: None,
+        pin: match arguments.pin {
+            PinArg::Free => Pin::Free,
+            PinArg::Shared => Pin::Shared,
+            PinArg::Split => Pin::Split,
+        },
     };
     let cells = bench.run(progress);
     println!("{}", table(&cells));
