@@ -64,8 +64,9 @@ const TIMER_TAG: u64 = u64::MAX;
 /// wait-length, and a turn may end when it fires (earlier than its own
 /// timeout, which the contract allows).
 struct Timer {
-    /// When the armed timeout fires; `None` when none is armed.
-    fires_at: Option<Instant>,
+    /// The armed timeout's length (it fires at most this long from now);
+    /// `None` when none is armed.
+    armed_for: Option<Duration>,
     /// The armed timeout's length; the kernel reads it when the timeout is
     /// submitted, and it stays put (boxed) until then.
     timespec: Box<types::Timespec>,
@@ -115,7 +116,7 @@ impl UringDriver {
         };
         let transport = UringTransport::new(config, resources, &ring.submitter())?;
         let timer = Timer {
-            fires_at: None,
+            armed_for: None,
             timespec: Box::new(types::Timespec::new()),
         };
         Ok(UringDriver {
@@ -154,20 +155,20 @@ enum Wait {
 
 impl Timer {
     /// Decides how a turn that may wait `wait` waits: on the armed timer
-    /// when it fires no later than `wait` from now, after arming one when
-    /// none is armed, else with a timer of its own.
+    /// when it fires no later than `wait` from now (it was armed for no
+    /// longer), after arming one when none is armed, else with a timer of
+    /// its own.
     fn plan(
         &mut self,
         wait: Duration,
-        now: Instant,
         sq: &mut io_uring::SubmissionQueue<'_>,
         submitter: &io_uring::Submitter<'_>,
     ) -> Result<Wait, TransportError> {
         if wait.is_zero() {
             return Ok(Wait::None);
         }
-        match self.fires_at {
-            Some(fires_at) if fires_at <= now + wait => return Ok(Wait::ForTimer),
+        match self.armed_for {
+            Some(armed_for) if armed_for <= wait => return Ok(Wait::ForTimer),
             Some(_) => return Ok(Wait::For(wait)),
             None => {}
         }
@@ -182,7 +183,7 @@ impl Timer {
             submitter.submit().map_err(uring_error("submit"))?;
             sq.sync();
         }
-        self.fires_at = Some(now + wait);
+        self.armed_for = Some(wait);
         Ok(Wait::ForTimer)
     }
 }
@@ -232,7 +233,7 @@ impl Transport for UringDriver {
         } else {
             wait
         };
-        let wait = self.timer.plan(wait, now, &mut sq, &submitter)?;
+        let wait = self.timer.plan(wait, &mut sq, &submitter)?;
         sq.sync();
         // Sends that leave at once complete inside this very enter: wait for
         // one completion beyond them, so that a round trip costs one enter.
@@ -263,7 +264,7 @@ impl Transport for UringDriver {
         cq.sync();
         for cqe in &mut cq {
             if cqe.user_data() == TIMER_TAG {
-                self.timer.fires_at = None;
+                self.timer.armed_for = None;
             } else if self.transport.owns(cqe.user_data()) {
                 self.transport.complete(&cqe, &submitter);
             }

@@ -546,7 +546,6 @@ impl UringTransport {
     /// an outbound connection waits to redial, others are forgotten.
     fn finish_if_drained(&mut self, index: usize) {
         let body_bytes_max = self.config.body_bytes_max;
-        let now = Instant::now();
         let Some(link) = self.links.get_mut(index) else {
             return;
         };
@@ -562,7 +561,7 @@ impl UringTransport {
         match &mut link.role {
             Role::Outbound { backoff, .. } if !forget => {
                 link.phase = Phase::Down {
-                    retry_at: now + backoff.next_delay(),
+                    retry_at: Instant::now() + backoff.next_delay(),
                 }
             }
             _ => {
