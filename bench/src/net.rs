@@ -3,7 +3,8 @@
 //! repeats, medians), with a blocking-socket ping-pong as the baseline.
 //!
 //! Each run has a server thread and a client thread, each with its own
-//! transport (one ring per thread). Ping-pong keeps one request in flight
+//! transport (one ring per thread), each pinned to a CPU of its own unless
+//! [`NetBench::pin`] says otherwise. Ping-pong keeps one request in flight
 //! per connection and counts round trips; streaming keeps each connection's
 //! send queue topped up and counts what the server receives. CPU time is
 //! both threads' user + system time over the measured interval.
@@ -32,13 +33,16 @@ pub enum Mode {
 /// Where a run's two threads (server and client) may run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Pin {
-    /// Wherever the scheduler puts them (the default).
-    #[default]
+    /// Wherever the scheduler puts them. On the 2-vCPU VM this was
+    /// measured on, unpinned ping-pong threads cost two to three times the
+    /// CPU per round trip of pinned ones, for every back end, at some times
+    /// of day and not at others (net/README.md).
     Free,
-    /// Both on the process's first CPU: a ping-pong then costs no
-    /// cross-CPU wake-up, and its rate is the inverse of its CPU time.
+    /// Both on the process's first CPU.
     Shared,
-    /// Each on a CPU of its own (the first two), as shards are pinned.
+    /// Each on a CPU of its own (the first two), as shards are pinned to
+    /// cores (the default).
+    #[default]
     Split,
 }
 
@@ -131,7 +135,7 @@ impl Default for NetBench {
             repeats: 5,
             duration: Duration::from_millis(500),
             send_zero_copy_bytes_min: None,
-            pin: Pin::Free,
+            pin: Pin::Split,
         }
     }
 }
@@ -586,7 +590,7 @@ pub fn zero_copy_sweep(
                     1,
                     duration,
                     Some(threshold),
-                    Pin::Free,
+                    Pin::Split,
                 );
                 progress(&format!(
                     "repeat {repeat}: {size} B zero copy {}: {:.0} msg/s",

@@ -35,9 +35,10 @@ pub(crate) struct NetArgs {
     /// Instead of the grid: measure SEND_ZC against a copying send per size.
     #[arg(long)]
     zero_copy_sweep: bool,
-    /// Where each run's server and client threads run: free (the
-    /// scheduler decides), shared (both on one CPU), split (one CPU each).
-    #[arg(long, value_enum, default_value_t = PinArg::Free)]
+    /// Where each run's server and client threads run: split (one CPU
+    /// each, as shards are pinned), shared (both on one CPU), free (the
+    /// scheduler decides).
+    #[arg(long, value_enum, default_value_t = PinArg::Split)]
     pin: PinArg,
 }
 
