@@ -1,7 +1,7 @@
 //! One benchmark cell, for profiling:
 //! `net_one MODE(ping|stream) BACKEND(uring|portable|blocking) SIZE CONNS DURATION_MS [ZC]`,
-//! with `SYNOD_NET_PIN=split|shared|free` to place the two threads (split
-//! by default, as `synod bench net`).
+//! with `SYNOD_NET_PIN=auto|shared|split|free` to place the two threads
+//! (auto by default, as `synod bench net`).
 
 use std::time::Duration;
 
@@ -27,8 +27,9 @@ fn main() {
     let zero_copy = arguments.get(5).and_then(|text| text.parse().ok());
     let pin = match std::env::var("SYNOD_NET_PIN").as_deref() {
         Ok("shared") => Pin::Shared,
+        Ok("split") => Pin::Split,
         Ok("free") => Pin::Free,
-        _ => Pin::Split,
+        _ => Pin::Auto,
     };
     let sample = match argument(1, "uring").as_str() {
         "blocking" => run_blocking_ping_pong(size, duration, pin),

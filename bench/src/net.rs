@@ -3,8 +3,8 @@
 //! repeats, medians), with a blocking-socket ping-pong as the baseline.
 //!
 //! Each run has a server thread and a client thread, each with its own
-//! transport (one ring per thread), each pinned to a CPU of its own unless
-//! [`NetBench::pin`] says otherwise. Ping-pong keeps one request in flight
+//! transport (one ring per thread), placed as [`Pin`] says (by default
+//! ping-pong on one CPU, streaming on two). Ping-pong keeps one request in flight
 //! per connection and counts round trips; streaming keeps each connection's
 //! send queue topped up and counts what the server receives. CPU time is
 //! both threads' user + system time over the measured interval.
@@ -31,19 +31,27 @@ pub enum Mode {
 }
 
 /// Where a run's two threads (server and client) may run.
+///
+/// On one machine a ping-pong is serial: the fastest placement is both
+/// threads on one CPU, which is where the kernel's synchronous wake-ups put
+/// blocking sockets and epoll waiters anyway, while io_uring's task-work
+/// wake-ups leave the woken thread on its own CPU. On the 2-vCPU VM this
+/// was measured on a cross-CPU wake-up costs about 15 µs of CPU, so a
+/// ping-pong split over two CPUs runs at 16-18k round trips/s on every back
+/// end, blocking sockets included (net/README.md), and an unpinned run
+/// measures where the scheduler happened to put the threads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Pin {
-    /// Wherever the scheduler puts them. On the 2-vCPU VM this was
-    /// measured on, unpinned ping-pong threads cost two to three times the
-    /// CPU per round trip of pinned ones, for every back end, at some times
-    /// of day and not at others (net/README.md).
-    Free,
+    /// Ping-pong on one CPU (`Shared`), streaming on two (`Split`): the
+    /// placement each is fastest in, the same for every back end.
+    #[default]
+    Auto,
     /// Both on the process's first CPU.
     Shared,
-    /// Each on a CPU of its own (the first two), as shards are pinned to
-    /// cores (the default).
-    #[default]
+    /// Each on a CPU of its own (the first two), as shards are pinned.
     Split,
+    /// Wherever the scheduler puts them.
+    Free,
 }
 
 /// The calling thread's CPU affinity, restored when dropped.
@@ -52,27 +60,16 @@ struct Pinned {
 }
 
 impl Pinned {
-    /// Pins the calling thread to the `which`-th CPU it may use (`None`:
-    /// leaves it alone). Best effort: a failure leaves the thread free.
-    fn to(which: Option<usize>) -> Pinned {
-        let Some(which) = which else {
+    /// Pins the calling thread to `cpu` (`None`: leaves it alone). Best
+    /// effort: a failure leaves the thread where it may run.
+    fn to(cpu: Option<usize>) -> Pinned {
+        let Some(cpu) = cpu else {
             return Pinned { original: None };
         };
+        let original = affinity();
         // SAFETY: cpu_set_t is plain old data; all-zero is an empty set.
-        let mut original: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: the set lives across the call and its size is given.
-        let got =
-            unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut original) };
-        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-            // SAFETY: the index is below CPU_SETSIZE.
-            .filter(|&cpu| got == 0 && unsafe { libc::CPU_ISSET(cpu, &original) })
-            .collect();
-        let Some(&cpu) = allowed.get(which % allowed.len().max(1)) else {
-            return Pinned { original: None };
-        };
-        // SAFETY: as above.
         let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: the index is below CPU_SETSIZE.
+        // SAFETY: callers pass a CPU below CPU_SETSIZE (from `allowed_cpus`).
         unsafe { libc::CPU_SET(cpu, &mut only) };
         // SAFETY: the set lives across the call and its size is given.
         unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const only) };
@@ -93,13 +90,39 @@ impl Drop for Pinned {
     }
 }
 
+/// The calling thread's CPU affinity (empty if it cannot be read).
+fn affinity() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain old data; all-zero is an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the set lives across the call and its size is given.
+    let got = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) };
+    if got != 0 {
+        // SAFETY: as above.
+        set = unsafe { std::mem::zeroed() };
+    }
+    set
+}
+
+/// The CPUs the calling thread may run on.
+fn allowed_cpus() -> Vec<usize> {
+    let set = affinity();
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: the index is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
 impl Pin {
-    /// The CPUs (by rank among those allowed) of the server and the client.
-    fn cpus(self) -> (Option<usize>, Option<usize>) {
-        match self {
-            Pin::Free => (None, None),
-            Pin::Shared => (Some(0), Some(0)),
-            Pin::Split => (Some(0), Some(1)),
+    /// The CPUs of a `mode` run's server and client, chosen among those the
+    /// calling thread may use (before either is pinned: a thread inherits
+    /// its creator's affinity).
+    fn cpus(self, mode: Mode) -> (Option<usize>, Option<usize>) {
+        let allowed = allowed_cpus();
+        let rank = |rank: usize| allowed.get(rank % allowed.len().max(1)).copied();
+        match (self, mode) {
+            (Pin::Free, _) => (None, None),
+            (Pin::Shared, _) | (Pin::Auto, Mode::PingPong) => (rank(0), rank(0)),
+            (Pin::Split, _) | (Pin::Auto, Mode::Streaming) => (rank(0), rank(1)),
         }
     }
 }
@@ -135,7 +158,7 @@ impl Default for NetBench {
             repeats: 5,
             duration: Duration::from_millis(500),
             send_zero_copy_bytes_min: None,
-            pin: Pin::Split,
+            pin: Pin::Auto,
         }
     }
 }
@@ -350,7 +373,7 @@ pub fn run_once(
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (address_sender, address) = mpsc::channel();
     let server_phase = Arc::clone(&phase);
-    let (server_cpu, client_cpu) = pin.cpus();
+    let (server_cpu, client_cpu) = pin.cpus(mode);
     let _pinned = Pinned::to(client_cpu);
     let server = thread::spawn(move || {
         let _pinned = Pinned::to(server_cpu);
@@ -391,7 +414,7 @@ pub fn run_once(
 /// # Panics
 /// When a loopback socket fails.
 pub fn run_blocking_ping_pong(size: usize, duration: Duration, pin: Pin) -> Sample {
-    let (server_cpu, client_cpu) = pin.cpus();
+    let (server_cpu, client_cpu) = pin.cpus(Mode::PingPong);
     let _pinned = Pinned::to(client_cpu);
     let frame = encode(
         &request(1, size) as &dyn Encode,
@@ -590,7 +613,7 @@ pub fn zero_copy_sweep(
                     1,
                     duration,
                     Some(threshold),
-                    Pin::Split,
+                    Pin::Auto,
                 );
                 progress(&format!(
                     "repeat {repeat}: {size} B zero copy {}: {:.0} msg/s",

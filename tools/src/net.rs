@@ -35,19 +35,20 @@ pub(crate) struct NetArgs {
     /// Instead of the grid: measure SEND_ZC against a copying send per size.
     #[arg(long)]
     zero_copy_sweep: bool,
-    /// Where each run's server and client threads run: split (one CPU
-    /// each, as shards are pinned), shared (both on one CPU), free (the
-    /// scheduler decides).
-    #[arg(long, value_enum, default_value_t = PinArg::Split)]
+    /// Where each run's server and client threads run: auto (ping-pong on
+    /// one CPU, streaming on two), shared (both on one CPU), split (one
+    /// CPU each), free (wherever the scheduler puts them).
+    #[arg(long, value_enum, default_value_t = PinArg::Auto)]
     pin: PinArg,
 }
 
 /// Thread placement for the benchmark.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum PinArg {
-    Free,
+    Auto,
     Shared,
     Split,
+    Free,
 }
 
 /// Runs the transport benchmark and prints its table.
@@ -77,6 +78,7 @@ pub(crate) fn bench(arguments: &NetArgs) {
         duration,
         send_zero_copy_bytes_min: None,
         pin: match arguments.pin {
+            PinArg::Auto => Pin::Auto,
             PinArg::Free => Pin::Free,
             PinArg::Shared => Pin::Shared,
             PinArg::Split => Pin::Split,
