@@ -15,16 +15,21 @@ use synod_net::samples::request;
 use synod_net::transport::{BackendChoice, Event, SendError};
 use synod_net::wire::{ClientId, ClientResponse, NodeId, Outcome, Seq};
 
-/// Takes every frame on every connection, answering requests when `answer`,
-/// until told to stop.
+/// Takes every frame on every connection, answering each request with
+/// `answer_bytes` of payload when given, turning with `turn_wait`, until
+/// told to stop.
 fn spawn_server(
     backend: BackendChoice,
-    answer: bool,
+    answer_bytes: Option<usize>,
+    turn_wait: Duration,
     stop: Arc<AtomicBool>,
 ) -> (thread::JoinHandle<()>, std::net::SocketAddr) {
     let (address_sender, address_receiver) = mpsc::channel();
     let server = thread::spawn(move || {
-        let mut server = endpoint(backend, 2);
+        let mut config = common::config(backend, 2);
+        config.body_bytes_max = 8 << 20;
+        config.send_queue_bytes_max = 32 << 20;
+        let mut server = synod_net::transport::open(config).expect("opens");
         address_sender
             .send(address(server.as_ref()))
             .expect("the test waits for the address");
@@ -32,16 +37,16 @@ fn spawn_server(
             client_id: ClientId(1),
             seq: Seq(1),
             outcome: Outcome::Done {
-                payload: vec![7; 100],
+                payload: vec![7; answer_bytes.unwrap_or(0)],
             },
         };
         let mut events = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             server
-                .turn(Duration::from_millis(5), &mut events)
+                .turn(turn_wait, &mut events)
                 .expect("the server turns");
             for event in events.drain(..) {
-                if let (true, Event::Frame { connection, .. }) = (answer, event) {
+                if let (Some(_), Event::Frame { connection, .. }) = (answer_bytes, event) {
                     // The connection may have closed in the same turn.
                     let _ = server.send(connection, &response);
                 }
@@ -55,7 +60,12 @@ fn spawn_server(
 #[test]
 fn an_io_uring_round_trip_takes_one_turn_of_the_caller() {
     let stop = Arc::new(AtomicBool::new(false));
-    let (server, server_address) = spawn_server(BackendChoice::IoUring, true, Arc::clone(&stop));
+    let (server, server_address) = spawn_server(
+        BackendChoice::IoUring,
+        Some(100),
+        Duration::from_millis(5),
+        Arc::clone(&stop),
+    );
     let mut client = endpoint(BackendChoice::IoUring, 1);
     let connection = client.connect(NodeId(2), server_address).expect("room");
     let (started, mut events) = (Instant::now(), Vec::new());
@@ -104,7 +114,8 @@ fn an_io_uring_round_trip_takes_one_turn_of_the_caller() {
 /// refused, so only room in its queue can end those turns early.
 fn refused_producer_is_woken_by_room(backend: BackendChoice) {
     let stop = Arc::new(AtomicBool::new(false));
-    let (server, server_address) = spawn_server(backend, false, Arc::clone(&stop));
+    let (server, server_address) =
+        spawn_server(backend, None, Duration::from_millis(5), Arc::clone(&stop));
     let mut config = common::config(backend, 1);
     config.listen = None;
     // A queue far smaller than the socket's buffer: its sends leave at once.
@@ -144,4 +155,53 @@ fn io_uring_refused_producer_is_woken_by_room() {
 #[test]
 fn portable_refused_producer_is_woken_by_room() {
     refused_producer_is_woken_by_room(BackendChoice::Portable);
+}
+
+/// Answers of 7 MiB, more than a socket takes at once, from a server whose
+/// turns would otherwise wait two seconds: an answer that leaves in part
+/// must not leave its sender waiting for the peer, who waits for the rest.
+fn large_answers_do_not_stall(backend: BackendChoice) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, server_address) = spawn_server(
+        backend,
+        Some(7 << 20),
+        Duration::from_secs(2),
+        Arc::clone(&stop),
+    );
+    let mut config = common::config(backend, 1);
+    config.listen = None;
+    config.body_bytes_max = 8 << 20;
+    config.send_queue_bytes_max = 32 << 20;
+    let mut client = synod_net::transport::open(config).expect("opens");
+    let connection = client.connect(NodeId(2), server_address).expect("room");
+    let (started, mut events) = (Instant::now(), Vec::new());
+    for seq in 0..10 {
+        client.send(connection, &request(seq, 100)).expect("room");
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            client
+                .turn(Duration::from_millis(5), &mut events)
+                .expect("turns");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "answer {seq} stalled"
+            );
+        }
+        events.clear();
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(client);
+    server.join().expect("the server stops");
+}
+
+#[test]
+fn io_uring_large_answers_do_not_stall() {
+    large_answers_do_not_stall(BackendChoice::IoUring);
+}
+
+#[test]
+fn portable_large_answers_do_not_stall() {
+    large_answers_do_not_stall(BackendChoice::Portable);
 }

@@ -61,6 +61,7 @@ impl UringTransport {
         }
         let outcome = match (result, bid) {
             (count, Some(bid)) if count > 0 => {
+                link.socket.received_since_send = true;
                 let buffer = self
                     .buffers
                     .take(bid)

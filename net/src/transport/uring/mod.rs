@@ -17,9 +17,10 @@
 //! A send is first tried with `MSG_DONTWAIT`, so it completes while the
 //! `io_uring_enter` that submits it runs (sent, partly sent, or `EAGAIN`);
 //! only after the socket was found full does the next send wait for room.
-//! The owner learns how many such completions it submitted
-//! ([`UringTransport::take_outlook`]) and waits for one completion more,
-//! so a request and the wait for its answer share one enter.
+//! For a small send that answers the peer, the owner learns that its
+//! completion will already be there ([`UringTransport::take_outlook`]) and
+//! waits for one completion more, so a request and the wait for its
+//! answer share one enter.
 //!
 //! Invariants:
 //! - A connection's table slot is freed only when none of its operations is
@@ -31,7 +32,10 @@
 //! - `SubmitOutlook::completions_at_submit` counts only sends with
 //!   `MSG_DONTWAIT` (the kernel fails rather than parks them), so an owner
 //!   that adds it to its wait never waits for a completion that is not
-//!   already posted or on its way from elsewhere.
+//!   already posted; and only sends of at most `COUNTED_SEND_BYTES_MAX`
+//!   into a socket whose last send went whole, on a connection the peer
+//!   sent on since, so a send left out of the wait is not expected to
+//!   need the next turn (a short send does: it must wait for room).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -62,6 +66,12 @@ const OP_CONNECT: u64 = 2;
 const OP_SHUTDOWN: u64 = 3;
 const OP_CLOSE: u64 = 4;
 const OP_ACCEPT: u64 = 5;
+
+/// The largest send left out of the owner's wait (see `arm_send`): a
+/// socket whose previous send went whole takes this much at once (TCP's
+/// send buffer starts at 16 KiB and only grows), so such a send is not
+/// expected to come back short and leave the wait with nothing to end it.
+const COUNTED_SEND_BYTES_MAX: usize = 16 << 10;
 
 /// The connection index and operation a tag offset names.
 fn link_index_op(offset: u64) -> (usize, u64) {
@@ -105,6 +115,10 @@ pub(crate) struct UringSocket {
     /// A send was refused with `QueueFull` since the queue last moved
     /// into flight.
     producer_refused: bool,
+    /// Bytes arrived since the last send was submitted: the peer talks
+    /// back, so a wait that outlasts this connection's next send will end
+    /// with more from it (see `arm_send`).
+    received_since_send: bool,
     zero_copy_notification_due: bool,
     /// `SEND_ZC` may help this connection (not on loopback, where the kernel
     /// copies the pages anyway and zero copy only adds its notification).
@@ -137,9 +151,10 @@ pub struct UringTransport {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SubmitOutlook {
     /// Completions the kernel posts within the `io_uring_enter` that
-    /// submits them (sends with `MSG_DONTWAIT`): an owner that waits for
-    /// `n` completions in that enter waits for `n` plus these, so that a
-    /// send leaving at once ends no wait (a round trip then costs one enter).
+    /// submits them and that need no next turn (small sends with
+    /// `MSG_DONTWAIT` answering the peer): an owner that waits for `n`
+    /// completions in that enter waits for `n` plus these, so that such a
+    /// send ends no wait (a round trip then costs one enter).
     pub completions_at_submit: u32,
     /// A send queue that refused a frame (`QueueFull`) has room again: its
     /// producer waits to fill it, so the owner should not wait at all.
@@ -430,16 +445,24 @@ impl UringTransport {
         if queue_moves && std::mem::take(&mut link.socket.producer_refused) {
             self.outlook.room_made = true;
         }
+        let answers_peer = std::mem::take(&mut link.socket.received_since_send);
         let unsent = link.unsent();
         let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
-        let entry = if link.socket.zero_copy_allowed && unsent.len() >= threshold {
+        let entry = if link.socket.zero_copy_allowed && length as usize >= threshold {
             link.socket.zero_copy_notification_due = true;
             opcode::SendZc::new(types::Fixed(file), pointer, length).build()
         } else if link.socket.send_waits_for_room {
             opcode::Send::new(types::Fixed(file), pointer, length).build()
         } else {
             link.socket.send_nonblocking = true;
-            self.outlook.completions_at_submit += 1;
+            // A send that comes back short needs the next turn (to wait for
+            // room), so only a send that cannot be short in practice (a
+            // small one into a socket whose last send went whole) and that
+            // answers the peer (which will end this wait by talking back)
+            // is left out of the wait. Others end it, as they always did.
+            if answers_peer && length as usize <= COUNTED_SEND_BYTES_MAX {
+                self.outlook.completions_at_submit += 1;
+            }
             opcode::Send::new(types::Fixed(file), pointer, length)
                 .flags(libc::MSG_DONTWAIT)
                 .build()
