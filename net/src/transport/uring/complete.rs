@@ -109,6 +109,7 @@ impl UringTransport {
             // The socket is full: the next send waits for room.
             link.socket.send_in_flight = false;
             link.socket.send_waits_for_room = true;
+            link.socket.whole_send_bytes_max = 0;
             return;
         }
         if result < 0 {
@@ -120,7 +121,13 @@ impl UringTransport {
         }
         link.sent(result as usize);
         // A send that took only part of its bytes found the socket full.
-        link.socket.send_waits_for_room = !link.unsent().is_empty();
+        let whole = link.unsent().is_empty();
+        link.socket.send_waits_for_room = !whole;
+        link.socket.whole_send_bytes_max = if whole {
+            link.socket.whole_send_bytes_max.max(result as usize)
+        } else {
+            0
+        };
         if !cqueue::more(flags) {
             link.socket.send_in_flight = false;
             link.socket.zero_copy_notification_due = false;

@@ -32,10 +32,11 @@
 //! - `SubmitOutlook::completions_at_submit` counts only sends with
 //!   `MSG_DONTWAIT` (the kernel fails rather than parks them), so an owner
 //!   that adds it to its wait never waits for a completion that is not
-//!   already posted; and only sends of at most `COUNTED_SEND_BYTES_MAX`
-//!   into a socket whose last send went whole, on a connection the peer
-//!   sent on since, so a send left out of the wait is not expected to
-//!   need the next turn (a short send does: it must wait for room).
+//!   already posted; and only sends of at most `COUNTED_SEND_BYTES_MAX`,
+//!   or of no more than the socket took whole before, into a socket whose
+//!   last send went whole, on a connection the peer sent on since, so a
+//!   send left out of the wait is not expected to need the next turn (a
+//!   short send does: it must wait for room).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -67,10 +68,11 @@ const OP_SHUTDOWN: u64 = 3;
 const OP_CLOSE: u64 = 4;
 const OP_ACCEPT: u64 = 5;
 
-/// The largest send left out of the owner's wait (see `arm_send`): a
-/// socket whose previous send went whole takes this much at once (TCP's
-/// send buffer starts at 16 KiB and only grows), so such a send is not
-/// expected to come back short and leave the wait with nothing to end it.
+/// A send this small may be left out of the owner's wait (see
+/// `arm_send`) even before the socket took one as large whole: a socket
+/// whose previous send went whole takes this much at once (TCP's send
+/// buffer starts at 16 KiB and only grows), so such a send is not expected
+/// to come back short and leave the wait with nothing to end it.
 const COUNTED_SEND_BYTES_MAX: usize = 16 << 10;
 
 /// The connection index and operation a tag offset names.
@@ -119,6 +121,10 @@ pub(crate) struct UringSocket {
     /// back, so a wait that outlasts this connection's next send will end
     /// with more from it (see `arm_send`).
     received_since_send: bool,
+    /// The largest send the socket took whole since it last took one in
+    /// part (or refused one): one no larger is expected to go whole again
+    /// when it answers the peer, whose message acknowledged ours.
+    whole_send_bytes_max: usize,
     zero_copy_notification_due: bool,
     /// `SEND_ZC` may help this connection (not on loopback, where the kernel
     /// copies the pages anyway and zero copy only adds its notification).
@@ -456,11 +462,13 @@ impl UringTransport {
         } else {
             link.socket.send_nonblocking = true;
             // A send that comes back short needs the next turn (to wait for
-            // room), so only a send that cannot be short in practice (a
-            // small one into a socket whose last send went whole) and that
-            // answers the peer (which will end this wait by talking back)
-            // is left out of the wait. Others end it, as they always did.
-            if answers_peer && length as usize <= COUNTED_SEND_BYTES_MAX {
+            // room), so only a send that should not be short (a small one,
+            // or one no larger than the socket took whole before, into a
+            // socket whose last send went whole) and that answers the peer
+            // (which will end this wait by talking back) is left out of the
+            // wait. Others end it, as they always did.
+            let fits = COUNTED_SEND_BYTES_MAX.max(link.socket.whole_send_bytes_max);
+            if answers_peer && length as usize <= fits {
                 self.outlook.completions_at_submit += 1;
             }
             opcode::Send::new(types::Fixed(file), pointer, length)
