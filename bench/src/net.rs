@@ -4,7 +4,8 @@
 //!
 //! Each run has a server thread and a client thread, each with its own
 //! transport (one ring per thread), placed as [`Pin`] says (by default
-//! ping-pong on one CPU, streaming on two). Ping-pong keeps one request in flight
+//! ping-pong over one or two connections on one CPU, everything else on
+//! two). Ping-pong keeps one request in flight
 //! per connection and counts round trips; streaming keeps each connection's
 //! send queue topped up and counts what the server receives. CPU time is
 //! both threads' user + system time over the measured interval.
@@ -32,18 +33,21 @@ pub enum Mode {
 
 /// Where a run's two threads (server and client) may run.
 ///
-/// On one machine a ping-pong is serial: the fastest placement is both
-/// threads on one CPU, which is where the kernel's synchronous wake-ups put
-/// blocking sockets and epoll waiters anyway, while io_uring's task-work
-/// wake-ups leave the woken thread on its own CPU. On the 2-vCPU VM this
-/// was measured on a cross-CPU wake-up costs about 15 µs of CPU, so a
-/// ping-pong split over two CPUs runs at 16-18k round trips/s on every back
-/// end, blocking sockets included (net/README.md), and an unpinned run
-/// measures where the scheduler happened to put the threads.
+/// On one machine a ping-pong over one connection is serial: the fastest
+/// placement is both threads on one CPU, which is where the kernel's
+/// synchronous wake-ups put blocking sockets and epoll waiters anyway,
+/// while io_uring's task-work wake-ups leave the woken thread on its own
+/// CPU. On the 2-vCPU VM this was measured on a cross-CPU wake-up costs
+/// about 15 µs of CPU, so a one-connection ping-pong split over two CPUs
+/// runs at 16-18k round trips/s on every back end, blocking sockets
+/// included (net/README.md), and an unpinned run measures where the
+/// scheduler happened to put the threads. With many requests in flight
+/// each side has work while the other runs, and two CPUs win.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Pin {
-    /// Ping-pong on one CPU (`Shared`), streaming on two (`Split`): the
-    /// placement each is fastest in, the same for every back end.
+    /// Ping-pong with fewer than [`SHARED_CONNECTIONS_BELOW`] connections
+    /// on one CPU (`Shared`), everything else on two (`Split`): the
+    /// placement each is fastest in here, the same for every back end.
     #[default]
     Auto,
     /// Both on the process's first CPU.
@@ -112,17 +116,27 @@ fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
+/// [`Pin::Auto`] runs ping-pong with fewer connections than this on one
+/// CPU. A side that runs out of work sleeps and costs a cross-CPU wake-up
+/// (about 15 µs here) against about 8 µs of CPU per message and side, so
+/// two CPUs pay off once each side finds a few messages per wake-up
+/// (measured: 2 connections, 55k round trips/s on one CPU against 28k on
+/// two; 64 connections, 84k against 165k).
+pub const SHARED_CONNECTIONS_BELOW: usize = 4;
+
 impl Pin {
-    /// The CPUs of a `mode` run's server and client, chosen among those the
+    /// The CPUs of a run's server and client, chosen among those the
     /// calling thread may use (before either is pinned: a thread inherits
     /// its creator's affinity).
-    fn cpus(self, mode: Mode) -> (Option<usize>, Option<usize>) {
+    fn cpus(self, mode: Mode, connections: usize) -> (Option<usize>, Option<usize>) {
         let allowed = allowed_cpus();
         let rank = |rank: usize| allowed.get(rank % allowed.len().max(1)).copied();
-        match (self, mode) {
-            (Pin::Free, _) => (None, None),
-            (Pin::Shared, _) | (Pin::Auto, Mode::PingPong) => (rank(0), rank(0)),
-            (Pin::Split, _) | (Pin::Auto, Mode::Streaming) => (rank(0), rank(1)),
+        let serial = mode == Mode::PingPong && connections < SHARED_CONNECTIONS_BELOW;
+        match self {
+            Pin::Free => (None, None),
+            Pin::Auto if serial => (rank(0), rank(0)),
+            Pin::Shared => (rank(0), rank(0)),
+            Pin::Auto | Pin::Split => (rank(0), rank(1)),
         }
     }
 }
@@ -373,7 +387,7 @@ pub fn run_once(
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (address_sender, address) = mpsc::channel();
     let server_phase = Arc::clone(&phase);
-    let (server_cpu, client_cpu) = pin.cpus(mode);
+    let (server_cpu, client_cpu) = pin.cpus(mode, connections);
     let _pinned = Pinned::to(client_cpu);
     let server = thread::spawn(move || {
         let _pinned = Pinned::to(server_cpu);
@@ -414,7 +428,7 @@ pub fn run_once(
 /// # Panics
 /// When a loopback socket fails.
 pub fn run_blocking_ping_pong(size: usize, duration: Duration, pin: Pin) -> Sample {
-    let (server_cpu, client_cpu) = pin.cpus(Mode::PingPong);
+    let (server_cpu, client_cpu) = pin.cpus(Mode::PingPong, 1);
     let _pinned = Pinned::to(client_cpu);
     let frame = encode(
         &request(1, size) as &dyn Encode,

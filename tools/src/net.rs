@@ -35,9 +35,10 @@ pub(crate) struct NetArgs {
     /// Instead of the grid: measure SEND_ZC against a copying send per size.
     #[arg(long)]
     zero_copy_sweep: bool,
-    /// Where each run's server and client threads run: auto (ping-pong on
-    /// one CPU, streaming on two), shared (both on one CPU), split (one
-    /// CPU each), free (wherever the scheduler puts them).
+    /// Where each run's server and client threads run: auto (ping-pong
+    /// over one or two connections on one CPU, everything else on two),
+    /// shared (both on one CPU), split (one CPU each), free (wherever the
+    /// scheduler puts them).
     #[arg(long, value_enum, default_value_t = PinArg::Auto)]
     pin: PinArg,
 }
