@@ -8,6 +8,10 @@
 //! fixed buffer), `uring-multishot` (multishot receive into a provided
 //! buffer ring, as the transport does), each io_uring variant sending with
 //! `MSG_DONTWAIT` and waiting in the same `io_uring_enter` that submits.
+//! The io_uring wait has a 5 ms timeout; environment variables vary it:
+//! `FLOOR_TIMER_OP` (one `IORING_OP_TIMEOUT` kept armed instead, as the
+//! transport's driver does), `FLOOR_NO_TIMEOUT` (none), `FLOOR_NO_IOWAIT`,
+//! `FLOOR_REGISTERED_RING` (enter through a registered ring descriptor).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
