@@ -1,9 +1,11 @@
 //! One benchmark cell, for profiling:
-//! `net_one MODE(ping|stream) BACKEND(uring|portable|blocking) SIZE CONNS DURATION_MS [ZC]`.
+//! `net_one MODE(ping|stream) BACKEND(uring|portable|blocking) SIZE CONNS DURATION_MS [ZC]`,
+//! with `SYNOD_NET_PIN=auto|shared|split|free` to place the two threads
+//! (auto by default, as `synod bench net`).
 
 use std::time::Duration;
 
-use synod_bench::net::{run_blocking_ping_pong, run_once, Mode};
+use synod_bench::net::{run_blocking_ping_pong, run_once, Mode, Pin};
 use synod_net::transport::BackendChoice;
 
 fn main() {
@@ -23,8 +25,14 @@ fn main() {
     let connections: usize = argument(3, "1").parse().expect("a connection count");
     let duration = Duration::from_millis(argument(4, "2000").parse().expect("a duration"));
     let zero_copy = arguments.get(5).and_then(|text| text.parse().ok());
+    let pin = match std::env::var("SYNOD_NET_PIN").as_deref() {
+        Ok("shared") => Pin::Shared,
+        Ok("split") => Pin::Split,
+        Ok("free") => Pin::Free,
+        _ => Pin::Auto,
+    };
     let sample = match argument(1, "uring").as_str() {
-        "blocking" => run_blocking_ping_pong(size, duration),
+        "blocking" => run_blocking_ping_pong(size, duration, pin),
         "portable" => {
             run_once(
                 mode,
@@ -33,6 +41,7 @@ fn main() {
                 connections,
                 duration,
                 zero_copy,
+                pin,
             )
             .1
         }
@@ -44,6 +53,7 @@ fn main() {
                 connections,
                 duration,
                 zero_copy,
+                pin,
             )
             .1
         }

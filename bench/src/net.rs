@@ -3,7 +3,9 @@
 //! repeats, medians), with a blocking-socket ping-pong as the baseline.
 //!
 //! Each run has a server thread and a client thread, each with its own
-//! transport (one ring per thread). Ping-pong keeps one request in flight
+//! transport (one ring per thread), placed as [`Pin`] says (by default
+//! ping-pong over one or two connections on one CPU, everything else on
+//! two). Ping-pong keeps one request in flight
 //! per connection and counts round trips; streaming keeps each connection's
 //! send queue topped up and counts what the server receives. CPU time is
 //! both threads' user + system time over the measured interval.
@@ -19,6 +21,11 @@ use synod_net::frame::{encode, Encode};
 use synod_net::samples::request;
 use synod_net::transport::{self, Backend, BackendChoice, Config, ConnectionId, Event, Transport};
 use synod_net::wire::{ClientId, ClientResponse, NodeId, Outcome, Seq};
+
+mod placement;
+
+use placement::Pinned;
+pub use placement::{Pin, SHARED_CONNECTIONS_BELOW};
 
 /// What a run measures.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -46,6 +53,8 @@ pub struct NetBench {
     pub duration: Duration,
     /// `SEND_ZC` threshold for the io_uring runs (None: the default).
     pub send_zero_copy_bytes_min: Option<usize>,
+    /// Where the two threads of each run may run.
+    pub pin: Pin,
 }
 
 impl Default for NetBench {
@@ -58,6 +67,7 @@ impl Default for NetBench {
             repeats: 5,
             duration: Duration::from_millis(500),
             send_zero_copy_bytes_min: None,
+            pin: Pin::Auto,
         }
     }
 }
@@ -71,6 +81,8 @@ pub struct Sample {
     pub bytes_per_second: f64,
     /// CPU nanoseconds (both threads) per message.
     pub cpu_ns_per_message: f64,
+    /// The client thread's share of `cpu_ns_per_message`.
+    pub client_cpu_ns_per_message: f64,
 }
 
 /// The median of a cell's repeats, and the back end that actually ran.
@@ -228,16 +240,20 @@ fn client_loop(
     phase.store(MEASURING, Ordering::Release);
     let (started, cpu_start) = (Instant::now(), thread_cpu());
     while started.elapsed() < duration {
+        let mut queued = false;
         if mode == Mode::Streaming {
             for &connection in connections {
                 while client.queued_bytes(connection) < window
                     && client.send(connection, &message).is_ok()
-                {}
+                {
+                    queued = true;
+                }
             }
         }
-        client
-            .turn(TURN_WAIT, &mut events)
-            .expect("the client's turn");
+        // A producer with more to send does not wait in the turn: a turn
+        // waits for something to arrive, not for its own sends to leave.
+        let wait = if queued { Duration::ZERO } else { TURN_WAIT };
+        client.turn(wait, &mut events).expect("the client's turn");
         for event in events.drain(..) {
             if let Event::Frame { connection, .. } = event {
                 round_trips += 1;
@@ -261,11 +277,15 @@ pub fn run_once(
     connections: usize,
     duration: Duration,
     zero_copy: Option<usize>,
+    pin: Pin,
 ) -> (Backend, Sample) {
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (address_sender, address) = mpsc::channel();
     let server_phase = Arc::clone(&phase);
+    let (server_cpu, client_cpu) = pin.cpus(mode, connections);
+    let _pinned = Pinned::to(client_cpu);
     let server = thread::spawn(move || {
+        let _pinned = Pinned::to(server_cpu);
         let transport =
             transport::open(config(backend, 1, true, size, zero_copy)).expect("the server opens");
         address_sender
@@ -293,6 +313,7 @@ pub fn run_once(
         messages_per_second: messages as f64 / seconds,
         bytes_per_second: (messages * size as u64) as f64 / seconds,
         cpu_ns_per_message: cpu / messages.max(1) as f64,
+        client_cpu_ns_per_message: client_cpu.as_nanos() as f64 / messages.max(1) as f64,
     };
     (ran, sample)
 }
@@ -301,7 +322,9 @@ pub fn run_once(
 ///
 /// # Panics
 /// When a loopback socket fails.
-pub fn run_blocking_ping_pong(size: usize, duration: Duration) -> Sample {
+pub fn run_blocking_ping_pong(size: usize, duration: Duration, pin: Pin) -> Sample {
+    let (server_cpu, client_cpu) = pin.cpus(Mode::PingPong, 1);
+    let _pinned = Pinned::to(client_cpu);
     let frame = encode(
         &request(1, size) as &dyn Encode,
         (size as u32 + 4096).max(1 << 16),
@@ -322,6 +345,7 @@ pub fn run_blocking_ping_pong(size: usize, duration: Duration) -> Sample {
     let address = listener.local_addr().expect("bound");
     let (request_bytes, response_bytes) = (frame.len(), response.len());
     let server = thread::spawn(move || {
+        let _pinned = Pinned::to(server_cpu);
         let (mut stream, _) = listener.accept().expect("accepts");
         stream.set_nodelay(true).expect("nodelay");
         let (mut buffer, cpu_start) = (vec![0u8; request_bytes], thread_cpu());
@@ -349,6 +373,7 @@ pub fn run_blocking_ping_pong(size: usize, duration: Duration) -> Sample {
         messages_per_second: round_trips as f64 / seconds,
         bytes_per_second: (round_trips * size as u64) as f64 / seconds,
         cpu_ns_per_message: (client_cpu + server_cpu).as_nanos() as f64 / round_trips.max(1) as f64,
+        client_cpu_ns_per_message: client_cpu.as_nanos() as f64 / round_trips.max(1) as f64,
     }
 }
 
@@ -362,6 +387,12 @@ fn median_sample(samples: &[Sample]) -> Sample {
         messages_per_second: median(samples.iter().map(|s| s.messages_per_second).collect()),
         bytes_per_second: median(samples.iter().map(|s| s.bytes_per_second).collect()),
         cpu_ns_per_message: median(samples.iter().map(|s| s.cpu_ns_per_message).collect()),
+        client_cpu_ns_per_message: median(
+            samples
+                .iter()
+                .map(|s| s.client_cpu_ns_per_message)
+                .collect(),
+        ),
     }
 }
 
@@ -383,6 +414,7 @@ impl NetBench {
                                 connections,
                                 self.duration,
                                 self.send_zero_copy_bytes_min,
+                                self.pin,
                             );
                             progress(&format!("repeat {repeat}: {mode:?} {size} B x{connections} {ran}: {:.0} msg/s", sample.messages_per_second));
                             record(
@@ -393,7 +425,7 @@ impl NetBench {
                             );
                         }
                         if mode == Mode::PingPong && connections == 1 {
-                            let sample = run_blocking_ping_pong(size, self.duration);
+                            let sample = run_blocking_ping_pong(size, self.duration, self.pin);
                             record(
                                 &mut grid,
                                 &mut at,
@@ -490,6 +522,7 @@ pub fn zero_copy_sweep(
                     1,
                     duration,
                     Some(threshold),
+                    Pin::Auto,
                 );
                 progress(&format!(
                     "repeat {repeat}: {size} B zero copy {}: {:.0} msg/s",

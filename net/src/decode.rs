@@ -12,7 +12,8 @@
 //! - The decoder never holds more than one partial header and one partial
 //!   body, and a partial body's buffer grows only with bytes received: a
 //!   header's claimed length is never allocated up front beyond
-//!   [`PARTIAL_RESERVE_BYTES_MAX`].
+//!   [`PARTIAL_RESERVE_BYTES_MAX`], and a longer body's buffer is at most
+//!   eight times the bytes of it that arrived (see [`partial_capacity`]).
 //! - A body is checked (length limit, checksum, bytecheck) before its frame is
 //!   handed out; after the first error the decoder refuses all input.
 
@@ -28,14 +29,32 @@ use crate::frame::{Frame, FrameError, Header, HEADER_BYTES};
 /// allocation); a larger one grows only with the bytes that arrive.
 pub const PARTIAL_RESERVE_BYTES_MAX: usize = 64 << 10;
 
+/// The capacity a partial body of `body_bytes` needs once `arrived` of its
+/// bytes are here: all of it when it is small or an eighth of it has
+/// arrived (so a split body of up to eight receives is allocated once,
+/// never grown by copying reallocations), else twice what arrived (so a
+/// lying length costs at most eight times the bytes actually sent).
+#[must_use]
+pub fn partial_capacity(body_bytes: usize, arrived: usize) -> usize {
+    if body_bytes <= PARTIAL_RESERVE_BYTES_MAX || arrived.saturating_mul(8) >= body_bytes {
+        body_bytes
+    } else {
+        arrived.saturating_mul(2).min(body_bytes)
+    }
+}
+
 /// Realignment buffers a decoder keeps for reuse when it is not given a
 /// shared pool.
 const REALIGN_POOL_OWN_MAX: usize = 2;
 /// The smallest realignment buffer allocated.
 const REALIGN_BUFFER_BYTES: usize = 16 << 10;
+/// Buffers larger than this are not kept for reuse (bounds what a pool holds).
+const POOLED_BUFFER_BYTES_MAX: usize = 256 << 10;
 
-/// Aligned buffers for realigning misaligned receives, reused once no frame
-/// refers to them. A transport shares one among its connections.
+/// Aligned buffers for realigning misaligned receives and for assembling
+/// bodies that straddle receives, reused once no frame refers to them (a
+/// fresh large allocation costs page faults every time). A transport shares
+/// one among its connections.
 pub struct RealignPool {
     buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
     buffers_max: usize,
@@ -51,22 +70,37 @@ impl RealignPool {
         }
     }
 
-    /// A buffer no frame refers to, empty, with room for `length` bytes.
-    fn take(&mut self, length: usize) -> Arc<AlignedVec<ALIGNMENT>> {
+    /// A buffer no frame refers to, empty, with room for `length` bytes; a
+    /// new one has room for at least `length_new` (at least `length`).
+    fn take(&mut self, length: usize, length_new: usize) -> Arc<AlignedVec<ALIGNMENT>> {
         let unused = self
             .buffers
             .iter()
             .position(|buffer| Arc::strong_count(buffer) == 1 && buffer.capacity() >= length);
-        match unused {
+        let mut buffer = match unused {
             Some(at) => self.buffers.swap_remove(at),
-            None => Arc::new(AlignedVec::with_capacity(length.max(REALIGN_BUFFER_BYTES))),
-        }
+            None => Arc::new(AlignedVec::with_capacity(length_new.max(length))),
+        };
+        Arc::get_mut(&mut buffer)
+            .expect("the pool hands out buffers no frame refers to")
+            .clear();
+        buffer
     }
 
-    /// Keeps a buffer for reuse (frames may still refer to it).
+    /// Keeps a buffer for reuse (frames may still refer to it). A full
+    /// pool makes room by dropping a smaller unused buffer.
     fn give_back(&mut self, buffer: Arc<AlignedVec<ALIGNMENT>>) {
+        if buffer.capacity() > POOLED_BUFFER_BYTES_MAX {
+            return;
+        }
         if self.buffers.len() < self.buffers_max {
             self.buffers.push(buffer);
+        } else if let Some(at) = self
+            .buffers
+            .iter()
+            .position(|kept| Arc::strong_count(kept) == 1 && kept.capacity() < buffer.capacity())
+        {
+            self.buffers[at] = buffer;
         }
     }
 }
@@ -82,10 +116,11 @@ pub struct DecoderStats {
     pub frames_copied_straddling: u64,
 }
 
-/// A body arriving in pieces.
+/// A body arriving in pieces, in a pooled buffer that only the decoder
+/// refers to until the body is complete.
 struct Partial {
     header: Header,
-    bytes: AlignedVec<ALIGNMENT>,
+    bytes: Arc<AlignedVec<ALIGNMENT>>,
 }
 
 /// Decodes one connection's byte stream into frames.
@@ -238,10 +273,11 @@ impl Decoder {
     /// Copies the rest of a receive once into an aligned buffer and decodes
     /// it there, its frames in place.
     fn realign(&mut self, bytes: &[u8], out: &mut Vec<Frame>) -> Result<(), FrameError> {
-        let mut copy = self.realign_pool.take(bytes.len());
+        let mut copy = self
+            .realign_pool
+            .take(bytes.len(), bytes.len().max(REALIGN_BUFFER_BYTES));
         let target =
             Arc::get_mut(&mut copy).expect("the pool hands out buffers no frame refers to");
-        target.clear();
         target.extend_from_slice(bytes);
         self.realigning = true;
         let result = self.feed_inner(&copy, 0..bytes.len(), out);
@@ -302,15 +338,13 @@ impl Decoder {
             out.push(Frame::checked(&header, body)?);
             return Ok(body_bytes);
         }
-        // Split across receives: reserve the whole body when it is small,
-        // else only what has arrived (a lying header costs nothing).
-        let reserve = if body_bytes <= PARTIAL_RESERVE_BYTES_MAX {
-            body_bytes
-        } else {
-            available
-        };
-        let mut bytes = AlignedVec::<ALIGNMENT>::with_capacity(reserve);
-        bytes.extend_from_slice(&buffer.as_slice()[range]);
+        // Split across receives: see `partial_capacity` (a lying header
+        // costs nothing up front).
+        let capacity = partial_capacity(body_bytes, available);
+        let mut bytes = self.realign_pool.take(capacity, capacity);
+        Arc::get_mut(&mut bytes)
+            .expect("the pool hands out buffers no frame refers to")
+            .extend_from_slice(&buffer.as_slice()[range]);
         self.partial = Some(Partial { header, bytes });
         Ok(available)
     }
@@ -321,14 +355,23 @@ impl Decoder {
             .partial
             .as_mut()
             .expect("continue_body runs only with a partial body");
-        let needed = partial.header.body_bytes as usize - partial.bytes.len();
+        let body_bytes = partial.header.body_bytes as usize;
+        let target = Arc::get_mut(&mut partial.bytes)
+            .expect("no frame refers to a body before it is complete");
+        let needed = body_bytes - target.len();
         let used = needed.min(bytes.len());
-        partial.bytes.extend_from_slice(&bytes[..used]);
+        if target.capacity() < target.len() + used {
+            let capacity = partial_capacity(body_bytes, target.len() + used);
+            target.reserve_exact(capacity - target.len());
+        }
+        target.extend_from_slice(&bytes[..used]);
         if used == needed {
             let Partial { header, bytes } = self.partial.take().expect("checked above");
             self.stats.frames_copied_straddling += 1;
-            self.padding_left = header.padded_body_bytes() - header.body_bytes as usize;
-            out.push(Frame::checked(&header, SharedBytes::from_aligned(bytes))?);
+            self.padding_left = header.padded_body_bytes() - body_bytes;
+            let body = SharedBytes::slice_of(&bytes, 0, body_bytes);
+            self.realign_pool.give_back(bytes);
+            out.push(Frame::checked(&header, body)?);
         }
         Ok(used)
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench};
+use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench, Pin};
 use synod_net::transport::BackendChoice;
 
 /// A benchmark mode.
@@ -35,6 +35,21 @@ pub(crate) struct NetArgs {
     /// Instead of the grid: measure SEND_ZC against a copying send per size.
     #[arg(long)]
     zero_copy_sweep: bool,
+    /// Where each run's server and client threads run: auto (ping-pong
+    /// over one or two connections on one CPU, everything else on two),
+    /// shared (both on one CPU), split (one CPU each), free (wherever the
+    /// scheduler puts them).
+    #[arg(long, value_enum, default_value_t = PinArg::Auto)]
+    pin: PinArg,
+}
+
+/// Thread placement for the benchmark.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PinArg {
+    Auto,
+    Shared,
+    Split,
+    Free,
 }
 
 /// Runs the transport benchmark and prints its table.
@@ -63,6 +78,12 @@ pub(crate) fn bench(arguments: &NetArgs) {
         repeats: arguments.repeats,
         duration,
         send_zero_copy_bytes_min: None,
+        pin: match arguments.pin {
+            PinArg::Auto => Pin::Auto,
+            PinArg::Free => Pin::Free,
+            PinArg::Shared => Pin::Shared,
+            PinArg::Split => Pin::Split,
+        },
     };
     let cells = bench.run(progress);
     println!("{}", table(&cells));

@@ -232,3 +232,33 @@ fn a_misaligned_receive_is_realigned_by_one_copy_for_all_its_frames() {
         "one aligned copy holds every frame of the receive"
     );
 }
+
+#[test]
+fn a_long_split_body_is_reserved_once_and_a_lying_one_costs_at_most_eight_times_what_arrived() {
+    let stream = stream_of(1, 100 << 10);
+    let body_bytes = u32::from_le_bytes([stream[8], stream[9], stream[10], stream[11]]) as usize;
+    let mut decoder = Decoder::new(MAX);
+    let mut frames = Vec::new();
+    let mut capacities = Vec::new();
+    for piece in stream.chunks(16 << 10) {
+        decoder.feed_slice(piece, &mut frames).expect("decodes");
+        let arrived = capacities.len() * (16 << 10) + piece.len() - HEADER_BYTES;
+        if frames.is_empty() {
+            let capacity = decoder.buffered_bytes();
+            assert!(capacity >= arrived && capacity <= 8 * arrived);
+            capacities.push(capacity);
+        }
+    }
+    assert_eq!(seqs(&frames), vec![0]);
+    assert!(
+        capacities.iter().all(|&capacity| capacity == body_bytes),
+        "a body of seven receives is reserved whole at once: {capacities:?}"
+    );
+    assert_eq!(partial_capacity(MAX as usize, 1 << 20), 2 << 20, "a liar");
+    assert_eq!(partial_capacity(MAX as usize, 2 << 20), MAX as usize);
+    assert_eq!(
+        partial_capacity(1000, 1),
+        1000,
+        "small bodies whole at once"
+    );
+}

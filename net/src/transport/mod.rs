@@ -357,6 +357,13 @@ pub trait Transport {
     fn close(&mut self, connection: ConnectionId);
     /// One loop turn: hands queued frames to the kernel, waits up to
     /// `timeout` for something to happen, and appends what happened.
+    /// Something is an event (a frame, a connection change), the end of a
+    /// send that had to wait for room in the socket, or room again in a
+    /// queue that refused a frame; frames that leave at once are not, so a
+    /// caller that sent a request waits for its answer in the same turn,
+    /// and a caller with more to send passes a zero timeout. A turn may
+    /// return sooner, with or without events (the portable back end
+    /// returns after every write).
     ///
     /// # Errors
     /// A failure of the transport itself (not of one connection).

@@ -61,6 +61,7 @@ impl UringTransport {
         }
         let outcome = match (result, bid) {
             (count, Some(bid)) if count > 0 => {
+                link.socket.received_since_send = true;
                 let buffer = self
                     .buffers
                     .take(bid)
@@ -103,6 +104,14 @@ impl UringTransport {
             link.socket.send_in_flight = false;
             return;
         }
+        let nonblocking = std::mem::take(&mut link.socket.send_nonblocking);
+        if nonblocking && result == -libc::EAGAIN {
+            // The socket is full: the next send waits for room.
+            link.socket.send_in_flight = false;
+            link.socket.send_waits_for_room = true;
+            link.socket.whole_send_bytes_max = 0;
+            return;
+        }
         if result < 0 {
             if !cqueue::more(flags) {
                 link.socket.send_in_flight = false;
@@ -111,6 +120,14 @@ impl UringTransport {
             return self.start_closing(index, os_error(result));
         }
         link.sent(result as usize);
+        // A send that took only part of its bytes found the socket full.
+        let whole = link.unsent().is_empty();
+        link.socket.send_waits_for_room = !whole;
+        link.socket.whole_send_bytes_max = if whole {
+            link.socket.whole_send_bytes_max.max(result as usize)
+        } else {
+            0
+        };
         if !cqueue::more(flags) {
             link.socket.send_in_flight = false;
             link.socket.zero_copy_notification_due = false;

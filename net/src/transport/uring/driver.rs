@@ -54,10 +54,29 @@ fn probe() -> std::io::Result<()> {
     }
 }
 
+/// The completion tag of the driver's own timer (outside the transport's tags).
+const TIMER_TAG: u64 = u64::MAX;
+
+/// The driver's timer: one `IORING_OP_TIMEOUT` kept armed across turns, so
+/// that a turn's wait needs no timer of its own. Arming a kernel timer for
+/// every wait (the `io_uring_enter` timeout argument) cost about 1 µs per
+/// round trip here (README); this one is armed at most once per
+/// wait-length, and a turn may end when it fires (earlier than its own
+/// timeout, which the contract allows).
+struct Timer {
+    /// The armed timeout's length (it fires at most this long from now);
+    /// `None` when none is armed.
+    armed_for: Option<Duration>,
+    /// The armed timeout's length; the kernel reads it when the timeout is
+    /// submitted, and it stays put (boxed) until then.
+    timespec: Box<types::Timespec>,
+}
+
 /// A ring of its own running one transport.
 pub struct UringDriver {
     transport: UringTransport,
     ring: IoUring,
+    timer: Timer,
 }
 
 impl UringDriver {
@@ -96,7 +115,15 @@ impl UringDriver {
             tags: 0..tags,
         };
         let transport = UringTransport::new(config, resources, &ring.submitter())?;
-        Ok(UringDriver { transport, ring })
+        let timer = Timer {
+            armed_for: None,
+            timespec: Box::new(types::Timespec::new()),
+        };
+        Ok(UringDriver {
+            transport,
+            ring,
+            timer,
+        })
     }
 
     /// The transport, for what the [`Transport`] trait does not offer.
@@ -113,6 +140,51 @@ impl UringDriver {
             Some(deadline) => timeout.min(deadline.saturating_duration_since(now)),
             None => timeout,
         }
+    }
+}
+
+/// How a turn waits.
+enum Wait {
+    /// Not at all: submit and take what is there.
+    None,
+    /// Until a completion, at the latest the armed timer's.
+    ForTimer,
+    /// Until a completion or this long (a timer for this wait alone).
+    For(Duration),
+}
+
+impl Timer {
+    /// Decides how a turn that may wait `wait` waits: on the armed timer
+    /// when it fires no later than `wait` from now (it was armed for no
+    /// longer), after arming one when none is armed, else with a timer of
+    /// its own.
+    fn plan(
+        &mut self,
+        wait: Duration,
+        sq: &mut io_uring::SubmissionQueue<'_>,
+        submitter: &io_uring::Submitter<'_>,
+    ) -> Result<Wait, TransportError> {
+        if wait.is_zero() {
+            return Ok(Wait::None);
+        }
+        match self.armed_for {
+            Some(armed_for) if armed_for <= wait => return Ok(Wait::ForTimer),
+            Some(_) => return Ok(Wait::For(wait)),
+            None => {}
+        }
+        *self.timespec = types::Timespec::from(wait);
+        let entry = opcode::Timeout::new(&raw const *self.timespec)
+            .build()
+            .user_data(TIMER_TAG);
+        // SAFETY: the timespec is boxed in the driver, which outlives the
+        // submission (the kernel copies it when the entry is submitted).
+        while unsafe { sq.push(&entry) }.is_err() {
+            sq.sync();
+            submitter.submit().map_err(uring_error("submit"))?;
+            sq.sync();
+        }
+        self.armed_for = Some(wait);
+        Ok(Wait::ForTimer)
     }
 }
 
@@ -155,10 +227,27 @@ impl Transport for UringDriver {
             sq.sync();
             submitter.submit().map_err(uring_error("submit"))?;
         }
+        let outlook = self.transport.take_outlook();
+        let wait = if outlook.room_made {
+            Duration::ZERO
+        } else {
+            wait
+        };
+        let wait = self.timer.plan(wait, &mut sq, &submitter)?;
         sq.sync();
-        let timespec = types::Timespec::from(wait);
-        let args = types::SubmitArgs::new().timespec(&timespec);
-        match submitter.submit_with_args(1, &args) {
+        // Sends that leave at once complete inside this very enter: wait for
+        // one completion beyond them, so that a round trip costs one enter.
+        let want = 1 + outlook.completions_at_submit as usize;
+        let entered = match wait {
+            Wait::None => submitter.submit(),
+            Wait::ForTimer => submitter.submit_and_wait(want),
+            Wait::For(wait) => {
+                let timespec = types::Timespec::from(wait);
+                let args = types::SubmitArgs::new().timespec(&timespec);
+                submitter.submit_with_args(want, &args)
+            }
+        };
+        match entered {
             Ok(_) => {}
             Err(error)
                 if matches!(
@@ -174,7 +263,9 @@ impl Transport for UringDriver {
         }
         cq.sync();
         for cqe in &mut cq {
-            if self.transport.owns(cqe.user_data()) {
+            if cqe.user_data() == TIMER_TAG {
+                self.timer.armed_for = None;
+            } else if self.transport.owns(cqe.user_data()) {
                 self.transport.complete(&cqe, &submitter);
             }
         }

@@ -14,6 +14,14 @@
 //! connection in flight, connect, shutdown and close; every socket is a
 //! registered (fixed) file.
 //!
+//! A send is first tried with `MSG_DONTWAIT`, so it completes while the
+//! `io_uring_enter` that submits it runs (sent, partly sent, or `EAGAIN`);
+//! only after the socket was found full does the next send wait for room.
+//! For a small send that answers the peer, the owner learns that its
+//! completion will already be there ([`UringTransport::take_outlook`]) and
+//! waits for one completion more, so a request and the wait for its
+//! answer share one enter.
+//!
 //! Invariants:
 //! - A connection's table slot is freed only when none of its operations is
 //!   in flight (`ops_in_flight == 0`), so a completion tag always names the
@@ -21,6 +29,14 @@
 //! - While `send_in_flight`, the kernel owns the connection's in-flight
 //!   buffer: nothing moves, grows or clears it until the send (and, for
 //!   `SEND_ZC`, its notification) completes.
+//! - `SubmitOutlook::completions_at_submit` counts only sends with
+//!   `MSG_DONTWAIT` (the kernel fails rather than parks them), so an owner
+//!   that adds it to its wait never waits for a completion that is not
+//!   already posted; and only sends of at most `COUNTED_SEND_BYTES_MAX`,
+//!   or of no more than the socket took whole before, into a socket whose
+//!   last send went whole, on a connection the peer sent on since, so a
+//!   send left out of the wait is not expected to need the next turn (a
+//!   short send does: it must wait for room).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -51,6 +67,13 @@ const OP_CONNECT: u64 = 2;
 const OP_SHUTDOWN: u64 = 3;
 const OP_CLOSE: u64 = 4;
 const OP_ACCEPT: u64 = 5;
+
+/// A send this small may be left out of the owner's wait (see
+/// `arm_send`) even before the socket took one as large whole: a socket
+/// whose previous send went whole takes this much at once (TCP's send
+/// buffer starts at 16 KiB and only grows), so such a send is not expected
+/// to come back short and leave the wait with nothing to end it.
+const COUNTED_SEND_BYTES_MAX: usize = 16 << 10;
 
 /// The connection index and operation a tag offset names.
 fn link_index_op(offset: u64) -> (usize, u64) {
@@ -85,6 +108,23 @@ pub(crate) struct UringSocket {
     ops_in_flight: u32,
     recv_armed: bool,
     send_in_flight: bool,
+    /// The send in flight was submitted with `MSG_DONTWAIT`: it completes
+    /// within the `io_uring_enter` that submits it.
+    send_nonblocking: bool,
+    /// The last non-blocking send found the socket full (or took only part
+    /// of its bytes): the next send waits for room instead.
+    send_waits_for_room: bool,
+    /// A send was refused with `QueueFull` since the queue last moved
+    /// into flight.
+    producer_refused: bool,
+    /// Bytes arrived since the last send was submitted: the peer talks
+    /// back, so a wait that outlasts this connection's next send will end
+    /// with more from it (see `arm_send`).
+    received_since_send: bool,
+    /// The largest send the socket took whole since it last took one in
+    /// part (or refused one): one no larger is expected to go whole again
+    /// when it answers the peer, whose message acknowledged ours.
+    whole_send_bytes_max: usize,
     zero_copy_notification_due: bool,
     /// `SEND_ZC` may help this connection (not on loopback, where the kernel
     /// copies the pages anyway and zero copy only adds its notification).
@@ -108,6 +148,23 @@ pub struct UringTransport {
     pending: VecDeque<squeue::Entry>,
     scratch: ReceiveScratch,
     events: Vec<Event>,
+    /// What the owner should know before it waits; see [`SubmitOutlook`].
+    outlook: SubmitOutlook,
+}
+
+/// What the owner of the ring should know, after submitting what
+/// [`UringTransport::prepare`] pushed, to wait neither too long nor in vain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubmitOutlook {
+    /// Completions the kernel posts within the `io_uring_enter` that
+    /// submits them and that need no next turn (small sends with
+    /// `MSG_DONTWAIT` answering the peer): an owner that waits for `n`
+    /// completions in that enter waits for `n` plus these, so that such a
+    /// send ends no wait (a round trip then costs one enter).
+    pub completions_at_submit: u32,
+    /// A send queue that refused a frame (`QueueFull`) has room again: its
+    /// producer waits to fill it, so the owner should not wait at all.
+    pub room_made: bool,
 }
 
 fn uring_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -150,6 +207,7 @@ impl UringTransport {
             pending: VecDeque::new(),
             scratch: ReceiveScratch::new(),
             events: Vec::new(),
+            outlook: SubmitOutlook::default(),
             config,
             resources,
         };
@@ -219,6 +277,12 @@ impl UringTransport {
             .count()
     }
 
+    /// What the owner should know about the operations prepared since the
+    /// last call before it waits (see [`SubmitOutlook`]); starts afresh.
+    pub fn take_outlook(&mut self) -> SubmitOutlook {
+        std::mem::take(&mut self.outlook)
+    }
+
     /// True when events wait to be drained (the owner should not sleep).
     #[must_use]
     pub fn has_events(&self) -> bool {
@@ -262,11 +326,15 @@ impl UringTransport {
             .links
             .get_mut(index)
             .ok_or(SendError::UnknownConnection { connection })?;
-        link.enqueue(
+        let queued = link.enqueue(
             value,
             self.config.body_bytes_max,
             self.config.send_queue_bytes_max,
-        )
+        );
+        if matches!(queued, Err(SendError::QueueFull { .. })) {
+            link.socket.producer_refused = true;
+        }
+        queued
     }
 
     /// Bytes queued and not yet handed to the kernel for `connection`.
@@ -372,16 +440,40 @@ impl UringTransport {
             return;
         };
         let Some(file) = link.socket.file else { return };
-        if link.socket.send_in_flight || link.prepare_send() == 0 {
+        if link.socket.send_in_flight {
             return;
         }
+        // The queue moves into flight, leaving room for a refused producer.
+        let queue_moves = link.unsent().is_empty() && !link.queued.is_empty();
+        if link.prepare_send() == 0 {
+            return;
+        }
+        if queue_moves && std::mem::take(&mut link.socket.producer_refused) {
+            self.outlook.room_made = true;
+        }
+        let answers_peer = std::mem::take(&mut link.socket.received_since_send);
         let unsent = link.unsent();
         let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
-        let entry = if link.socket.zero_copy_allowed && unsent.len() >= threshold {
+        let entry = if link.socket.zero_copy_allowed && length as usize >= threshold {
             link.socket.zero_copy_notification_due = true;
             opcode::SendZc::new(types::Fixed(file), pointer, length).build()
-        } else {
+        } else if link.socket.send_waits_for_room {
             opcode::Send::new(types::Fixed(file), pointer, length).build()
+        } else {
+            link.socket.send_nonblocking = true;
+            // A send that comes back short needs the next turn (to wait for
+            // room), so only a send that should not be short (a small one,
+            // or one no larger than the socket took whole before, into a
+            // socket whose last send went whole) and that answers the peer
+            // (which will end this wait by talking back) is left out of the
+            // wait. Others end it, as they always did.
+            let fits = COUNTED_SEND_BYTES_MAX.max(link.socket.whole_send_bytes_max);
+            if answers_peer && length as usize <= fits {
+                self.outlook.completions_at_submit += 1;
+            }
+            opcode::Send::new(types::Fixed(file), pointer, length)
+                .flags(libc::MSG_DONTWAIT)
+                .build()
         };
         link.socket.send_in_flight = true;
         link.socket.ops_in_flight += 1;
@@ -485,7 +577,6 @@ impl UringTransport {
     /// an outbound connection waits to redial, others are forgotten.
     fn finish_if_drained(&mut self, index: usize) {
         let body_bytes_max = self.config.body_bytes_max;
-        let now = Instant::now();
         let Some(link) = self.links.get_mut(index) else {
             return;
         };
@@ -501,7 +592,7 @@ impl UringTransport {
         match &mut link.role {
             Role::Outbound { backoff, .. } if !forget => {
                 link.phase = Phase::Down {
-                    retry_at: now + backoff.next_delay(),
+                    retry_at: Instant::now() + backoff.next_delay(),
                 }
             }
             _ => {

@@ -1,0 +1,207 @@
+//! What ends a turn's wait: an answer does, a send that leaves at once does
+//! not (so a round trip costs the io_uring back end one turn, one
+//! `io_uring_enter`, per side), and room in a queue that refused a frame
+//! does at once (so a producer pushed back never sleeps out its timeout).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{address, endpoint, DEADLINE};
+use synod_net::samples::request;
+use synod_net::transport::{BackendChoice, Event, SendError};
+use synod_net::wire::{ClientId, ClientResponse, NodeId, Outcome, Seq};
+
+/// Takes every frame on every connection, answering each request with
+/// `answer_bytes` of payload when given, turning with `turn_wait`, until
+/// told to stop.
+fn spawn_server(
+    backend: BackendChoice,
+    answer_bytes: Option<usize>,
+    turn_wait: Duration,
+    stop: Arc<AtomicBool>,
+) -> (thread::JoinHandle<()>, std::net::SocketAddr) {
+    let (address_sender, address_receiver) = mpsc::channel();
+    let server = thread::spawn(move || {
+        let mut config = common::config(backend, 2);
+        config.body_bytes_max = 8 << 20;
+        config.send_queue_bytes_max = 32 << 20;
+        let mut server = synod_net::transport::open(config).expect("opens");
+        address_sender
+            .send(address(server.as_ref()))
+            .expect("the test waits for the address");
+        let response = ClientResponse {
+            client_id: ClientId(1),
+            seq: Seq(1),
+            outcome: Outcome::Done {
+                payload: vec![7; answer_bytes.unwrap_or(0)],
+            },
+        };
+        let mut events = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            server
+                .turn(turn_wait, &mut events)
+                .expect("the server turns");
+            for event in events.drain(..) {
+                if let (Some(_), Event::Frame { connection, .. }) = (answer_bytes, event) {
+                    // The connection may have closed in the same turn.
+                    let _ = server.send(connection, &response);
+                }
+            }
+        }
+    });
+    let address = address_receiver.recv().expect("the server starts");
+    (server, address)
+}
+
+#[test]
+fn an_io_uring_round_trip_takes_one_turn_of_the_caller() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, server_address) = spawn_server(
+        BackendChoice::IoUring,
+        Some(100),
+        Duration::from_millis(5),
+        Arc::clone(&stop),
+    );
+    let mut client = endpoint(BackendChoice::IoUring, 1);
+    let connection = client.connect(NodeId(2), server_address).expect("room");
+    let (started, mut events) = (Instant::now(), Vec::new());
+    while !events
+        .iter()
+        .any(|event| matches!(event, Event::Connected { .. }))
+    {
+        assert!(started.elapsed() < DEADLINE, "no connection");
+        client
+            .turn(Duration::from_millis(5), &mut events)
+            .expect("turns");
+    }
+    let round_trips = 500u64;
+    let mut turns = 0u64;
+    for seq in 0..round_trips {
+        client.send(connection, &request(seq, 100)).expect("room");
+        loop {
+            assert!(started.elapsed() < DEADLINE, "no answer to {seq}");
+            events.clear();
+            client
+                .turn(Duration::from_millis(50), &mut events)
+                .expect("turns");
+            turns += 1;
+            if events
+                .iter()
+                .any(|event| matches!(event, Event::Frame { .. }))
+            {
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(client);
+    server.join().expect("the server stops");
+    // A turn that submitted the request used to return on the request's own
+    // send completion, a second turn waited for the answer. A few turns may
+    // still end early (the driver's timer), hence the slack.
+    assert!(
+        turns <= round_trips + round_trips / 5,
+        "{turns} turns for {round_trips} round trips"
+    );
+}
+
+/// The receiver drains in its own thread and never answers; the producer
+/// fills its bounded queue and turns with a long timeout whenever it is
+/// refused, so only room in its queue can end those turns early.
+fn refused_producer_is_woken_by_room(backend: BackendChoice) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, server_address) =
+        spawn_server(backend, None, Duration::from_millis(5), Arc::clone(&stop));
+    let mut config = common::config(backend, 1);
+    config.listen = None;
+    // A queue far smaller than the socket's buffer: its sends leave at once.
+    config.body_bytes_max = 4 << 10;
+    config.send_queue_bytes_max = 8 << 10;
+    let mut client = synod_net::transport::open(config).expect("opens");
+    let connection = client.connect(NodeId(2), server_address).expect("room");
+    let long = Duration::from_secs(5);
+    let (started, mut events) = (Instant::now(), Vec::new());
+    let (mut refusals, mut seq) = (0u32, 0u64);
+    while seq < 20_000 {
+        match client.send(connection, &request(seq, 1000)) {
+            Ok(()) => seq += 1,
+            Err(SendError::QueueFull { .. }) => {
+                refusals += 1;
+                client.turn(long, &mut events).expect("turns");
+                events.clear();
+            }
+            Err(error) => panic!("send failed: {error}"),
+        }
+        assert!(
+            started.elapsed() < long,
+            "a refused producer slept out its timeout ({refusals} refusals, {seq} sent)"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(client);
+    server.join().expect("the server stops");
+    assert!(refusals > 10, "the queue pushed back ({refusals} refusals)");
+}
+
+#[test]
+fn io_uring_refused_producer_is_woken_by_room() {
+    refused_producer_is_woken_by_room(BackendChoice::IoUring);
+}
+
+#[test]
+fn portable_refused_producer_is_woken_by_room() {
+    refused_producer_is_woken_by_room(BackendChoice::Portable);
+}
+
+/// Answers of 7 MiB, more than a socket takes at once, from a server whose
+/// turns would otherwise wait two seconds: an answer that leaves in part
+/// must not leave its sender waiting for the peer, who waits for the rest.
+fn large_answers_do_not_stall(backend: BackendChoice) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, server_address) = spawn_server(
+        backend,
+        Some(7 << 20),
+        Duration::from_secs(2),
+        Arc::clone(&stop),
+    );
+    let mut config = common::config(backend, 1);
+    config.listen = None;
+    config.body_bytes_max = 8 << 20;
+    config.send_queue_bytes_max = 32 << 20;
+    let mut client = synod_net::transport::open(config).expect("opens");
+    let connection = client.connect(NodeId(2), server_address).expect("room");
+    let (started, mut events) = (Instant::now(), Vec::new());
+    for seq in 0..10 {
+        client.send(connection, &request(seq, 100)).expect("room");
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            client
+                .turn(Duration::from_millis(5), &mut events)
+                .expect("turns");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "answer {seq} stalled"
+            );
+        }
+        events.clear();
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(client);
+    server.join().expect("the server stops");
+}
+
+#[test]
+fn io_uring_large_answers_do_not_stall() {
+    large_answers_do_not_stall(BackendChoice::IoUring);
+}
+
+#[test]
+fn portable_large_answers_do_not_stall() {
+    large_answers_do_not_stall(BackendChoice::Portable);
+}
