@@ -13,7 +13,7 @@
 //!   body, and a partial body's buffer grows only with bytes received: a
 //!   header's claimed length is never allocated up front beyond
 //!   [`PARTIAL_RESERVE_BYTES_MAX`], and a longer body's buffer is at most
-//!   eight times the bytes of it that arrived (see [`partial_capacity`]).
+//!   twice the bytes of it that arrived (see [`partial_capacity`]).
 //! - A body is checked (length limit, checksum, bytecheck) before its frame is
 //!   handed out; after the first error the decoder refuses all input.
 
@@ -26,17 +26,19 @@ use crate::bytes::{SharedBytes, ALIGNMENT};
 use crate::frame::{Frame, FrameError, Header, HEADER_BYTES};
 
 /// A partial body up to this size is reserved whole when it starts (one
-/// allocation); a larger one grows only with the bytes that arrive.
-pub const PARTIAL_RESERVE_BYTES_MAX: usize = 64 << 10;
+/// allocation, so a 64 KiB message with its frame is never grown by
+/// copying reallocations); a larger one grows only with the bytes that
+/// arrive.
+pub const PARTIAL_RESERVE_BYTES_MAX: usize = 128 << 10;
 
 /// The capacity a partial body of `body_bytes` needs once `arrived` of its
-/// bytes are here: all of it when it is small or an eighth of it has
-/// arrived (so a split body of up to eight receives is allocated once,
-/// never grown by copying reallocations), else twice what arrived (so a
-/// lying length costs at most eight times the bytes actually sent).
+/// bytes are here: all of it when it is small or half of it has arrived,
+/// else twice what arrived (so a lying length costs at most
+/// [`PARTIAL_RESERVE_BYTES_MAX`] or twice the bytes actually sent, and a
+/// long body is grown by doubling: each byte copied about once more).
 #[must_use]
 pub fn partial_capacity(body_bytes: usize, arrived: usize) -> usize {
-    if body_bytes <= PARTIAL_RESERVE_BYTES_MAX || arrived.saturating_mul(8) >= body_bytes {
+    if body_bytes <= PARTIAL_RESERVE_BYTES_MAX || arrived.saturating_mul(2) >= body_bytes {
         body_bytes
     } else {
         arrived.saturating_mul(2).min(body_bytes)

@@ -234,8 +234,8 @@ fn a_misaligned_receive_is_realigned_by_one_copy_for_all_its_frames() {
 }
 
 #[test]
-fn a_long_split_body_is_reserved_once_and_a_lying_one_costs_at_most_eight_times_what_arrived() {
-    let stream = stream_of(1, 100 << 10);
+fn a_long_split_body_grows_by_doubling_and_a_lying_one_costs_at_most_twice_what_arrived() {
+    let stream = stream_of(1, 400 << 10);
     let body_bytes = u32::from_le_bytes([stream[8], stream[9], stream[10], stream[11]]) as usize;
     let mut decoder = Decoder::new(MAX);
     let mut frames = Vec::new();
@@ -245,17 +245,32 @@ fn a_long_split_body_is_reserved_once_and_a_lying_one_costs_at_most_eight_times_
         let arrived = capacities.len() * (16 << 10) + piece.len() - HEADER_BYTES;
         if frames.is_empty() {
             let capacity = decoder.buffered_bytes();
-            assert!(capacity >= arrived && capacity <= 8 * arrived);
+            assert!(capacity >= arrived && capacity <= 2 * arrived);
             capacities.push(capacity);
         }
     }
     assert_eq!(seqs(&frames), vec![0]);
+    let mut grown = capacities.clone();
+    grown.dedup();
     assert!(
-        capacities.iter().all(|&capacity| capacity == body_bytes),
-        "a body of seven receives is reserved whole at once: {capacities:?}"
+        grown.len() <= 6 && grown.last() == Some(&body_bytes),
+        "a body of 26 receives grows by doubling, then is reserved whole: {grown:?}"
+    );
+    let small = stream_of(1, 100 << 10);
+    let mut decoder = Decoder::new(MAX);
+    decoder
+        .feed_slice(&small[..HEADER_BYTES + 10], &mut frames)
+        .expect("decodes");
+    assert!(
+        decoder.buffered_bytes() >= 100 << 10,
+        "a body up to PARTIAL_RESERVE_BYTES_MAX is reserved whole at once"
     );
     assert_eq!(partial_capacity(MAX as usize, 1 << 20), 2 << 20, "a liar");
-    assert_eq!(partial_capacity(MAX as usize, 2 << 20), MAX as usize);
+    assert_eq!(partial_capacity(MAX as usize, 2 << 20), 4 << 20);
+    assert_eq!(
+        partial_capacity(MAX as usize, MAX as usize / 2),
+        MAX as usize
+    );
     assert_eq!(
         partial_capacity(1000, 1),
         1000,
