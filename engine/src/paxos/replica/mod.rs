@@ -580,3 +580,5 @@ mod review3_tests;
 mod review4_tests;
 #[cfg(test)]
 mod review_tests;
+#[cfg(test)]
+mod test_harness;

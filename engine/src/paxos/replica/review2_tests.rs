@@ -3,51 +3,9 @@
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, Slot};
 
+use super::test_harness::{config, drain, restarted, to, MS};
 use super::Replica;
-use crate::paxos::{Committed, Config, Metadata, Outgoing, Ready, Recovered, Role};
-
-const MS: u64 = 1_000_000;
-
-fn config(n: u8) -> Config {
-    Config {
-        nodes: (1..=n).map(NodeId).collect(),
-        ..Config::default()
-    }
-}
-
-/// Drains a replica; `durable` says whether its disk completes this turn.
-/// Returns (messages_now, messages_after_persist if durable else dropped, committed).
-fn drain(r: &mut Replica, durable: bool) -> (Vec<Outgoing>, Vec<Outgoing>, Vec<Committed>) {
-    let ready: Ready = r.ready();
-    let mut after = Vec::new();
-    if durable {
-        if !ready.persist.is_empty() {
-            r.on_persisted(ready.persist_seq);
-        }
-        after = ready.messages_after_persist;
-    }
-    (ready.messages_now, after, ready.committed)
-}
-
-fn to(outs: &[Outgoing], node: u8) -> Vec<Message> {
-    outs.iter()
-        .filter(|o| o.to == NodeId(node))
-        .map(|o| o.message.clone())
-        .collect()
-}
-
-fn restarted(node: u8, promised: Ballot, seed: u64, damaged: bool) -> Replica {
-    let recovered = Recovered {
-        metadata: Metadata {
-            promised,
-            commit_point: Slot(0),
-            recovering: false,
-        },
-        damaged,
-        ..Recovered::default()
-    };
-    Replica::new(config(3), NodeId(node), seed, recovered).unwrap()
-}
+use crate::paxos::{Metadata, Recovered, Role};
 
 /// N = 3: R = n1 (damaged), L = n2 (leader in b), Y = n3.
 /// Y answers an old-fence query (duplicated by the network) at once with

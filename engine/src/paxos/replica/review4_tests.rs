@@ -4,44 +4,16 @@
 
 use synod_net::wire::{Batch, Message, NodeId, Slot, Snapshot};
 
+use super::test_harness::{self, pump, Filter, MS};
 use super::Replica;
-use crate::paxos::{Committed, Config, Metadata, Outgoing, Recovered, Role};
+use crate::paxos::{Config, Metadata, Recovered, Role};
 
-const MS: u64 = 1_000_000;
-
+/// The shared config, but every replica compacts as soon as it snapshots.
 fn config(n: u8) -> Config {
     Config {
-        nodes: (1..=n).map(NodeId).collect(),
         retained_slot_count_max: 0,
-        ..Config::default()
+        ..test_harness::config(n)
     }
-}
-
-type Filter<'a> = &'a dyn Fn(NodeId, NodeId, &Message) -> bool;
-
-fn pump(rs: &mut [Replica], committed: &mut [Vec<Committed>], allow: Filter) {
-    for _ in 0..1000 {
-        let mut msgs: Vec<(NodeId, Outgoing)> = Vec::new();
-        for (i, r) in rs.iter_mut().enumerate() {
-            let ready = r.ready();
-            committed[i].extend(ready.committed);
-            if !ready.persist.is_empty() {
-                r.on_persisted(ready.persist_seq);
-            }
-            let from = r.node();
-            msgs.extend(ready.messages_now.into_iter().map(|o| (from, o)));
-            msgs.extend(ready.messages_after_persist.into_iter().map(|o| (from, o)));
-        }
-        if msgs.is_empty() {
-            return;
-        }
-        for (from, out) in msgs {
-            if allow(from, out.to, &out.message) {
-                rs[usize::from(out.to.0 - 1)].on_message(from, out.message);
-            }
-        }
-    }
-    panic!("network did not quiet down");
 }
 
 /// N = 5, healthy leader, every replica snapshotted (compacted) through

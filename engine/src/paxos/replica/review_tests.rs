@@ -3,101 +3,9 @@
 
 use synod_net::wire::{AcceptedEntry, Ballot, Batch, Message, NodeId, Slot};
 
+use super::test_harness::{config, Net, MS};
 use super::Replica;
-use crate::paxos::{Committed, Config, Metadata, Outgoing, ReadId, Recovered, Role};
-
-const MS: u64 = 1_000_000;
-
-fn config(n: u8) -> Config {
-    Config {
-        nodes: (1..=n).map(NodeId).collect(),
-        ..Config::default()
-    }
-}
-
-type Filter<'a> = &'a dyn Fn(NodeId, NodeId, &Message) -> bool;
-
-struct Net {
-    replicas: Vec<Replica>,
-    committed: Vec<Vec<Committed>>,
-    persist_ok: Vec<bool>,
-    held: Vec<(NodeId, Outgoing)>,
-}
-
-impl Net {
-    fn new(n: u8) -> Net {
-        Net {
-            replicas: (1..=n)
-                .map(|i| Replica::new(config(n), NodeId(i), 7, Recovered::default()).unwrap())
-                .collect(),
-            committed: vec![Vec::new(); usize::from(n)],
-            persist_ok: vec![true; usize::from(n)],
-            held: Vec::new(),
-        }
-    }
-
-    fn node(i: usize) -> NodeId {
-        NodeId(u8::try_from(i).unwrap() + 1)
-    }
-
-    fn deliver(&mut self, from: NodeId, out: Outgoing) {
-        self.replicas[usize::from(out.to.0 - 1)].on_message(from, out.message);
-    }
-
-    /// Drains outputs (instant disk where persist_ok), delivers what `allow`
-    /// passes and holds the rest, until quiet.
-    fn pump(&mut self, allow: Filter) {
-        for _ in 0..1000 {
-            let mut msgs = Vec::new();
-            for i in 0..self.replicas.len() {
-                let ready = self.replicas[i].ready();
-                let from = self.replicas[i].node();
-                self.committed[i].extend(ready.committed);
-                msgs.extend(ready.messages_now.into_iter().map(|o| (from, o)));
-                if self.persist_ok[i] {
-                    if !ready.persist.is_empty() {
-                        self.replicas[i].on_persisted(ready.persist_seq);
-                    }
-                    msgs.extend(ready.messages_after_persist.into_iter().map(|o| (from, o)));
-                }
-            }
-            if msgs.is_empty() {
-                return;
-            }
-            for (from, out) in msgs {
-                if allow(from, out.to, &out.message) {
-                    self.deliver(from, out);
-                } else {
-                    self.held.push((from, out));
-                }
-            }
-        }
-        panic!("network did not quiet down");
-    }
-
-    fn release(&mut self, pred: Filter) {
-        for (from, out) in std::mem::take(&mut self.held) {
-            if pred(from, out.to, &out.message) {
-                self.deliver(from, out);
-            } else {
-                self.held.push((from, out));
-            }
-        }
-    }
-
-    fn tick(&mut self, which: &[usize], now: u64) {
-        for &i in which {
-            self.replicas[i].on_tick(now);
-        }
-    }
-
-    fn leader_among(&self, which: &[usize]) -> Option<usize> {
-        which
-            .iter()
-            .copied()
-            .find(|&i| self.replicas[i].role() == Role::Leader)
-    }
-}
+use crate::paxos::{Metadata, ReadId, Recovered, Role};
 
 /// Finding 1: a leader sends phase-2 messages before its own promise is
 /// durable; after a crash that loses it, the node reuses the same ballot and
@@ -158,15 +66,7 @@ fn review_ack_during_restart_guard_extends_an_unbacked_lease() {
     let mut net = Net::new(3);
     let all = [0, 1, 2];
     let mut now = 0;
-    let leader = loop {
-        now += 10 * MS;
-        net.tick(&all, now);
-        net.pump(&|_, _, _| true);
-        if let Some(l) = net.leader_among(&all) {
-            break l;
-        }
-        assert!(now < 10_000 * MS);
-    };
+    let leader = net.elect(&all, &mut now);
     let (r, f) = ((leader + 1) % 3, (leader + 2) % 3);
     let (ln, rn, fnode) = (Net::node(leader), Net::node(r), Net::node(f));
     let cut_lf = move |a: NodeId, b: NodeId, _: &Message| {
@@ -383,15 +283,7 @@ fn review_non_voter_recovery_misses_in_flight_accepts() {
     let mut net = Net::new(5);
     let all = [0, 1, 2, 3, 4];
     let mut now = 0;
-    let l = loop {
-        now += 10 * MS;
-        net.tick(&all, now);
-        net.pump(&|_, _, _| true);
-        if let Some(l) = net.leader_among(&all) {
-            break l;
-        }
-        assert!(now < 10_000 * MS);
-    };
+    let l = net.elect(&all, &mut now);
     let (r, y, z, w) = ((l + 1) % 5, (l + 2) % 5, (l + 3) % 5, (l + 4) % 5);
     let (ln, rn, yn) = (Net::node(l), Net::node(r), Net::node(y));
     let a = Batch::copy_from_slice(b"a");
