@@ -323,6 +323,17 @@ impl<S> Links<S> {
         (self.generations[index] == generation && live.id == connection).then_some(index)
     }
 
+    /// The link of a live handle.
+    pub fn by_id(&self, connection: ConnectionId) -> Option<&Link<S>> {
+        self.get(self.index_of(connection)?)
+    }
+
+    /// The link of a live handle, to change.
+    pub fn by_id_mut(&mut self, connection: ConnectionId) -> Option<&mut Link<S>> {
+        let index = self.index_of(connection)?;
+        self.get_mut(index)
+    }
+
     pub fn get(&self, index: usize) -> Option<&Link<S>> {
         self.slots.get(index)?.as_ref()
     }

@@ -397,13 +397,9 @@ impl Transport for PortableTransport {
     }
 
     fn send(&mut self, connection: ConnectionId, value: &dyn Encode) -> Result<(), SendError> {
-        let index = self
-            .links
-            .index_of(connection)
-            .ok_or(SendError::UnknownConnection { connection })?;
         let link = self
             .links
-            .get_mut(index)
+            .by_id_mut(connection)
             .ok_or(SendError::UnknownConnection { connection })?;
         link.enqueue(
             value,
@@ -413,11 +409,9 @@ impl Transport for PortableTransport {
     }
 
     fn queued_bytes(&self, connection: ConnectionId) -> usize {
-        let link = self
-            .links
-            .index_of(connection)
-            .and_then(|index| self.links.get(index));
-        link.map_or(0, |link| link.queued.len() + link.unsent().len())
+        self.links
+            .by_id(connection)
+            .map_or(0, |link| link.queued.len() + link.unsent().len())
     }
 
     fn close(&mut self, connection: ConnectionId) {

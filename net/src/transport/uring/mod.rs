@@ -318,13 +318,9 @@ impl UringTransport {
     /// # Errors
     /// As [`super::Transport::send`].
     pub fn send(&mut self, connection: ConnectionId, value: &dyn Encode) -> Result<(), SendError> {
-        let index = self
-            .links
-            .index_of(connection)
-            .ok_or(SendError::UnknownConnection { connection })?;
         let link = self
             .links
-            .get_mut(index)
+            .by_id_mut(connection)
             .ok_or(SendError::UnknownConnection { connection })?;
         let queued = link.enqueue(
             value,
@@ -340,11 +336,7 @@ impl UringTransport {
     /// Bytes queued and not yet handed to the kernel for `connection`.
     #[must_use]
     pub fn queued_bytes(&self, connection: ConnectionId) -> usize {
-        let link = self
-            .links
-            .index_of(connection)
-            .and_then(|index| self.links.get(index));
-        link.map_or(0, |link| {
+        self.links.by_id(connection).map_or(0, |link| {
             link.queued.len()
                 + if link.socket.send_in_flight {
                     0
