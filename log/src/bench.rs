@@ -16,7 +16,8 @@
 //!   file with `write` and syncing each group.
 //!
 //! Log subjects: `log io_uring` (the standalone driver) and `log portable`,
-//! each with `fdatasync` and `O_DSYNC`, append a group, commit it and wait
+//! each with `fdatasync` and `O_DSYNC` (and `log io_uring, adaptive`, the
+//! default, choosing per commit), append a group, commit it and wait
 //! until it is durable, one group at a time: their latency is a durable
 //! append's. `log io_uring pipelined` builds the next group while the
 //! previous one is on the disk (`submit` / `wait`); its latency runs from a
@@ -326,7 +327,7 @@ const fn log_subject(backend: Backend, sync_mode: SyncMode, driver: Driver) -> S
     })
 }
 
-const SUBJECTS: [(&str, Subject); 10] = [
+const SUBJECTS: [(&str, Subject); 11] = [
     (
         "bare O_DIRECT+fdatasync",
         Subject::Bare(Bare::DirectFdatasync),
@@ -351,6 +352,10 @@ const SUBJECTS: [(&str, Subject); 10] = [
     (
         "log io_uring, O_DSYNC",
         log_subject(Backend::IoUring, SyncMode::Dsync, Driver::OneAtATime),
+    ),
+    (
+        "log io_uring, adaptive (default)",
+        log_subject(Backend::IoUring, SyncMode::Adaptive, Driver::OneAtATime),
     ),
     (
         "log io_uring pipelined, fdatasync",

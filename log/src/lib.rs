@@ -16,6 +16,7 @@
 //!   before repairing it; [`peek`] tells what it would recover without
 //!   changing anything; [`inspect`] prints it for `synod log inspect`.
 
+pub mod adaptive;
 pub mod aligned;
 pub mod bench;
 mod compaction;

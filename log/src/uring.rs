@@ -1,5 +1,6 @@
 //! The io_uring back end: group commits as a fixed-buffer write linked to an
-//! `fdatasync` (or one `O_DSYNC` write), prepared for a ring the caller owns.
+//! `fdatasync` (or one `O_DSYNC` write, or per commit whichever of the two has
+//! been faster lately), prepared for a ring the caller owns.
 //!
 //! The shard owns its ring, its registered buffer table, file table and
 //! completion tags (DESIGN.md, "Thread-per-core runtime"): it registers the
@@ -20,9 +21,11 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::Once;
+use std::time::Instant;
 
 use io_uring::{opcode, squeue, types, IoUring, SubmissionQueue, Submitter};
 
+use crate::adaptive::{SyncChooser, SyncWay};
 use crate::error::{LogError, Result};
 use crate::format::{CommitSeq, SegmentId};
 use crate::log::{Log, LogConfig, PendingWrite};
@@ -47,6 +50,8 @@ struct InFlight {
     write: PendingWrite,
     write_result: Option<i32>,
     sync_result: Option<i32>,
+    /// The way an adaptive commit went, and when it was pushed.
+    adaptive: Option<(SyncWay, Instant)>,
 }
 
 /// Prepares the log's group commits for a caller-owned ring.
@@ -56,6 +61,7 @@ pub struct UringWriter {
     registered: Option<SegmentId>,
     in_flight: Option<InFlight>,
     sync_count: u64,
+    chooser: Option<SyncChooser>,
 }
 
 impl UringWriter {
@@ -68,7 +74,15 @@ impl UringWriter {
             registered: None,
             in_flight: None,
             sync_count: 0,
+            chooser: (sync_mode == SyncMode::Adaptive).then(SyncChooser::new),
         }
+    }
+
+    /// Under [`SyncMode::Adaptive`], the chooser (which way it prefers, how
+    /// often it switched).
+    #[must_use]
+    pub fn chooser(&self) -> Option<&SyncChooser> {
+        self.chooser.as_ref()
     }
 
     /// True when `user_data` is one of the log's completion tags.
@@ -111,15 +125,21 @@ impl UringWriter {
         submitter: &Submitter<'_>,
         queue: &mut SubmissionQueue<'_>,
     ) -> Result<usize> {
-        let needed = match self.sync_mode {
-            SyncMode::Dsync => 1,
-            SyncMode::Fdatasync => 2,
-        };
-        if self.in_flight.is_some() || queue.capacity() - queue.len() < needed {
+        // Room for the larger of the two shapes, so an adaptive choice is
+        // made only for a commit that goes out.
+        if self.in_flight.is_some() || queue.capacity() - queue.len() < 2 {
             return Ok(0);
         }
         let Some(write) = log.start_commit()? else {
             return Ok(0);
+        };
+        // The file is opened `O_DSYNC` only under `SyncMode::Dsync`; an
+        // adaptive `DsyncWrite` asks for the same per write (`RWF_DSYNC`).
+        let adaptive = self.chooser.as_mut().map(SyncChooser::choose);
+        let (needed, rw_flags) = match (self.sync_mode, adaptive) {
+            (SyncMode::Dsync, _) => (1, 0),
+            (_, Some(SyncWay::DsyncWrite)) => (1, libc::RWF_DSYNC),
+            _ => (2, 0),
         };
         if self.registered != Some(write.segment()) {
             let fd = log
@@ -147,6 +167,7 @@ impl UringWriter {
             self.slots.buffer_index_base + write.buffer_index(),
         )
         .offset(write.offset_bytes())
+        .rw_flags(rw_flags)
         .build()
         .user_data(self.slots.tag_base);
         if needed == 2 {
@@ -170,6 +191,7 @@ impl UringWriter {
             write,
             write_result: None,
             sync_result: (needed == 1).then_some(0),
+            adaptive: adaptive.map(|way| (way, Instant::now())),
         });
         Ok(needed)
     }
@@ -212,7 +234,9 @@ impl UringWriter {
         let (Some(written), Some(synced)) = (in_flight.write_result, in_flight.sync_result) else {
             return Ok(None);
         };
-        let InFlight { write, .. } = self.in_flight.take().expect("checked just above");
+        let InFlight {
+            write, adaptive, ..
+        } = self.in_flight.take().expect("checked just above");
         let outcome = if written < 0 {
             Err(io::Error::from_raw_os_error(-written))
         } else if written as usize != write.length_bytes() {
@@ -225,6 +249,11 @@ impl UringWriter {
         } else {
             Ok(())
         };
+        if let (Ok(()), Some((way, pushed)), Some(chooser)) =
+            (&outcome, adaptive, self.chooser.as_mut())
+        {
+            chooser.record(way, pushed.elapsed());
+        }
         log.finish_commit(write, outcome).map(Some)
     }
 }

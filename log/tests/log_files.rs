@@ -1,4 +1,4 @@
-//! The log on a real directory: both back ends, both sync modes, bad input
+//! The log on a real directory: both back ends, every sync mode, bad input
 //! (missing directory, foreign and newer files, corruption on disk).
 
 use std::path::PathBuf;
@@ -85,6 +85,55 @@ fn the_io_uring_back_end_round_trips_with_a_linked_fdatasync() {
 #[test]
 fn the_io_uring_back_end_round_trips_with_o_dsync() {
     write_and_reopen("uring-dsync", Backend::IoUring, SyncMode::Dsync);
+}
+
+#[test]
+fn the_portable_back_end_writes_adaptive_as_fdatasync() {
+    write_and_reopen("portable-adaptive", Backend::Portable, SyncMode::Adaptive);
+}
+
+#[test]
+fn the_io_uring_back_end_round_trips_with_the_adaptive_default() {
+    write_and_reopen("uring-adaptive", Backend::IoUring, SyncMode::Adaptive);
+}
+
+/// An adaptive log's commits go both ways (it tries the `RWF_DSYNC` write
+/// after its first 16 linked ones), and recovery reads every record back
+/// whichever way it went.
+#[test]
+fn an_adaptive_io_uring_log_commits_both_ways_and_recovers_every_record() {
+    assert_eq!(SyncMode::default(), SyncMode::Adaptive);
+    let directory = TempDir::new("uring-adaptive-both");
+    let (mut log, _) = open_best(
+        &directory.0,
+        config(),
+        SyncMode::Adaptive,
+        Some(Backend::IoUring),
+    )
+    .expect("opening a new log");
+    const COMMITS: u64 = 64;
+    for slot in 1..=COMMITS {
+        log.log().append(&entry(slot, 3000)).expect("room");
+        log.commit().expect("commit");
+    }
+    let syncs = log.sync_count();
+    if log.backend() == Backend::IoUring {
+        assert!(
+            (16..COMMITS).contains(&syncs),
+            "{syncs} fdatasyncs for {COMMITS} commits: both ways expected"
+        );
+    } else {
+        eprintln!("io_uring unavailable: the portable back end ran, only fdatasync checked");
+        assert_eq!(syncs, COMMITS);
+    }
+    drop(log);
+    let storage = FileStorage::open(&directory.0, SyncMode::Adaptive).expect("reopen");
+    let (_, recovered) = Log::open(storage, config()).expect("recover");
+    assert!(!recovered.damaged, "{}", recovered.report);
+    assert_eq!(recovered.accepted.len(), COMMITS as usize);
+    for (index, accepted) in recovered.accepted.iter().enumerate() {
+        assert_eq!(*accepted, entry(index as u64 + 1, 3000));
+    }
 }
 
 #[test]

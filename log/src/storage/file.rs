@@ -408,7 +408,8 @@ impl Storage for FileStorage {
             .expect("the log writes only segments it activated");
         file.write_all_at(&buffer.as_slice()[..length_bytes], offset_bytes)
             .map_err(|error| LogError::from_io("writing segment", &path, error))?;
-        if self.sync_mode == SyncMode::Fdatasync {
+        // `Adaptive` is an io_uring choice; written here, it is `Fdatasync`.
+        if self.sync_mode != SyncMode::Dsync {
             self.sync_count += 1;
             file.sync_data()
                 .map_err(|error| LogError::from_io("syncing segment", &path, error))?;

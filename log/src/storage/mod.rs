@@ -22,13 +22,15 @@ use crate::error::Result;
 use crate::format::SegmentId;
 
 /// How a group commit's write becomes durable. The default is
-/// [`SyncMode::Fdatasync`]: measured side by side (`synod bench log`, see
-/// the crate README) the two are equal within noise for the portable back
-/// end, while under io_uring the linked `fdatasync` is much faster than an
-/// `O_DSYNC` write whenever the machine's CPUs are busy: without FUA, an
-/// `O_DSYNC` direct write is finished (its flush included) by a per-CPU
-/// kernel worker, which then waits for a scheduler tick behind whatever
-/// runs on that CPU.
+/// [`SyncMode::Adaptive`]. Measured side by side (`synod bench log`, see the
+/// crate README), the ways are equal within noise for the portable back
+/// end, while under io_uring they trade places with the machine's load: an
+/// `O_DSYNC` write is the faster on a quiet machine, and the write linked
+/// to an `fdatasync` is much faster whenever the CPUs are busy (without
+/// FUA, an `O_DSYNC` direct write is finished, its flush included, by a
+/// per-CPU kernel worker, which then waits for a scheduler tick behind
+/// whatever runs on that CPU). `Adaptive` lets the io_uring back end pick
+/// per commit ([`crate::adaptive`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncMode {
     /// The segment is opened `O_DIRECT | O_DSYNC`: each write is durable
@@ -36,8 +38,13 @@ pub enum SyncMode {
     Dsync,
     /// The segment is opened `O_DIRECT`; each write is followed by one
     /// `fdatasync` (linked after the write under io_uring).
-    #[default]
     Fdatasync,
+    /// The segment is opened `O_DIRECT`. Under io_uring each commit is
+    /// either a write linked to an `fdatasync` or one `RWF_DSYNC` write,
+    /// whichever has been faster lately ([`crate::adaptive::SyncChooser`]);
+    /// the portable back end writes it as [`SyncMode::Fdatasync`].
+    #[default]
+    Adaptive,
 }
 
 /// A directory of files holding one log.
