@@ -1,4 +1,5 @@
-//! Criterion: one durable group commit through each back end, beside a bare
+//! Criterion: one durable group commit through each back end (io_uring with
+//! the linked `fdatasync` and with the adaptive default), beside a bare
 //! `O_DIRECT` write + `fdatasync` loop of the same size on the same disk, in
 //! the same run. `cargo bench -p synod-log -- --test` runs each once.
 
@@ -60,29 +61,35 @@ fn bare_loop(c: &mut Criterion, group_name: &str, write_bytes: usize) {
     let _ = std::fs::remove_dir_all(&directory);
 }
 
-fn log_commits(c: &mut Criterion, group_name: &str, record_bytes: usize, backend: Backend) {
-    let directory = scratch(&format!("{backend:?}"));
+fn log_commits(
+    c: &mut Criterion,
+    group_name: &str,
+    record_bytes: usize,
+    backend: Backend,
+    sync_mode: SyncMode,
+) {
+    let directory = scratch(&format!("{backend:?}-{sync_mode:?}"));
     let write_bytes = log_write_bytes(record_bytes, 1);
     let config = LogConfig {
         segment_bytes: FILE_BYTES,
         group_bytes_max: write_bytes.max(64 * 1024),
         ..LogConfig::default()
     };
-    let (mut log, _) =
-        open_best(&directory, config, SyncMode::Fdatasync, Some(backend)).expect("open");
+    let (mut log, _) = open_best(&directory, config, sync_mode, Some(backend)).expect("open");
     log.log()
         .storage_mut()
         .wait_for_preparation()
         .expect("prepared");
     let batch = Batch::copy_from_slice(&vec![7u8; record_bytes]);
     let mut slot = 1u64;
-    let name = match log {
-        DiskLog::Uring(_) => "log io_uring append + commit",
-        DiskLog::Portable(_) => "log portable append + commit",
+    let backend_name = match log {
+        DiskLog::Uring(_) => "io_uring",
+        DiskLog::Portable(_) => "portable",
     };
+    let name = format!("log {backend_name} {sync_mode:?} append + commit");
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Bytes(write_bytes as u64));
-    group.bench_function(name, |b| {
+    group.bench_function(&name, |b| {
         b.iter(|| {
             let entry = AcceptedEntry {
                 slot: Slot(slot),
@@ -108,8 +115,13 @@ fn durable_append(c: &mut Criterion) {
         ("group commit 64 KiB record", 64 * 1024),
     ] {
         bare_loop(c, group_name, log_write_bytes(record_bytes, 1));
-        log_commits(c, group_name, record_bytes, Backend::IoUring);
-        log_commits(c, group_name, record_bytes, Backend::Portable);
+        for (backend, sync_mode) in [
+            (Backend::IoUring, SyncMode::Fdatasync),
+            (Backend::IoUring, SyncMode::Adaptive),
+            (Backend::Portable, SyncMode::Fdatasync),
+        ] {
+            log_commits(c, group_name, record_bytes, backend, sync_mode);
+        }
     }
 }
 

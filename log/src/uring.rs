@@ -13,7 +13,8 @@
 //!
 //! Invariants:
 //! - At most one group commit is on the ring; its buffer belongs to the
-//!   operation until both completions (write, sync) are reaped.
+//!   operation until all its completions (the write, and the sync when
+//!   one is linked) are reaped.
 //! - The file slot holds the segment of the write in flight: it is updated
 //!   only between group commits.
 //! - Every SQE the writer pushes carries a tag in `tag_base..tag_base + TAG_COUNT`.
@@ -125,9 +126,14 @@ impl UringWriter {
         submitter: &Submitter<'_>,
         queue: &mut SubmissionQueue<'_>,
     ) -> Result<usize> {
-        // Room for the larger of the two shapes, so an adaptive choice is
-        // made only for a commit that goes out.
-        if self.in_flight.is_some() || queue.capacity() - queue.len() < 2 {
+        // Room for the commit's operations (an adaptive commit: for the
+        // larger of its two shapes, so a choice is made only for a commit
+        // that goes out).
+        let room = match self.sync_mode {
+            SyncMode::Dsync => 1,
+            SyncMode::Fdatasync | SyncMode::Adaptive => 2,
+        };
+        if self.in_flight.is_some() || queue.capacity() - queue.len() < room {
             return Ok(0);
         }
         let Some(write) = log.start_commit()? else {
