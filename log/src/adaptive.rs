@@ -12,14 +12,16 @@
 //! Invariants:
 //! - The choice never touches durability: either way, a commit is durable
 //!   once its completions are in. Only latency is at stake.
-//! - Estimates are mean latencies (nanoseconds), so rare ticks count at
-//!   their full cost: a way that is fast nine times in ten and costs a tick
-//!   the tenth loses, as it should.
-//! - The interval between tries of the other way only grows (doubling after
-//!   every try that does not win and after every retreat, up to
-//!   [`PROBE_INTERVAL_MAX`]): whatever the machine does, tries of a way that
-//!   costs a scheduler tick cost at most one tick per that many commits,
-//!   and two ways whose costs alternate cannot make the chooser flap.
+//! - The preferred way is judged by its mean latency (a moving mean over
+//!   every commit it makes), so rare ticks count at their full cost: a way
+//!   that is fast nine times in ten and costs a tick the tenth loses.
+//! - The other way is judged by the median of its last three tries, so one
+//!   unlucky try neither condemns it nor, one lucky one, crowns it.
+//! - The interval between tries only grows (doubling after every try that
+//!   does not win and after every retreat, up to [`PROBE_INTERVAL_MAX`]):
+//!   whatever the machine does, tries of a way that costs a scheduler tick
+//!   cost at most one tick per that many commits, and a way that wins its
+//!   tries but loses on the mean is taken back ever more rarely.
 
 use std::time::Duration;
 
@@ -52,25 +54,40 @@ impl SyncWay {
 pub const PROBE_INTERVAL_MIN: u32 = 16;
 /// Commits between two tries of the other way, at most.
 pub const PROBE_INTERVAL_MAX: u32 = 1024;
-/// A try wins when the other way's estimate drops below this share of the
-/// preferred way's (15 % faster).
+/// A try wins when the other way's median try drops below this share of
+/// the preferred way's mean (15 % faster).
 const WIN_RATIO: f64 = 0.85;
-/// The preferred way is left at once when its estimate exceeds the other
-/// way's by this factor: a clear, sustained loss (two scheduler ticks in
-/// a row), not a single slow commit.
+/// The preferred way is left at once when its mean exceeds the other way's
+/// estimate by this factor: a clear, sustained loss (two scheduler ticks
+/// close together), not a single slow commit.
 const RETREAT_RATIO: f64 = 1.5;
-/// The weight of one sample of the preferred way in its estimate: a long
-/// memory, since it gets every commit.
-const WEIGHT_PREFERRED: f64 = 1.0 / 32.0;
-/// The weight of one try of the other way in its estimate: tries are rare.
-const WEIGHT_TRY: f64 = 0.5;
+/// The weight of one commit in the preferred way's moving mean.
+const WEIGHT: f64 = 1.0 / 32.0;
+
+/// What is known of one way's latency, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct WayStats {
+    /// Moving mean over its commits while preferred.
+    mean: Option<f64>,
+    /// Its last three tries while not preferred (oldest replaced first).
+    tries: Option<[f64; 3]>,
+    next_try: usize,
+}
+
+impl WayStats {
+    fn median_try(&self) -> Option<f64> {
+        self.tries.map(|mut tries| {
+            tries.sort_by(f64::total_cmp);
+            tries[1]
+        })
+    }
+}
 
 /// Picks the way for each commit from the latencies of the last ones.
 #[derive(Clone, Debug)]
 pub struct SyncChooser {
     current: SyncWay,
-    /// Per way: a moving mean of the latency in nanoseconds, once measured.
-    estimate: [Option<f64>; 2],
+    stats: [WayStats; 2],
     until_probe: u32,
     probe_interval: u32,
     switches: u64,
@@ -88,7 +105,7 @@ impl SyncChooser {
     pub fn new() -> SyncChooser {
         SyncChooser {
             current: SyncWay::LinkedFdatasync,
-            estimate: [None, None],
+            stats: [WayStats::default(); 2],
             until_probe: PROBE_INTERVAL_MIN,
             probe_interval: PROBE_INTERVAL_MIN,
             switches: 0,
@@ -122,47 +139,66 @@ impl SyncChooser {
     /// its last completion, and switches when the other way looks faster.
     pub fn record(&mut self, way: SyncWay, latency: Duration) {
         let sample = latency.as_nanos() as f64;
-        let weight = if way == self.current {
-            WEIGHT_PREFERRED
-        } else {
-            WEIGHT_TRY
-        };
-        let slot = &mut self.estimate[way.index()];
-        *slot = Some(match *slot {
-            None => sample,
-            Some(old) => old + weight * (sample - old),
-        });
-        let mine = self.estimate[self.current.index()];
-        let theirs = self.estimate[self.current.other().index()];
-        if way != self.current {
-            // A try of the other way: it takes over if it now looks clearly
-            // faster; either way the next try is `probe_interval` away.
-            let won =
-                matches!((mine, theirs), (Some(mine), Some(theirs)) if theirs < WIN_RATIO * mine);
-            if won {
-                self.switch();
-            } else {
-                self.back_off();
-            }
-            self.until_probe = self.probe_interval;
-        } else if let (Some(mine), Some(theirs)) = (mine, theirs) {
+        let preferred = self.current.index();
+        let other = self.current.other().index();
+        if way == self.current {
+            let stats = &mut self.stats[preferred];
+            stats.mean = Some(
+                stats
+                    .mean
+                    .map_or(sample, |old| old + WEIGHT * (sample - old)),
+            );
+            let (Some(mine), Some(theirs)) =
+                (self.stats[preferred].mean, self.stats[other].median_try())
+            else {
+                return;
+            };
             if mine > RETREAT_RATIO * theirs {
                 // The preferred way got clearly slower: retreat now rather
                 // than at the next try, and try it again later than before.
                 self.switch();
                 self.back_off();
-                self.until_probe = self.probe_interval;
+            }
+            return;
+        }
+        let stats = &mut self.stats[other];
+        match &mut stats.tries {
+            None => stats.tries = Some([sample; 3]),
+            Some(tries) => {
+                tries[stats.next_try] = sample;
+                stats.next_try = (stats.next_try + 1) % 3;
             }
         }
+        let won = match (self.stats[preferred].mean, self.stats[other].median_try()) {
+            (Some(mine), Some(theirs)) => theirs < WIN_RATIO * mine,
+            // Nothing known of the preferred way yet: keep it.
+            _ => false,
+        };
+        if won {
+            self.switch();
+        } else {
+            self.back_off();
+        }
+        self.until_probe = self.probe_interval;
     }
 
+    /// Prefers the other way: it starts from its median try as its mean, and
+    /// the way left behind is remembered by its mean as its tries.
     fn switch(&mut self) {
+        let leaving = self.current.index();
+        let taking = self.current.other().index();
+        if let Some(mean) = self.stats[leaving].mean {
+            self.stats[leaving].tries = Some([mean; 3]);
+        }
+        self.stats[taking].mean = self.stats[taking].median_try();
         self.current = self.current.other();
         self.switches += 1;
+        self.until_probe = self.probe_interval;
     }
 
     fn back_off(&mut self) {
         self.probe_interval = (self.probe_interval * 2).min(PROBE_INTERVAL_MAX);
+        self.until_probe = self.probe_interval;
     }
 }
 
@@ -294,14 +330,24 @@ mod tests {
                 mean < 216.0 * 1.05,
                 "ticks every {period}: mean {mean:.1} us against 216 us always linked"
             );
-            // It may go back and forth, but at most about once per
-            // PROBE_INTERVAL_MAX commits (each round costs two ticks).
+            // It may go back and forth, but at most about one round trip
+            // per PROBE_INTERVAL_MAX commits (each costs two ticks).
             assert!(
-                chooser.switches() <= 100_000 / u64::from(PROBE_INTERVAL_MAX),
+                chooser.switches() <= 2 * 100_000 / u64::from(PROBE_INTERVAL_MAX),
                 "ticks every {period}: {} switches",
                 chooser.switches()
             );
         }
+    }
+
+    #[test]
+    fn one_unlucky_first_try_delays_the_faster_way_only_briefly() {
+        let mut chooser = SyncChooser::new();
+        let (used, _) = run(&mut chooser, 200, |way, n| match (way, n) {
+            (SyncWay::DsyncWrite, 0) => micros(4_000),
+            _ => quiet(way, n),
+        });
+        assert_eq!(chooser.current(), SyncWay::DsyncWrite, "{used:?}");
     }
 
     #[test]
