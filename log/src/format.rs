@@ -253,15 +253,15 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
 /// entry as it copies it in (while it is in cache) and add the header at seal.
 #[must_use]
 pub fn record_checksum(header: &[u8], payload: &[u8]) -> u32 {
-    record_checksum_from(crc32c::crc32c(payload), header)
+    record_checksum_from(synod_net::checksum::crc32c(payload), header)
 }
 
 /// The record checksum given the payload's crc32c.
 #[must_use]
 pub fn record_checksum_from(payload_crc: u32, header: &[u8]) -> u32 {
-    let crc = crc32c::crc32c_append(payload_crc, &header[0..8]);
-    let crc = crc32c::crc32c_append(crc, &[0u8; 4]);
-    crc32c::crc32c_append(crc, &header[12..RECORD_HEADER_BYTES])
+    let crc = synod_net::checksum::crc32c_append(payload_crc, &header[0..8]);
+    let crc = synod_net::checksum::crc32c_append(crc, &[0u8; 4]);
+    synod_net::checksum::crc32c_append(crc, &header[12..RECORD_HEADER_BYTES])
 }
 
 /// Stores a record's checksum into its header, given its payload's crc32c.
@@ -421,7 +421,7 @@ impl SegmentHeader {
         block[12..16].copy_from_slice(&u32::from(self.recycled).to_le_bytes());
         block[16..24].copy_from_slice(&self.segment.0.to_le_bytes());
         block[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
-        let crc = crc32c::crc32c(&block[0..32]);
+        let crc = synod_net::checksum::crc32c(&block[0..32]);
         block[32..36].copy_from_slice(&crc.to_le_bytes());
     }
 }
@@ -462,7 +462,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect
         return Err(HeaderDefect::Foreign("no segment magic".to_string()));
     }
     check_version(read_u32(bytes, 8))?;
-    if crc32c::crc32c(&bytes[0..32]) != read_u32(bytes, 32) {
+    if synod_net::checksum::crc32c(&bytes[0..32]) != read_u32(bytes, 32) {
         return Err(HeaderDefect::Corrupt(
             "segment header checksum mismatch".to_string(),
         ));
@@ -545,7 +545,7 @@ pub fn encode_metadata_copy(block: &mut [u8], copy: &MetadataCopy) {
     block[40..48].copy_from_slice(&copy.metadata.commit_point.0.to_le_bytes());
     block[48..56].copy_from_slice(&copy.log_start.0.to_le_bytes());
     block[56..64].copy_from_slice(&copy.supersedes_below.0.to_le_bytes());
-    let crc = crc32c::crc32c(&block[0..64]);
+    let crc = synod_net::checksum::crc32c(&block[0..64]);
     block[64..68].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -564,7 +564,7 @@ pub fn decode_metadata_copy(block: &[u8]) -> Result<Option<MetadataCopy>, Header
     if block[0..8] != METADATA_MAGIC {
         return Err(HeaderDefect::Corrupt("no metadata magic".to_string()));
     }
-    if crc32c::crc32c(&block[0..64]) != read_u32(block, 64) {
+    if synod_net::checksum::crc32c(&block[0..64]) != read_u32(block, 64) {
         return Err(HeaderDefect::Corrupt(format!(
             "metadata checksum mismatch (version field {})",
             read_u32(block, 8)
@@ -604,7 +604,7 @@ pub fn encode_snapshot(slot: Slot, bytes: &[u8]) -> Vec<u8> {
     out[16..24].copy_from_slice(&slot.0.to_le_bytes());
     out[24..32].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
     out[SNAPSHOT_HEADER_BYTES..].copy_from_slice(bytes);
-    let crc = crc32c::crc32c(&out);
+    let crc = synod_net::checksum::crc32c(&out);
     out[32..36].copy_from_slice(&crc.to_le_bytes());
     out
 }
@@ -626,9 +626,9 @@ pub fn decode_snapshot(file: &[u8]) -> Result<(Slot, &[u8]), HeaderDefect> {
         )));
     }
     let stored = read_u32(file, 32);
-    let crc = crc32c::crc32c(&file[0..32]);
-    let crc = crc32c::crc32c_append(crc, &[0u8; 4]);
-    let crc = crc32c::crc32c_append(crc, &file[36..]);
+    let crc = synod_net::checksum::crc32c(&file[0..32]);
+    let crc = synod_net::checksum::crc32c_append(crc, &[0u8; 4]);
+    let crc = synod_net::checksum::crc32c_append(crc, &file[36..]);
     if crc != stored {
         return Err(HeaderDefect::Corrupt(
             "snapshot checksum mismatch".to_string(),

@@ -153,8 +153,10 @@ impl Group {
             .records
             .last_mut()
             .expect("an accepted record is open: extended or just opened");
-        last.payload_crc =
-            crc32c::crc32c_append(last.payload_crc, &bytes[start..start + entry_bytes]);
+        last.payload_crc = synod_net::checksum::crc32c_append(
+            last.payload_crc,
+            &bytes[start..start + entry_bytes],
+        );
         last.header.entry_count += 1;
         last.header.payload_bytes += entry_bytes as u32;
         self.entry_count += 1;

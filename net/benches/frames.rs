@@ -94,5 +94,24 @@ fn frames(c: &mut Criterion) {
     let _ = HEADER_BYTES;
 }
 
-criterion_group!(benches, frames);
+/// The frame checksum: the crate every caller used before against
+/// `synod_net::checksum` (the AVX-512 fold where the CPU has it), same run.
+fn checksums(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crc32c");
+    for size in [176usize, 1136, 4096, 65_600] {
+        let data: Vec<u8> = (0..size).map(|index| (index * 7 + 3) as u8).collect();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("crc32c crate", size), &data, |b, data| {
+            b.iter(|| crc32c::crc32c(black_box(data)))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("synod_net::checksum", size),
+            &data,
+            |b, data| b.iter(|| synod_net::checksum::crc32c(black_box(data))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frames, checksums);
 criterion_main!(benches);

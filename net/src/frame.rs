@@ -258,7 +258,7 @@ pub fn encode_into<T: Encode + ?Sized>(
     let header = Header {
         kind: value.kind(),
         body_bytes: body_bytes_u32,
-        body_crc32c: crc32c::crc32c(&out[body_start..]),
+        body_crc32c: crate::checksum::crc32c(&out[body_start..]),
     };
     out[frame_start..body_start].copy_from_slice(&header.to_bytes());
     let padding = padded(body_bytes) - body_bytes;
@@ -302,7 +302,7 @@ pub enum EncodeError {
 /// The checksum a header carries for `body`.
 #[must_use]
 pub fn body_crc32c(body: &[u8]) -> u32 {
-    crc32c::crc32c(body)
+    crate::checksum::crc32c(body)
 }
 
 /// Checks a complete body against its header: checksum, then bytecheck
@@ -312,7 +312,7 @@ pub fn body_crc32c(body: &[u8]) -> u32 {
 /// [`FrameError::ChecksumMismatch`], [`FrameError::Invalid`],
 /// [`FrameError::KindMismatch`].
 pub fn check_body(header: &Header, body: &[u8]) -> Result<(), FrameError> {
-    let computed = crc32c::crc32c(body);
+    let computed = crate::checksum::crc32c(body);
     if computed != header.body_crc32c {
         return Err(FrameError::ChecksumMismatch {
             expected: header.body_crc32c,

@@ -8,6 +8,7 @@
 //! - [`transport`]: the io_uring and portable transports.
 
 pub mod bytes;
+pub mod checksum;
 pub mod decode;
 pub mod frame;
 pub mod samples;

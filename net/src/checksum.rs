@@ -1,0 +1,302 @@
+//! crc32c, the checksum of every frame body and log record, as fast as the
+//! CPU allows.
+//!
+//! Inputs of [`FOLD_MIN_BYTES`] and more, on x86-64 with AVX-512 and
+//! `VPCLMULQDQ`, are folded 256 bytes at a time with carry-less multiplies
+//! (four 512-bit accumulators); everything else goes to the `crc32c`
+//! crate (SSE 4.2 `crc32` instructions, three streams). On this project's
+//! machine (AMD EPYC, KVM) the fold takes 27 ns for 1,136 bytes, 77 ns for
+//! 4 KiB and 1.14 us for 65,600 bytes (40-53 GiB/s) against the crate's
+//! 69 ns, 188 ns and 2.75 us (15-23 GiB/s); at 176 bytes both take 16-17 ns
+//! (`cargo bench -p synod-net --bench frames -- crc32c`, one run).
+//!
+//! How the fold works (reflected bit order, as crc32c uses): a 128-bit
+//! lane `X` that stands `D` bits before the data it is folded into is
+//! replaced by `X * x^D mod P`, computed as two 64x64 carry-less products
+//! of its halves with constants `x^(D+32) mod P` and `x^(D-32) mod P`
+//! (laid out over 33 bits, see [`fold_keys`]); the result has the same
+//! remainder, so the checksum of the folded 16 bytes followed by the rest
+//! of the input, computed with the `crc32` instruction from a zero state,
+//! is the checksum of the whole input. The starting crc is XORed into the
+//! first four bytes, which is what starting the `crc32` instruction from
+//! it does.
+//!
+//! Invariants:
+//! - [`crc32c`] and [`crc32c_append`] return exactly what the `crc32c`
+//!   crate returns for every input and starting value (property tests
+//!   against it, every length up to 2 KiB at several alignments).
+//! - The fold runs only after runtime detection of every CPU feature it
+//!   uses.
+
+/// The shortest input the fold takes; shorter ones go to the crate.
+pub const FOLD_MIN_BYTES: usize = 256;
+
+/// The crc32c (Castagnoli) of `data`.
+#[must_use]
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c_append(0, data)
+}
+
+/// Continues `crc` (a finished crc32c of earlier bytes) over `data`:
+/// `crc32c_append(crc32c(a), b) == crc32c(a ++ b)`.
+#[must_use]
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if data.len() >= FOLD_MIN_BYTES && fold::available() {
+        // SAFETY: `fold::available` checked at run time that this CPU has
+        // every feature `fold::crc32c_append` is compiled for.
+        return unsafe { fold::crc32c_append(crc, data) };
+    }
+    crc32c::crc32c_append(crc, data)
+}
+
+/// The Castagnoli polynomial in normal bit order, without its x^32 term.
+const POLY: u64 = 0x1EDC_6F41;
+
+/// `x^n mod P` in normal bit order (bit i is the coefficient of x^i).
+const fn xpow_mod(n: u32) -> u32 {
+    let mut value: u64 = 1;
+    let mut step = 0;
+    while step < n {
+        value <<= 1;
+        if value & (1 << 32) != 0 {
+            value ^= (1 << 32) | POLY;
+        }
+        step += 1;
+    }
+    value as u32
+}
+
+/// A remainder of degree below 32 laid out for a carry-less multiply with a
+/// reflected 64-bit half-lane: bit `32 - i` holds the coefficient of x^i,
+/// so the product lands in the reflected 128-bit lane without a shift.
+const fn reflect33(remainder: u32) -> u64 {
+    let mut out = 0u64;
+    let mut bit = 0;
+    while bit < 32 {
+        if remainder & (1 << bit) != 0 {
+            out |= 1 << (32 - bit);
+        }
+        bit += 1;
+    }
+    out
+}
+
+/// The constants that move a 128-bit lane `distance` bits forward: for its
+/// low half (the higher powers) and for its high half.
+const fn fold_keys(distance: u32) -> (u64, u64) {
+    (
+        reflect33(xpow_mod(distance + 32)),
+        reflect33(xpow_mod(distance - 32)),
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+mod fold {
+    use std::arch::x86_64::{
+        __m128i, __m512i, _mm512_castsi128_si512, _mm512_clmulepi64_epi128,
+        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_set_epi64, _mm512_ternarylogic_epi64,
+        _mm512_xor_si512, _mm_clmulepi64_si128, _mm_crc32_u64, _mm_crc32_u8, _mm_cvtsi128_si64,
+        _mm_cvtsi32_si128, _mm_extract_epi64, _mm_loadu_si128, _mm_set_epi64x, _mm_xor_si128,
+    };
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use super::fold_keys;
+
+    /// Four 512-bit accumulators: 256 bytes per step.
+    const KEYS_2048: (u64, u64) = fold_keys(2048);
+    /// One 512-bit register into the next.
+    const KEYS_512: (u64, u64) = fold_keys(512);
+    /// One 128-bit lane into the next.
+    const KEYS_128: (u64, u64) = fold_keys(128);
+
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+    static AVAILABLE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// True when this CPU has everything the fold uses (checked once).
+    pub(super) fn available() -> bool {
+        match AVAILABLE.load(Ordering::Relaxed) {
+            YES => true,
+            NO => false,
+            _ => {
+                let yes = std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("vpclmulqdq")
+                    && std::is_x86_feature_detected!("pclmulqdq")
+                    && std::is_x86_feature_detected!("sse4.2");
+                AVAILABLE.store(if yes { YES } else { NO }, Ordering::Relaxed);
+                yes
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
+    fn keys512(keys: (u64, u64)) -> __m512i {
+        let (low, high) = (keys.0 as i64, keys.1 as i64);
+        _mm512_set_epi64(high, low, high, low, high, low, high, low)
+    }
+
+    /// Each 128-bit lane of `value` moved forward and added to `next`.
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
+    fn fold512(value: __m512i, keys: __m512i, next: __m512i) -> __m512i {
+        let low = _mm512_clmulepi64_epi128(value, keys, 0x00);
+        let high = _mm512_clmulepi64_epi128(value, keys, 0x11);
+        // 0x96: three-way XOR.
+        _mm512_ternarylogic_epi64(low, high, next, 0x96)
+    }
+
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
+    fn fold128(value: __m128i, keys: __m128i, next: __m128i) -> __m128i {
+        let low = _mm_clmulepi64_si128(value, keys, 0x00);
+        let high = _mm_clmulepi64_si128(value, keys, 0x11);
+        _mm_xor_si128(_mm_xor_si128(low, high), next)
+    }
+
+    /// The fold; see the module documentation.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, VPCLMULQDQ, PCLMULQDQ and SSE 4.2
+    /// ([`available`]).
+    ///
+    /// # Panics
+    /// When `data` is shorter than [`super::FOLD_MIN_BYTES`].
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
+    pub(super) unsafe fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+        assert!(data.len() >= super::FOLD_MIN_BYTES);
+        let load512 = |at: usize| {
+            debug_assert!(at + 64 <= data.len());
+            // SAFETY: every caller below passes `at` with `at + 64 <=
+            // data.len()`, so the 64 bytes read lie inside `data`; the load
+            // is unaligned, and the target features are enabled.
+            unsafe { _mm512_loadu_si512(data.as_ptr().add(at).cast()) }
+        };
+        let mut at = 0;
+        // The starting crc enters as the first four bytes XORed with it
+        // (inverted, as crc32c starts and ends inverted).
+        let start = _mm512_castsi128_si512(_mm_cvtsi32_si128(!crc as i32));
+        let mut lanes = [
+            _mm512_xor_si512(load512(0), start),
+            load512(64),
+            load512(128),
+            load512(192),
+        ];
+        at += 256;
+        let keys = keys512(KEYS_2048);
+        while data.len() - at >= 256 {
+            for (index, lane) in lanes.iter_mut().enumerate() {
+                *lane = fold512(*lane, keys, load512(at + 64 * index));
+            }
+            at += 256;
+        }
+        let keys = keys512(KEYS_512);
+        let mut folded = fold512(lanes[0], keys, lanes[1]);
+        folded = fold512(folded, keys, lanes[2]);
+        folded = fold512(folded, keys, lanes[3]);
+        while data.len() - at >= 64 {
+            folded = fold512(folded, keys, load512(at));
+            at += 64;
+        }
+        let keys = _mm_set_epi64x(KEYS_128.1 as i64, KEYS_128.0 as i64);
+        let mut lane = _mm512_extracti32x4_epi32::<0>(folded);
+        lane = fold128(lane, keys, _mm512_extracti32x4_epi32::<1>(folded));
+        lane = fold128(lane, keys, _mm512_extracti32x4_epi32::<2>(folded));
+        lane = fold128(lane, keys, _mm512_extracti32x4_epi32::<3>(folded));
+        while data.len() - at >= 16 {
+            // SAFETY: `at + 16 <= data.len()`: the 16 bytes lie inside
+            // `data`; the load is unaligned.
+            let next = unsafe { _mm_loadu_si128(data.as_ptr().add(at).cast()) };
+            lane = fold128(lane, keys, next);
+            at += 16;
+        }
+        // The folded lane, then the last bytes, through the crc32
+        // instruction from a zero state.
+        let mut state = _mm_crc32_u64(0, _mm_cvtsi128_si64(lane) as u64);
+        state = _mm_crc32_u64(state, _mm_extract_epi64::<1>(lane) as u64);
+        let mut tail = data[at..].chunks_exact(8);
+        for word in &mut tail {
+            let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+            state = _mm_crc32_u64(state, word);
+        }
+        let mut state = state as u32;
+        for &byte in tail.remainder() {
+            state = _mm_crc32_u8(state, byte);
+        }
+        !state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes(length: usize, seed: u32) -> Vec<u8> {
+        (0..length as u32)
+            .map(|index| (index.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_crate_for_every_length_to_2_kib_at_several_alignments() {
+        let data = bytes(2048 + 64, 7);
+        for offset in [0, 1, 3, 8, 13] {
+            for length in 0..=2048 {
+                let slice = &data[offset..offset + length];
+                assert_eq!(
+                    crc32c(slice),
+                    crc32c::crc32c(slice),
+                    "length {length} at offset {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_crate_around_large_sizes() {
+        let data = bytes((1 << 20) + 300, 11);
+        for length in [
+            65_536,
+            65_600,
+            65_536 + 17,
+            131_072 + 5,
+            1 << 20,
+            (1 << 20) + 255,
+        ] {
+            assert_eq!(crc32c(&data[..length]), crc32c::crc32c(&data[..length]));
+        }
+    }
+
+    #[test]
+    fn known_answer() {
+        // RFC 3720 (iSCSI), appendix B.4: 32 bytes of zeros, of ones.
+        assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
+        assert_eq!(crc32c(&[0xFFu8; 32]), 0x62A8_AB43);
+        // A long input of zeros, through the fold.
+        assert_eq!(crc32c(&[0u8; 4096]), crc32c::crc32c(&[0u8; 4096]));
+    }
+
+    #[test]
+    fn the_fold_keys_move_a_lane_as_the_polynomial_says() {
+        // x^32 mod P is P without its top term.
+        assert_eq!(u64::from(xpow_mod(32)), POLY);
+        assert_eq!(xpow_mod(31), 1 << 31);
+        // reflect33 puts x^0 at bit 32 and x^31 at bit 1.
+        assert_eq!(reflect33(1), 1 << 32);
+        assert_eq!(reflect33(1 << 31), 1 << 1);
+    }
+
+    proptest! {
+        #[test]
+        fn appending_matches_the_crate(
+            start in any::<u32>(),
+            split in 0usize..3000,
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+        ) {
+            let split = split.min(data.len());
+            let (head, rest) = data.split_at(split);
+            prop_assert_eq!(crc32c_append(start, &data), crc32c::crc32c_append(start, &data));
+            prop_assert_eq!(crc32c_append(crc32c(head), rest), crc32c(&data));
+        }
+    }
+}
