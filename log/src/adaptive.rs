@@ -16,9 +16,14 @@
 //!   every commit it makes), so rare ticks count at their full cost: a way
 //!   that is fast nine times in ten and costs a tick the tenth loses.
 //! - The other way is judged by the median of its last three tries, so one
-//!   unlucky try neither condemns it nor, one lucky one, crowns it.
+//!   unlucky try neither condemns it nor, one lucky one, crowns it (its
+//!   first try counts beside two copies of the preferred way's mean).
+//! - When the preferred way's mean turns clearly worse than what is known of
+//!   the other, the other way is tried at the next commit, and taken if that
+//!   fresh try beats the preferred way's mean: a retreat rests on a new
+//!   measurement, not on a stale one (both ways may have slowed down).
 //! - The interval between tries only grows (doubling after every try that
-//!   does not win and after every retreat, up to [`PROBE_INTERVAL_MAX`]):
+//!   does not win, up to [`PROBE_INTERVAL_MAX`]):
 //!   whatever the machine does, tries of a way that costs a scheduler tick
 //!   cost at most one tick per that many commits, and a way that wins its
 //!   tries but loses on the mean is taken back ever more rarely.
@@ -90,6 +95,8 @@ pub struct SyncChooser {
     stats: [WayStats; 2],
     until_probe: u32,
     probe_interval: u32,
+    /// The preferred way looked clearly worse: the next try decides alone.
+    retreating: bool,
     switches: u64,
 }
 
@@ -108,6 +115,7 @@ impl SyncChooser {
             stats: [WayStats::default(); 2],
             until_probe: PROBE_INTERVAL_MIN,
             probe_interval: PROBE_INTERVAL_MIN,
+            retreating: false,
             switches: 0,
         }
     }
@@ -129,6 +137,9 @@ impl SyncChooser {
     /// become the faster.
     pub fn choose(&mut self) -> SyncWay {
         if self.until_probe == 0 {
+            // Counted from here, so a try whose commit failed (and is never
+            // recorded) does not make every later commit a try.
+            self.until_probe = self.probe_interval;
             return self.current.other();
         }
         self.until_probe -= 1;
@@ -148,28 +159,35 @@ impl SyncChooser {
                     .mean
                     .map_or(sample, |old| old + WEIGHT * (sample - old)),
             );
-            let (Some(mine), Some(theirs)) =
+            if let (Some(mine), Some(theirs)) =
                 (self.stats[preferred].mean, self.stats[other].median_try())
-            else {
-                return;
-            };
-            if mine > RETREAT_RATIO * theirs {
-                // The preferred way got clearly slower: retreat now rather
-                // than at the next try, and try it again later than before.
-                self.switch();
-                self.back_off();
+            {
+                if mine > RETREAT_RATIO * theirs && !self.retreating {
+                    // The preferred way got clearly slower than the other
+                    // was: try the other at the next commit, not in up to
+                    // PROBE_INTERVAL_MAX commits.
+                    self.retreating = true;
+                    self.until_probe = 0;
+                }
             }
             return;
         }
+        let mine = self.stats[preferred].mean;
         let stats = &mut self.stats[other];
         match &mut stats.tries {
-            None => stats.tries = Some([sample; 3]),
+            None => {
+                stats.tries = Some([sample, mine.unwrap_or(sample), mine.unwrap_or(sample)]);
+                stats.next_try = 1;
+            }
             Some(tries) => {
                 tries[stats.next_try] = sample;
                 stats.next_try = (stats.next_try + 1) % 3;
             }
         }
-        let won = match (self.stats[preferred].mean, self.stats[other].median_try()) {
+        let retreating = std::mem::take(&mut self.retreating);
+        let won = match (mine, self.stats[other].median_try()) {
+            // A retreat's try is judged alone: the other tries may be stale.
+            (Some(mine), _) if retreating => sample < WIN_RATIO * mine,
             (Some(mine), Some(theirs)) => theirs < WIN_RATIO * mine,
             // Nothing known of the preferred way yet: keep it.
             _ => false,
@@ -179,7 +197,6 @@ impl SyncChooser {
         } else {
             self.back_off();
         }
-        self.until_probe = self.probe_interval;
     }
 
     /// Prefers the other way: it starts from its median try as its mean, and
@@ -262,8 +279,8 @@ mod tests {
         let (used, mean) = run(&mut chooser, 1000, quiet);
         assert_eq!(chooser.current(), SyncWay::DsyncWrite);
         assert_eq!(chooser.switches(), 1);
-        // The first PROBE_INTERVAL_MIN commits and the rare later tries.
-        assert!(used[0] < 30, "linked used {} times of 1000", used[0]);
+        // Two winning tries (after 16 and 32 more commits), then rare tries.
+        assert!(used[0] < 60, "linked used {} times of 1000", used[0]);
         assert!(mean < 170.0, "mean {mean} us");
     }
 
@@ -348,6 +365,27 @@ mod tests {
             _ => quiet(way, n),
         });
         assert_eq!(chooser.current(), SyncWay::DsyncWrite, "{used:?}");
+    }
+
+    #[test]
+    fn one_lucky_first_try_does_not_win_alone() {
+        let mut chooser = SyncChooser::new();
+        run(&mut chooser, 2000, |way, n| match (way, n) {
+            (SyncWay::DsyncWrite, 0) => micros(100),
+            _ => busy(way, n),
+        });
+        assert_eq!(chooser.switches(), 0);
+    }
+
+    #[test]
+    fn both_ways_slowing_down_together_cause_no_burst_of_switches() {
+        let mut chooser = SyncChooser::new();
+        run(&mut chooser, 4000, quiet);
+        let switches = chooser.switches();
+        let (_, mean) = run(&mut chooser, 4000, |way, n| quiet(way, n) * 10);
+        assert_eq!(chooser.current(), SyncWay::DsyncWrite);
+        assert!(chooser.switches() - switches <= 1, "{}", chooser.switches());
+        assert!(mean < 1700.0, "mean {mean:.0} us");
     }
 
     #[test]

@@ -51,9 +51,11 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 }
 
 /// The Castagnoli polynomial in normal bit order, without its x^32 term.
+#[cfg(any(target_arch = "x86_64", test))]
 const POLY: u64 = 0x1EDC_6F41;
 
 /// `x^n mod P` in normal bit order (bit i is the coefficient of x^i).
+#[cfg(any(target_arch = "x86_64", test))]
 const fn xpow_mod(n: u32) -> u32 {
     let mut value: u64 = 1;
     let mut step = 0;
@@ -70,6 +72,7 @@ const fn xpow_mod(n: u32) -> u32 {
 /// A remainder of degree below 32 laid out for a carry-less multiply with a
 /// reflected 64-bit half-lane: bit `32 - i` holds the coefficient of x^i,
 /// so the product lands in the reflected 128-bit lane without a shift.
+#[cfg(any(target_arch = "x86_64", test))]
 const fn reflect33(remainder: u32) -> u64 {
     let mut out = 0u64;
     let mut bit = 0;
@@ -84,6 +87,7 @@ const fn reflect33(remainder: u32) -> u64 {
 
 /// The constants that move a 128-bit lane `distance` bits forward: for its
 /// low half (the higher powers) and for its high half.
+#[cfg(any(target_arch = "x86_64", test))]
 const fn fold_keys(distance: u32) -> (u64, u64) {
     (
         reflect33(xpow_mod(distance + 32)),
@@ -264,6 +268,31 @@ mod tests {
             (1 << 20) + 255,
         ] {
             assert_eq!(crc32c(&data[..length]), crc32c::crc32c(&data[..length]));
+        }
+    }
+
+    /// The fold itself, called directly (the tests above go through the
+    /// dispatch, which on a CPU without AVX-512 never reaches it).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_fold_matches_the_crate_from_256_bytes_to_8_kib() {
+        if !fold::available() {
+            eprintln!("skipped: this CPU lacks AVX-512 or VPCLMULQDQ, the fold never runs here");
+            return;
+        }
+        let data = bytes(8192 + 64, 5);
+        let mut start = 0x1234_5678u32;
+        for length in FOLD_MIN_BYTES..=8192 {
+            let offset = length % 61;
+            let slice = &data[offset..offset + length];
+            start = start.rotate_left(5) ^ length as u32;
+            // SAFETY: `fold::available` returned true above.
+            let folded = unsafe { fold::crc32c_append(start, slice) };
+            assert_eq!(
+                folded,
+                crc32c::crc32c_append(start, slice),
+                "length {length}, offset {offset}, start {start:#x}"
+            );
         }
     }
 
