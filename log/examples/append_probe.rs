@@ -1,7 +1,10 @@
 //! Times the parts of a group commit through the portable back end:
 //! building the group (copy + checksum) and writing + syncing it.
 //!
-//! `cargo run --release -p synod-log --example append_probe -- DIR RECORD_BYTES PER_GROUP`
+//! `cargo run --release -p synod-log --example append_probe -- DIR RECORD_BYTES PER_GROUP [uring|adaptive]`
+//! (`uring`: io_uring with the linked `fdatasync`; `adaptive`: io_uring with
+//! `SyncMode::Adaptive`, printing how many commits went each way;
+//! `COMMITS=n` commits, 4000 by default).
 
 use std::time::Instant;
 
@@ -16,10 +19,14 @@ fn main() {
         .next()
         .map_or(65536, |a| a.parse().expect("bytes"));
     let per_group: usize = arguments.next().map_or(16, |a| a.parse().expect("count"));
-    let backend = match arguments.next().as_deref() {
-        Some("uring") => Backend::IoUring,
-        _ => Backend::Portable,
+    let (backend, sync_mode) = match arguments.next().as_deref() {
+        Some("uring") => (Backend::IoUring, SyncMode::Fdatasync),
+        Some("adaptive") => (Backend::IoUring, SyncMode::Adaptive),
+        _ => (Backend::Portable, SyncMode::Fdatasync),
     };
+    let commit_count: usize = std::env::var("COMMITS")
+        .ok()
+        .map_or(4000, |n| n.parse().expect("count"));
     let _ = std::fs::remove_dir_all(&directory);
     std::fs::create_dir_all(&directory).expect("dir");
     let write_bytes = synod_log::bench::log_write_bytes(record_bytes, per_group);
@@ -43,8 +50,7 @@ fn main() {
         ..LogConfig::default()
     };
     let opening = Instant::now();
-    let (mut log, _) =
-        open_best(&directory, config, SyncMode::Fdatasync, Some(backend)).expect("open");
+    let (mut log, _) = open_best(&directory, config, sync_mode, Some(backend)).expect("open");
     log.log()
         .storage_mut()
         .wait_for_preparation()
@@ -61,7 +67,8 @@ fn main() {
     };
     let mut slot = 1u64;
     let (mut appends, mut commits) = (Vec::new(), Vec::new());
-    for _ in 0..4000 {
+    let mut total_us = 0.0;
+    for _ in 0..commit_count {
         let started = Instant::now();
         for _ in 0..per_group {
             let entry = AcceptedEntry {
@@ -76,6 +83,7 @@ fn main() {
         log.commit().expect("commit");
         appends.push((appended - started).as_secs_f64() * 1e6);
         commits.push(appended.elapsed().as_secs_f64() * 1e6);
+        total_us += commits[commits.len() - 1];
     }
     appends.sort_by(f64::total_cmp);
     commits.sort_by(f64::total_cmp);
@@ -85,6 +93,21 @@ fn main() {
         (record_bytes * per_group) as f64 / appends[appends.len() / 2] / 1e3,
         commits[commits.len() / 2]
     );
+    println!(
+        "commit mean {:.1} us, p99 {:.1} us",
+        total_us / commits.len() as f64,
+        commits[commits.len() * 99 / 100]
+    );
+    if let synod_log::uring::DiskLog::Uring(uring) = &log {
+        if let Some(chooser) = uring.writer().chooser() {
+            let (linked, dsync) = chooser.commits_by_way();
+            println!(
+                "adaptive: {linked} commits linked fdatasync, {dsync} RWF_DSYNC, {} switches, now {:?}",
+                chooser.switches(),
+                chooser.current()
+            );
+        }
+    }
     drop(log);
     let _ = std::fs::remove_dir_all(&directory);
 }

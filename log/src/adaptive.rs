@@ -98,6 +98,8 @@ pub struct SyncChooser {
     /// The preferred way looked clearly worse: the next try decides alone.
     retreating: bool,
     switches: u64,
+    /// Commits recorded per way.
+    recorded: [u64; 2],
 }
 
 impl Default for SyncChooser {
@@ -117,6 +119,7 @@ impl SyncChooser {
             probe_interval: PROBE_INTERVAL_MIN,
             retreating: false,
             switches: 0,
+            recorded: [0; 2],
         }
     }
 
@@ -130,6 +133,12 @@ impl SyncChooser {
     #[must_use]
     pub fn switches(&self) -> u64 {
         self.switches
+    }
+
+    /// How many commits went each way: (linked `fdatasync`, `RWF_DSYNC`).
+    #[must_use]
+    pub fn commits_by_way(&self) -> (u64, u64) {
+        (self.recorded[0], self.recorded[1])
     }
 
     /// The way for the next commit: the preferred one, or every
@@ -150,6 +159,7 @@ impl SyncChooser {
     /// its last completion, and switches when the other way looks faster.
     pub fn record(&mut self, way: SyncWay, latency: Duration) {
         let sample = latency.as_nanos() as f64;
+        self.recorded[way.index()] += 1;
         let preferred = self.current.index();
         let other = self.current.other().index();
         if way == self.current {

@@ -320,6 +320,12 @@ impl UringLog {
         &mut self.log
     }
 
+    /// The ring writer (its sync count, its adaptive chooser).
+    #[must_use]
+    pub fn writer(&self) -> &UringWriter {
+        &self.writer
+    }
+
     /// Writes and syncs every pending group through the ring. Returns the
     /// durable position.
     ///
