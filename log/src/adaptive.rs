@@ -22,8 +22,12 @@
 //!   the other, the other way is tried at the next commit, and taken if that
 //!   fresh try beats the preferred way's mean: a retreat rests on a new
 //!   measurement, not on a stale one (both ways may have slowed down).
-//! - The interval between tries only grows (doubling after every try that
-//!   does not win, up to [`PROBE_INTERVAL_MAX`]):
+//! - The interval between tries grows (doubling after every try that does
+//!   not win, up to [`PROBE_INTERVAL_MAX`]) and starts again from
+//!   [`PROBE_INTERVAL_MIN`] only after a retreat that follows
+//!   [`RETREAT_MEMORY`] commits without one, so that an isolated burst of
+//!   slow commits costs a short detour while retreats that keep coming
+//!   meet ever longer intervals:
 //!   whatever the machine does, tries of a way that costs a scheduler tick
 //!   cost at most one tick per that many commits, and a way that wins its
 //!   tries but loses on the mean is taken back ever more rarely.
@@ -66,6 +70,9 @@ const WIN_RATIO: f64 = 0.85;
 /// estimate by this factor: a clear, sustained loss (two scheduler ticks
 /// close together), not a single slow commit.
 const RETREAT_RATIO: f64 = 1.5;
+/// A retreat this many commits after the previous one starts the try
+/// interval afresh; an earlier one keeps it.
+pub const RETREAT_MEMORY: u64 = 16_384;
 /// The weight of one commit in the preferred way's moving mean.
 const WEIGHT: f64 = 1.0 / 32.0;
 
@@ -100,6 +107,8 @@ pub struct SyncChooser {
     switches: u64,
     /// Commits recorded per way.
     recorded: [u64; 2],
+    /// Commits since the last retreat.
+    since_retreat: u64,
 }
 
 impl Default for SyncChooser {
@@ -120,6 +129,7 @@ impl SyncChooser {
             retreating: false,
             switches: 0,
             recorded: [0; 2],
+            since_retreat: u64::MAX,
         }
     }
 
@@ -160,6 +170,7 @@ impl SyncChooser {
     pub fn record(&mut self, way: SyncWay, latency: Duration) {
         let sample = latency.as_nanos() as f64;
         self.recorded[way.index()] += 1;
+        self.since_retreat = self.since_retreat.saturating_add(1);
         let preferred = self.current.index();
         let other = self.current.other().index();
         if way == self.current {
@@ -202,6 +213,12 @@ impl SyncChooser {
             // Nothing known of the preferred way yet: keep it.
             _ => false,
         };
+        if won && retreating {
+            if self.since_retreat > RETREAT_MEMORY {
+                self.probe_interval = PROBE_INTERVAL_MIN;
+            }
+            self.since_retreat = 0;
+        }
         if won {
             self.switch();
         } else {
@@ -313,12 +330,13 @@ mod tests {
         let mut chooser = SyncChooser::new();
         run(&mut chooser, 2000, quiet);
         assert_eq!(chooser.current(), SyncWay::DsyncWrite);
-        // The machine gets busy: the chooser retreats after two ticks, and
-        // pays at most one more tick per PROBE_INTERVAL_MAX commits.
+        // The machine gets busy: the chooser retreats after two ticks, then
+        // tries again after 16, 32, ..., 1024 commits (the first retreat in
+        // a long while starts the interval afresh), then every 1024.
         let (used, _) = run(&mut chooser, 4096, busy);
         assert_eq!(chooser.current(), SyncWay::LinkedFdatasync);
         assert!(
-            used[1] <= 2 + 4096 / PROBE_INTERVAL_MAX as usize,
+            used[1] <= 2 + 7 + 4096 / PROBE_INTERVAL_MAX as usize,
             "{used:?}"
         );
         // Quiet again: after a few winning tries it comes back.
@@ -396,6 +414,22 @@ mod tests {
         assert_eq!(chooser.current(), SyncWay::DsyncWrite);
         assert!(chooser.switches() - switches <= 1, "{}", chooser.switches());
         assert!(mean < 1700.0, "mean {mean:.0} us");
+    }
+
+    #[test]
+    fn an_isolated_burst_of_ticks_costs_a_short_detour() {
+        let mut chooser = SyncChooser::new();
+        run(&mut chooser, 20_000, quiet);
+        assert_eq!(chooser.current(), SyncWay::DsyncWrite);
+        // Three ticks in a row make it retreat...
+        let (used, _) = run(&mut chooser, 3, |way, _| match way {
+            SyncWay::DsyncWrite => micros(4_000),
+            SyncWay::LinkedFdatasync => micros(216),
+        });
+        assert_eq!(chooser.current(), SyncWay::LinkedFdatasync, "{used:?}");
+        // ...and it is back within a hundred commits, not thousands.
+        let (used, _) = run(&mut chooser, 100, quiet);
+        assert_eq!(chooser.current(), SyncWay::DsyncWrite, "{used:?}");
     }
 
     #[test]
