@@ -72,7 +72,7 @@ const WIN_RATIO: f64 = 0.85;
 const RETREAT_RATIO: f64 = 1.5;
 /// A retreat this many commits after the previous one starts the try
 /// interval afresh; an earlier one keeps it.
-pub const RETREAT_MEMORY: u64 = 16_384;
+pub const RETREAT_MEMORY: u64 = 4_096;
 /// The weight of one commit in the preferred way's moving mean.
 const WEIGHT: f64 = 1.0 / 32.0;
 
