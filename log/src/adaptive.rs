@@ -3,7 +3,8 @@
 //!
 //! Under io_uring the two ways trade places with the machine's load (crate
 //! README, "Performance"): a write linked to an `fdatasync` pays one hop to
-//! an io-wq worker on every commit (15-25 us); an `RWF_DSYNC` write is
+//! an io-wq worker on every commit (15-25 us on a quiet machine, about 50 us
+//! on a busy one); an `RWF_DSYNC` write is
 //! finished by the file system's per-CPU completion worker, which is the
 //! faster way on a quiet machine and, on a busy CPU, waits for a scheduler
 //! tick (4-8 ms). [`SyncChooser`] keeps the way that has been faster lately
@@ -25,12 +26,12 @@
 //! - The interval between tries grows (doubling after every try that does
 //!   not win, up to [`PROBE_INTERVAL_MAX`]) and starts again from
 //!   [`PROBE_INTERVAL_MIN`] only after a retreat that follows
-//!   [`RETREAT_MEMORY`] commits without one, so that an isolated burst of
-//!   slow commits costs a short detour while retreats that keep coming
-//!   meet ever longer intervals:
-//!   whatever the machine does, tries of a way that costs a scheduler tick
-//!   cost at most one tick per that many commits, and a way that wins its
-//!   tries but loses on the mean is taken back ever more rarely.
+//!   [`RETREAT_MEMORY`] commits without one. So an isolated burst of slow
+//!   commits costs a short detour; retreats that keep coming meet ever
+//!   longer intervals, so a way that wins its tries but loses on the mean
+//!   is taken back ever more rarely; and a way that costs a scheduler tick
+//!   is tried, after seven losing tries, once per [`PROBE_INTERVAL_MAX`]
+//!   commits.
 
 use std::time::Duration;
 
@@ -66,9 +67,9 @@ pub const PROBE_INTERVAL_MAX: u32 = 1024;
 /// A try wins when the other way's median try drops below this share of
 /// the preferred way's mean (15 % faster).
 const WIN_RATIO: f64 = 0.85;
-/// The preferred way is left at once when its mean exceeds the other way's
-/// estimate by this factor: a clear, sustained loss (two scheduler ticks
-/// close together), not a single slow commit.
+/// The other way is tried at the next commit when the preferred way's mean
+/// exceeds the other way's estimate by this factor: a clear, sustained
+/// loss (two scheduler ticks close together), not a single slow commit.
 const RETREAT_RATIO: f64 = 1.5;
 /// A retreat this many commits after the previous one starts the try
 /// interval afresh; an earlier one keeps it.
