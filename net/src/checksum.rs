@@ -113,9 +113,9 @@ mod fold {
     const KEYS_2048: (u64, u64) = fold_keys(2048);
     /// One 512-bit register into the next.
     const KEYS_512: (u64, u64) = fold_keys(512);
-    /// The first and second 128-bit lanes of a 512-bit register onto its
-    /// last one.
+    /// The first 128-bit lane of a 512-bit register onto its last one.
     const KEYS_384: (u64, u64) = fold_keys(384);
+    /// The second 128-bit lane of a 512-bit register onto its last one.
     const KEYS_256: (u64, u64) = fold_keys(256);
     /// One 128-bit lane into the next.
     const KEYS_128: (u64, u64) = fold_keys(128);
