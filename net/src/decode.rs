@@ -116,6 +116,10 @@ pub struct DecoderStats {
     pub frames_copied_misaligned: u64,
     /// Frames whose body straddled receives and was assembled by one copy.
     pub frames_copied_straddling: u64,
+    /// Of those, frames whose body's rest was received straight into its
+    /// buffer ([`Decoder::partial_room`]): only the first receive's share
+    /// was copied.
+    pub frames_received_direct: u64,
 }
 
 /// A body arriving in pieces, in a pooled buffer that only the decoder
@@ -123,6 +127,8 @@ pub struct DecoderStats {
 struct Partial {
     header: Header,
     bytes: Arc<AlignedVec<ALIGNMENT>>,
+    /// Some of the body was received straight into `bytes`.
+    direct: bool,
 }
 
 /// Decodes one connection's byte stream into frames.
@@ -136,6 +142,7 @@ pub struct Decoder {
     stats: DecoderStats,
     realign_pool: RealignPool,
     realigning: bool,
+    last_body_bytes: usize,
 }
 
 impl Decoder {
@@ -152,7 +159,15 @@ impl Decoder {
             stats: DecoderStats::default(),
             realign_pool: RealignPool::new(REALIGN_POOL_OWN_MAX),
             realigning: false,
+            last_body_bytes: 0,
         }
+    }
+
+    /// The body length the last frame header read announced (0 before the
+    /// first): a transport picks how to receive what follows by it.
+    #[must_use]
+    pub fn last_body_bytes(&self) -> usize {
+        self.last_body_bytes
     }
 
     /// How frames were obtained so far.
@@ -321,6 +336,7 @@ impl Decoder {
         out: &mut Vec<Frame>,
     ) -> Result<usize, FrameError> {
         let body_bytes = header.body_bytes as usize;
+        self.last_body_bytes = body_bytes;
         let available = range.end - range.start;
         if available >= body_bytes {
             self.padding_left = header.padded_body_bytes() - body_bytes;
@@ -347,7 +363,11 @@ impl Decoder {
         Arc::get_mut(&mut bytes)
             .expect("the pool hands out buffers no frame refers to")
             .extend_from_slice(&buffer.as_slice()[range]);
-        self.partial = Some(Partial { header, bytes });
+        self.partial = Some(Partial {
+            header,
+            bytes,
+            direct: false,
+        });
         Ok(available)
     }
 
@@ -368,14 +388,102 @@ impl Decoder {
         }
         target.extend_from_slice(&bytes[..used]);
         if used == needed {
-            let Partial { header, bytes } = self.partial.take().expect("checked above");
-            self.stats.frames_copied_straddling += 1;
-            self.padding_left = header.padded_body_bytes() - body_bytes;
-            let body = SharedBytes::slice_of(&bytes, 0, body_bytes);
-            self.realign_pool.give_back(bytes);
-            out.push(Frame::checked(&header, body)?);
+            self.finish_partial(out)?;
         }
         Ok(used)
+    }
+
+    /// Hands out the complete partial body as a checked frame.
+    fn finish_partial(&mut self, out: &mut Vec<Frame>) -> Result<(), FrameError> {
+        let Partial {
+            header,
+            bytes,
+            direct,
+        } = self.partial.take().expect("a partial body to finish");
+        let body_bytes = header.body_bytes as usize;
+        assert_eq!(bytes.len(), body_bytes, "a finished body is whole");
+        self.stats.frames_copied_straddling += 1;
+        self.stats.frames_received_direct += u64::from(direct);
+        self.padding_left = header.padded_body_bytes() - body_bytes;
+        let body = SharedBytes::slice_of(&bytes, 0, body_bytes);
+        self.realign_pool.give_back(bytes);
+        out.push(Frame::checked(&header, body)?);
+        Ok(())
+    }
+
+    /// Room for receiving the rest of a partial body straight into its
+    /// buffer, without a copy: the start and length of the spare room after
+    /// the bytes that arrived, at most what the body still needs. The
+    /// buffer grows as [`partial_capacity`] allows, so a lying length still
+    /// costs nothing up front. `None` between frames, before a body's first
+    /// bytes, and after an error.
+    ///
+    /// The room stays valid until the decoder is next fed, filled or
+    /// dropped; pass what was written there to [`Decoder::partial_filled`]
+    /// before anything else.
+    pub fn partial_room(&mut self) -> Option<(*mut u8, usize)> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let partial = self.partial.as_mut()?;
+        let body_bytes = partial.header.body_bytes as usize;
+        let target = Arc::get_mut(&mut partial.bytes)
+            .expect("no frame refers to a body before it is complete");
+        let needed = body_bytes - target.len();
+        if target.capacity() == target.len() {
+            let capacity = partial_capacity(body_bytes, target.len() + 1);
+            target.reserve_exact(capacity - target.len());
+        }
+        let room = (target.capacity() - target.len()).min(needed);
+        assert!(room > 0, "a partial body needs bytes and has room for some");
+        // SAFETY: `len <= capacity`, so the pointer stays within (or one
+        // past the end of) the allocation.
+        let start = unsafe { target.as_mut_ptr().add(target.len()) };
+        Some((start, room))
+    }
+
+    /// Takes `count` bytes received into the room the last
+    /// [`Decoder::partial_room`] returned, appending the frame they
+    /// complete to `out`.
+    ///
+    /// # Errors
+    /// As [`Decoder::feed`].
+    ///
+    /// # Safety
+    /// The first `count` bytes of that room were written, and the decoder
+    /// was neither fed nor filled since `partial_room` returned it.
+    ///
+    /// # Panics
+    /// When no body is partial, or `count` exceeds the room (caller bugs).
+    pub unsafe fn partial_filled(
+        &mut self,
+        count: usize,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), FrameError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let partial = self
+            .partial
+            .as_mut()
+            .expect("partial_filled follows partial_room");
+        let body_bytes = partial.header.body_bytes as usize;
+        let target = Arc::get_mut(&mut partial.bytes)
+            .expect("no frame refers to a body before it is complete");
+        let room = (target.capacity() - target.len()).min(body_bytes - target.len());
+        assert!(count <= room, "no more bytes filled than the room held");
+        // SAFETY: the caller wrote `count` bytes right after `len`, within
+        // the capacity (checked above).
+        unsafe { target.set_len(target.len() + count) };
+        partial.direct = true;
+        if target.len() < body_bytes {
+            return Ok(());
+        }
+        let result = self.finish_partial(out);
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+        }
+        result
     }
 }
 

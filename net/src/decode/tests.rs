@@ -277,3 +277,91 @@ fn a_long_split_body_grows_by_doubling_and_a_lying_one_costs_at_most_twice_what_
         "small bodies whole at once"
     );
 }
+
+/// Fills the decoder's partial body from `bytes` through `partial_room`,
+/// as a receive straight into it would, in pieces of at most `piece`.
+fn fill_directly(decoder: &mut Decoder, bytes: &[u8], piece: usize, out: &mut Vec<Frame>) -> usize {
+    let mut at = 0;
+    while let Some((start, room)) = decoder.partial_room() {
+        let count = room.min(piece).min(bytes.len() - at);
+        assert!(count > 0, "the stream holds the rest of the body");
+        // SAFETY: `partial_room` gave `room >= count` writable bytes at
+        // `start`; `bytes` is another allocation.
+        unsafe { std::ptr::copy_nonoverlapping(bytes[at..].as_ptr(), start, count) };
+        // SAFETY: `count` bytes were written at the room's start just above.
+        unsafe { decoder.partial_filled(count, out) }.expect("decodes");
+        at += count;
+    }
+    at
+}
+
+#[test]
+fn a_partial_body_is_received_straight_into_its_buffer() {
+    let stream = stream_of(3, 100 << 10);
+    let mut decoder = Decoder::new(MAX);
+    let mut frames = Vec::new();
+    assert!(decoder.partial_room().is_none(), "nothing partial yet");
+    let first = 5_000;
+    decoder
+        .feed_slice(&stream[..first], &mut frames)
+        .expect("decodes");
+    let (_, room) = decoder.partial_room().expect("a partial body");
+    let body_bytes = u32::from_le_bytes([stream[8], stream[9], stream[10], stream[11]]) as usize;
+    assert_eq!(
+        room,
+        body_bytes - (first - HEADER_BYTES),
+        "room for exactly the rest"
+    );
+    let filled = fill_directly(&mut decoder, &stream[first..], 30_000, &mut frames);
+    assert_eq!(filled, room);
+    assert_eq!(seqs(&frames), vec![0]);
+    assert_eq!(decoder.stats().frames_received_direct, 1);
+    assert!(decoder.partial_room().is_none(), "between frames again");
+    decoder
+        .feed_slice(&stream[first + filled..], &mut frames)
+        .expect("the padding and the other frames decode");
+    assert_eq!(seqs(&frames), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_direct_partial_body_grows_only_with_what_arrived_and_is_checked() {
+    // A header claiming 32 MiB, with 1,000 bytes of body: the room never
+    // exceeds what arrived (the buffer at most doubles).
+    let mut lying = stream_of(1, 100).to_vec();
+    lying[8..12].copy_from_slice(&(32u32 << 20).to_le_bytes());
+    let mut decoder = Decoder::new(64 << 20);
+    let mut frames = Vec::new();
+    let mut fake = lying[..HEADER_BYTES].to_vec();
+    fake.resize(HEADER_BYTES + 1_000, 9);
+    decoder
+        .feed_slice(&fake, &mut frames)
+        .expect("a header, a partial body");
+    let (_, room) = decoder.partial_room().expect("a partial body");
+    assert!(room <= 1_000, "room {room} after 1,000 bytes arrived");
+    assert!(decoder.buffered_bytes() <= 2_000);
+    // A body damaged in the part received straight into the buffer is
+    // refused like any other, and the decoder refuses all after it.
+    let mut damaged = stream_of(1, 50_000).to_vec();
+    damaged[40_000] ^= 1;
+    let mut decoder = Decoder::new(MAX);
+    decoder
+        .feed_slice(&damaged[..10_000], &mut frames)
+        .expect("a partial body so far");
+    let (start, room) = decoder.partial_room().expect("a partial body");
+    let body_bytes =
+        u32::from_le_bytes([damaged[8], damaged[9], damaged[10], damaged[11]]) as usize;
+    assert_eq!(room, body_bytes + HEADER_BYTES - 10_000);
+    // SAFETY: as in `fill_directly`.
+    unsafe { std::ptr::copy_nonoverlapping(damaged[10_000..].as_ptr(), start, room) };
+    // SAFETY: `room` bytes were written just above.
+    let result = unsafe { decoder.partial_filled(room, &mut frames) };
+    assert!(
+        matches!(result, Err(FrameError::ChecksumMismatch { .. })),
+        "{result:?}"
+    );
+    assert!(
+        decoder.partial_room().is_none(),
+        "refuses all after an error"
+    );
+    assert!(decoder.feed_slice(&damaged[..16], &mut frames).is_err());
+}

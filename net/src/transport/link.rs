@@ -195,12 +195,44 @@ impl<S> Link<S> {
         events: &mut Vec<Event>,
     ) -> Result<(), CloseReason> {
         let ReceiveScratch {
-            frames: scratch,
+            frames,
             realign: pool,
         } = scratch;
-        scratch.clear();
-        let decoded = self.decoder.feed_with_pool(buffer, range, scratch, pool);
-        for frame in scratch.drain(..) {
+        frames.clear();
+        let decoded = self.decoder.feed_with_pool(buffer, range, frames, pool);
+        self.deliver(frames, cluster_id, events)?;
+        decoded.map_err(CloseReason::Frame)
+    }
+
+    /// Takes `count` bytes received straight into the partial body (the
+    /// room the decoder's `partial_room` gave) and turns the frame they
+    /// complete into an event.
+    ///
+    /// # Safety
+    /// As [`crate::decode::Decoder::partial_filled`].
+    pub unsafe fn receive_direct(
+        &mut self,
+        count: usize,
+        cluster_id: u64,
+        scratch: &mut ReceiveScratch,
+        events: &mut Vec<Event>,
+    ) -> Result<(), CloseReason> {
+        let frames = &mut scratch.frames;
+        frames.clear();
+        // SAFETY: passed on from the caller.
+        let decoded = unsafe { self.decoder.partial_filled(count, frames) };
+        self.deliver(frames, cluster_id, events)?;
+        decoded.map_err(CloseReason::Frame)
+    }
+
+    /// Turns decoded frames into events (a hello names the peer).
+    fn deliver(
+        &mut self,
+        frames: &mut Vec<Frame>,
+        cluster_id: u64,
+        events: &mut Vec<Event>,
+    ) -> Result<(), CloseReason> {
+        for frame in frames.drain(..) {
             if let Archived::Hello(hello) = frame.archived() {
                 let hello = Hello {
                     cluster_id: hello.cluster_id.to_native(),
@@ -227,7 +259,7 @@ impl<S> Link<S> {
                 });
             }
         }
-        decoded.map_err(CloseReason::Frame)
+        Ok(())
     }
 }
 

@@ -4,7 +4,11 @@ use io_uring::{cqueue, Submitter};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::link_index_op;
-use super::{UringTransport, OP_ACCEPT, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN};
+use super::{
+    give_back_large_buffer, UringTransport, LARGE_ANSWERED_RECEIVES_MAX, LARGE_STREAM_RECEIVES_MIN,
+    OP_ACCEPT, OP_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN,
+};
+use crate::bytes::ALIGNMENT;
 use crate::transport::link::{Phase, Role};
 use crate::transport::{CloseReason, Event};
 
@@ -42,6 +46,7 @@ impl UringTransport {
             OP_RECV => self.received(index, cqe),
             OP_SEND => self.sent(index, cqe),
             OP_CONNECT => self.connected(index, cqe.result()),
+            OP_CANCEL => self.recv_cancel_done(index, cqe.result()),
             OP_SHUTDOWN | OP_CLOSE => {}
             _ => unreachable!("only the transport's own operations carry its tags"),
         }
@@ -53,21 +58,39 @@ impl UringTransport {
         let more = cqueue::more(cqe.flags());
         let bid = cqueue::buffer_select(cqe.flags());
         let cluster_id = self.config.cluster_id;
+        let large_body_bytes = self.config.provided_buffer_bytes;
         let Some(link) = self.links.get_mut(index) else {
             return;
         };
+        // What a one-shot receive wrote into (its only completion).
+        let body_bytes_max = self.config.body_bytes_max;
+        let (into_partial, mut recv_buffer) = if more {
+            (false, None)
+        } else {
+            (
+                std::mem::take(&mut link.socket.recv_into_partial),
+                link.socket.recv_buffer.take(),
+            )
+        };
         if !more {
             link.socket.recv_armed = false;
+            link.socket.recv_cancel_submitted = false;
         }
+        let phase = link.socket.stream_phase;
+        if result > 0 {
+            link.socket.received_since_send = true;
+            link.socket.stream_phase = (phase + result as usize) % ALIGNMENT;
+        }
+        let open = link.phase == Phase::Open;
         let outcome = match (result, bid) {
             (count, Some(bid)) if count > 0 => {
-                link.socket.received_since_send = true;
+                self.receive_stats.multishot_receives += 1;
                 let buffer = self
                     .buffers
                     .take(bid)
                     .expect("the kernel names one of our buffers")
                     .clone();
-                let outcome = if link.phase == Phase::Open {
+                let outcome = if open {
                     link.receive(
                         &buffer,
                         0..count as usize,
@@ -82,13 +105,91 @@ impl UringTransport {
                 self.buffers.recycle(bid);
                 outcome
             }
+            (count, None) if count > 0 && into_partial && open => {
+                self.receive_stats.direct_receives += 1;
+                // SAFETY: this receive wrote its `count` bytes into the room
+                // `partial_room` gave when it was armed, and nothing fed the
+                // decoder meanwhile (one receive in flight per connection).
+                unsafe {
+                    link.receive_direct(
+                        count as usize,
+                        cluster_id,
+                        &mut self.scratch,
+                        &mut self.events,
+                    )
+                }
+            }
+            (count, None) if count > 0 && open => match recv_buffer.take() {
+                Some(mut large) => {
+                    self.receive_stats.large_receives += 1;
+                    self.receive_stats.kept_frame_receives += u64::from(large.held > 0);
+                    large.held += count as usize;
+                    large.missing = 0;
+                    if link.decoder.is_between_frames()
+                        && large.keep_incomplete_frame(body_bytes_max)
+                    {
+                        link.socket.recv_kept = Some(large);
+                        Ok(())
+                    } else {
+                        let received = link.receive(
+                            &large.buffer,
+                            large.start..large.start + large.held,
+                            cluster_id,
+                            &mut self.scratch,
+                            &mut self.events,
+                        );
+                        recv_buffer = Some(large);
+                        received
+                    }
+                }
+                None => Ok(()),
+            },
             (0, _) => Err(CloseReason::EndOfStream),
             (error, _) if error == -libc::ENOBUFS => Ok(()), // re-armed once buffers return
+            // Our cancel ended the multishot receive (large frames follow),
+            // or `release` ended everything.
+            (error, _) if error == -libc::ECANCELED => Ok(()),
             (error, _) if error < 0 => Err(os_error(error)),
             _ => Ok(()),
         };
+        if let Some(large) = recv_buffer {
+            give_back_large_buffer(
+                &mut self.large_buffers,
+                large.buffer,
+                self.config.connections_max,
+            );
+        }
         if let Err(reason) = outcome {
-            self.start_closing(index, reason);
+            return self.start_closing(index, reason);
+        }
+        if result <= 0 {
+            return;
+        }
+        // Receive large frames that the connection answers one-shot (each
+        // arrives whole in one receive into a warm buffer), and small
+        // ones, or a stream of large ones, multishot: a one-shot receive
+        // drains at most its buffer per turn and would leave a stream
+        // backed up in the socket.
+        let socket = &mut link.socket;
+        socket.receives_since_send = socket.receives_since_send.saturating_add(1);
+        let large = link.decoder.last_body_bytes() > large_body_bytes;
+        if large && socket.receives_since_send <= LARGE_ANSWERED_RECEIVES_MAX {
+            socket.large_frames = true;
+        } else if socket.receives_since_send > LARGE_STREAM_RECEIVES_MIN
+            || (!large && link.decoder.is_between_frames())
+        {
+            socket.large_frames = false;
+        }
+    }
+
+    /// The cancel of a multishot receive completed. The receive ends with
+    /// its own (last) completion; a receive the kernel could not cancel
+    /// now (`EALREADY`) is asked again next turn.
+    fn recv_cancel_done(&mut self, index: usize, result: i32) {
+        if result == -libc::EALREADY {
+            if let Some(link) = self.links.get_mut(index) {
+                link.socket.recv_cancel_submitted = false;
+            }
         }
     }
 

@@ -42,14 +42,17 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use io_uring::{opcode, squeue, types, SubmissionQueue, Submitter};
+use rkyv::util::AlignedVec;
 
 use super::link::{Links, Phase, ReceiveScratch, Role};
 use super::sys::{self, RawAddress};
 use super::{CloseReason, Config, ConnectionId, Event, SendError, TransportError};
-use crate::frame::Encode;
+use crate::bytes::ALIGNMENT;
+use crate::frame::{Encode, Header, HEADER_BYTES};
 use crate::wire::NodeId;
 
 mod bufring;
@@ -67,6 +70,30 @@ const OP_CONNECT: u64 = 2;
 const OP_SHUTDOWN: u64 = 3;
 const OP_CLOSE: u64 = 4;
 const OP_ACCEPT: u64 = 5;
+const OP_CANCEL: u64 = 6;
+
+/// What a connection receiving large frames (bodies larger than a provided
+/// buffer) receives into, one receive at a time, instead of the multishot
+/// receive into provided buffers: a body of up to this size lands whole and
+/// aligned, and becomes a frame in place; the rest of a longer one is
+/// received straight into its partial buffer. Either way no provided buffers
+/// are cycled through (each 16 KiB of a 64 KiB frame landing in a buffer
+/// the ring has not touched for 64 receives, then copied once more).
+const LARGE_RECEIVE_BYTES: usize = 128 << 10;
+/// A large frame whose header came within this many receives of the
+/// connection's last send is answered traffic (request and response):
+/// receive such frames one-shot.
+const LARGE_ANSWERED_RECEIVES_MAX: u32 = 2;
+/// More receives than this without a send make the connection a stream:
+/// receive multishot again.
+const LARGE_STREAM_RECEIVES_MIN: u32 = 4;
+/// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive that waits
+/// for data before it tries, for when none is expected yet.
+const RECVSEND_POLL_FIRST: u16 = 1;
+/// Large receive buffers kept for reuse per transport, at least (and at
+/// most one per connection): every connection receiving large frames
+/// holds one while it waits, and their completions return them in bursts.
+const LARGE_BUFFERS_POOLED_MIN: usize = 16;
 
 /// A send this small may be left out of the owner's wait (see
 /// `arm_send`) even before the socket took one as large whole: a socket
@@ -74,6 +101,79 @@ const OP_ACCEPT: u64 = 5;
 /// buffer starts at 16 KiB and only grows), so such a send is not expected
 /// to come back short and leave the wait with nothing to end it.
 const COUNTED_SEND_BYTES_MAX: usize = 16 << 10;
+
+/// A one-shot receive's buffer and the bytes in it.
+pub(crate) struct LargeReceive {
+    buffer: Arc<AlignedVec<ALIGNMENT>>,
+    /// Where the received bytes start (the stream's phase when the
+    /// buffer was taken, so frames lie aligned).
+    start: usize,
+    /// Bytes already there: the start of a frame an earlier receive
+    /// brought (the receive in flight writes after them).
+    held: usize,
+    /// Bytes the receive takes: what the held frame misses (it waits for
+    /// all of them), or, when not even its header is here, the rest of
+    /// the buffer (it takes what comes).
+    missing: usize,
+    /// The frame's length is known: the receive waits for all it misses.
+    wait_all: bool,
+}
+
+impl LargeReceive {
+    /// When the bytes received so far begin with a frame that has not
+    /// arrived whole, and the rest of it fits in the buffer: keeps them,
+    /// for the next receive to complete in place.
+    fn keep_incomplete_frame(&mut self, body_bytes_max: u32) -> bool {
+        let end = self.start + self.held;
+        let bytes = &self.buffer.as_slice()[self.start..end];
+        let Some(header) = bytes.get(..HEADER_BYTES) else {
+            self.missing = self.buffer.len() - end;
+            self.wait_all = false;
+            return true;
+        };
+        let header = header.try_into().expect("a header's bytes");
+        let Ok(header) = Header::parse(header, body_bytes_max) else {
+            return false; // the decoder reports it
+        };
+        let frame = HEADER_BYTES + header.padded_body_bytes();
+        match frame.checked_sub(bytes.len()) {
+            Some(missing) if missing > 0 && end + missing <= self.buffer.len() => {
+                self.missing = missing;
+                self.wait_all = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A large receive buffer no frame refers to: the most recently returned
+/// one that is free (the warmest), or a new one.
+fn take_large_buffer(pool: &mut Vec<Arc<AlignedVec<ALIGNMENT>>>) -> Arc<AlignedVec<ALIGNMENT>> {
+    if let Some(at) = pool
+        .iter()
+        .rposition(|buffer| Arc::strong_count(buffer) == 1)
+    {
+        return pool.remove(at);
+    }
+    let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(LARGE_RECEIVE_BYTES);
+    buffer.resize(LARGE_RECEIVE_BYTES, 0);
+    Arc::new(buffer)
+}
+
+/// Keeps a large receive buffer for reuse (frames may still refer to it).
+fn give_back_large_buffer(
+    pool: &mut Vec<Arc<AlignedVec<ALIGNMENT>>>,
+    buffer: Arc<AlignedVec<ALIGNMENT>>,
+    connections_max: usize,
+) {
+    if pool.len() < connections_max.max(LARGE_BUFFERS_POOLED_MIN) {
+        pool.push(buffer);
+    } else if let Some(at) = pool.iter().position(|kept| Arc::strong_count(kept) > 1) {
+        // Frames alone keep the held one alive from here on.
+        pool[at] = buffer;
+    }
+}
 
 /// The connection index and operation a tag offset names.
 fn link_index_op(offset: u64) -> (usize, u64) {
@@ -107,6 +207,32 @@ pub(crate) struct UringSocket {
     file: Option<u32>,
     ops_in_flight: u32,
     recv_armed: bool,
+    /// The armed receive is the multishot one (else a one-shot receive
+    /// into `recv_buffer` or straight into the decoder's partial body).
+    recv_multishot: bool,
+    /// Frames arriving here are larger than a provided buffer: receive
+    /// them one-shot (see [`LARGE_RECEIVE_BYTES`]); the multishot receive
+    /// is cancelled.
+    large_frames: bool,
+    /// The multishot receive was asked to end (until its last completion).
+    recv_cancel_submitted: bool,
+    /// The one-shot receive in flight writes into this buffer; the kernel
+    /// owns it until the receive completes.
+    recv_buffer: Option<LargeReceive>,
+    /// The start of a frame that did not arrive whole, kept in its
+    /// buffer: the next receive adds the bytes it misses right after it,
+    /// so the frame lies whole and aligned, in place.
+    recv_kept: Option<LargeReceive>,
+    /// The one-shot receive in flight writes into the decoder's partial
+    /// body (the room `partial_room` gave); nothing feeds the decoder
+    /// until it completes.
+    recv_into_partial: bool,
+    /// Receives completed since the last send was submitted.
+    receives_since_send: u32,
+    /// The bytes received on the connection, modulo [`ALIGNMENT`]: a
+    /// one-shot receive lands at this offset of its buffer, so frames
+    /// lie aligned.
+    stream_phase: usize,
     send_in_flight: bool,
     /// The send in flight was submitted with `MSG_DONTWAIT`: it completes
     /// within the `io_uring_enter` that submits it.
@@ -145,11 +271,32 @@ pub struct UringTransport {
     local_addr: Option<SocketAddr>,
     free_files: Vec<u32>,
     buffers: BufRing,
+    /// Buffers for one-shot receives of large frames, reused once no
+    /// frame refers to them.
+    large_buffers: Vec<Arc<AlignedVec<ALIGNMENT>>>,
     pending: VecDeque<squeue::Entry>,
     scratch: ReceiveScratch,
     events: Vec<Event>,
     /// What the owner should know before it waits; see [`SubmitOutlook`].
     outlook: SubmitOutlook,
+    receive_stats: ReceiveStats,
+}
+
+/// How the transport received, for diagnostics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReceiveStats {
+    /// Completions of multishot receives into provided buffers.
+    pub multishot_receives: u64,
+    /// One-shot receives of large frames into a buffer of their own.
+    pub large_receives: u64,
+    /// Of those, receives that completed a frame whose start an earlier
+    /// one brought, in place after it.
+    pub kept_frame_receives: u64,
+    /// Receives straight into a partial body (a frame larger than the
+    /// large receive buffer).
+    pub direct_receives: u64,
+    /// Multishot receives cancelled to receive large frames one-shot.
+    pub multishot_cancels: u64,
 }
 
 /// What the owner of the ring should know, after submitting what
@@ -204,10 +351,12 @@ impl UringTransport {
             accept_armed: false,
             local_addr: None,
             buffers,
+            large_buffers: Vec::new(),
             pending: VecDeque::new(),
             scratch: ReceiveScratch::new(),
             events: Vec::new(),
             outlook: SubmitOutlook::default(),
+            receive_stats: ReceiveStats::default(),
             config,
             resources,
         };
@@ -281,6 +430,12 @@ impl UringTransport {
     /// last call before it waits (see [`SubmitOutlook`]); starts afresh.
     pub fn take_outlook(&mut self) -> SubmitOutlook {
         std::mem::take(&mut self.outlook)
+    }
+
+    /// How the transport received so far.
+    #[must_use]
+    pub fn receive_stats(&self) -> ReceiveStats {
+        self.receive_stats
     }
 
     /// True when events wait to be drained (the owner should not sleep).
@@ -408,21 +563,76 @@ impl UringTransport {
     fn arm_recv(&mut self, index: usize) {
         let group = self.buffers.group();
         let has_buffers = self.buffers.available() > 0;
-        let tag = self.tag(index, OP_RECV);
+        let (tag, cancel_tag) = (self.tag(index, OP_RECV), self.tag(index, OP_CANCEL));
         let Some(link) = self.links.get_mut(index) else {
             return;
         };
         let Some(file) = link.socket.file else { return };
-        if link.socket.recv_armed || !has_buffers {
+        let socket = &mut link.socket;
+        if socket.recv_armed {
+            // The multishot receive would keep cutting large frames into
+            // provided buffers: end it, and receive them one-shot after.
+            if socket.large_frames && socket.recv_multishot && !socket.recv_cancel_submitted {
+                socket.recv_cancel_submitted = true;
+                socket.ops_in_flight += 1;
+                self.receive_stats.multishot_cancels += 1;
+                self.pending
+                    .push_back(opcode::AsyncCancel::new(tag).build().user_data(cancel_tag));
+            }
             return;
         }
-        link.socket.recv_armed = true;
-        link.socket.ops_in_flight += 1;
-        self.pending.push_back(
-            opcode::RecvMulti::new(types::Fixed(file), group)
+        // A kept frame start is completed first, whatever the mode: the
+        // decoder has not seen its bytes.
+        let entry = if let Some(mut kept) = link.socket.recv_kept.take() {
+            // The rest of a frame, after its start in the same buffer.
+            let at = kept.start + kept.held;
+            let target = Arc::get_mut(&mut kept.buffer).expect("nothing refers to a kept buffer");
+            // SAFETY: `at + missing <= len` (`keep_incomplete_frame`), and
+            // `missing > 0`: a header shorter than `ALIGNMENT` leaves room.
+            let start = unsafe { target.as_mut_ptr().add(at) };
+            let length = kept.missing as u32;
+            let flags = if kept.wait_all { libc::MSG_WAITALL } else { 0 };
+            link.socket.recv_buffer = Some(kept);
+            opcode::Recv::new(types::Fixed(file), start, length)
+                .flags(flags)
                 .build()
-                .user_data(tag),
-        );
+        } else if !link.socket.large_frames {
+            if !has_buffers {
+                return;
+            }
+            opcode::RecvMulti::new(types::Fixed(file), group).build()
+        } else if let Some((start, room)) = link.decoder.partial_room() {
+            // The rest of a body, straight into its buffer (no copy);
+            // `room` is at most the body limit, a u32.
+            link.socket.recv_into_partial = true;
+            opcode::Recv::new(types::Fixed(file), start, room as u32)
+                .flags(libc::MSG_WAITALL)
+                .build()
+        } else {
+            let mut buffer = take_large_buffer(&mut self.large_buffers);
+            let phase = link.socket.stream_phase;
+            let target = Arc::get_mut(&mut buffer).expect("a buffer no frame refers to");
+            let length = (target.len() - phase) as u32;
+            // SAFETY: `phase < ALIGNMENT < len`: within the buffer.
+            let start = unsafe { target.as_mut_ptr().add(phase) };
+            link.socket.recv_buffer = Some(LargeReceive {
+                buffer,
+                start: phase,
+                held: 0,
+                missing: 0,
+                wait_all: false,
+            });
+            // The last receive ended between frames of answered traffic:
+            // the next frame comes after our answer, not yet.
+            opcode::Recv::new(types::Fixed(file), start, length)
+                .ioprio(RECVSEND_POLL_FIRST)
+                .build()
+        };
+        let socket = &mut link.socket;
+        socket.recv_multishot = socket.recv_buffer.is_none() && !socket.recv_into_partial;
+        socket.recv_armed = true;
+        socket.ops_in_flight += 1;
+        self.pending.push_back(entry.user_data(tag));
     }
 
     fn arm_send(&mut self, index: usize) {
@@ -444,6 +654,7 @@ impl UringTransport {
             self.outlook.room_made = true;
         }
         let answers_peer = std::mem::take(&mut link.socket.received_since_send);
+        link.socket.receives_since_send = 0;
         let unsent = link.unsent();
         let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
         let entry = if link.socket.zero_copy_allowed && length as usize >= threshold {
