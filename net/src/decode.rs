@@ -118,7 +118,8 @@ pub struct DecoderStats {
     pub frames_copied_straddling: u64,
     /// Of those, frames whose body's rest was received straight into its
     /// buffer ([`Decoder::partial_room`]): only the first receive's share
-    /// was copied.
+    /// was copied (and, for a body over [`PARTIAL_RESERVE_BYTES_MAX`],
+    /// what arrived before each doubling of its buffer).
     pub frames_received_direct: u64,
 }
 
@@ -456,6 +457,39 @@ impl Decoder {
     /// # Panics
     /// When no body is partial, or `count` exceeds the room (caller bugs).
     pub unsafe fn partial_filled(
+        &mut self,
+        count: usize,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), FrameError> {
+        // SAFETY: passed on from the caller.
+        unsafe { self.partial_filled_inner(count, out) }
+    }
+
+    /// As [`Decoder::partial_filled`], returning the finished body's buffer
+    /// to `pool` (shared by a transport's connections), as
+    /// [`Decoder::feed_with_pool`] does.
+    ///
+    /// # Errors
+    /// As [`Decoder::feed`].
+    ///
+    /// # Safety
+    /// As [`Decoder::partial_filled`].
+    pub unsafe fn partial_filled_with_pool(
+        &mut self,
+        count: usize,
+        out: &mut Vec<Frame>,
+        pool: &mut RealignPool,
+    ) -> Result<(), FrameError> {
+        std::mem::swap(&mut self.realign_pool, pool);
+        // SAFETY: passed on from the caller.
+        let result = unsafe { self.partial_filled_inner(count, out) };
+        std::mem::swap(&mut self.realign_pool, pool);
+        result
+    }
+
+    /// # Safety
+    /// As [`Decoder::partial_filled`].
+    unsafe fn partial_filled_inner(
         &mut self,
         count: usize,
         out: &mut Vec<Frame>,

@@ -365,3 +365,31 @@ fn a_direct_partial_body_grows_only_with_what_arrived_and_is_checked() {
     );
     assert!(decoder.feed_slice(&damaged[..16], &mut frames).is_err());
 }
+
+#[test]
+fn a_body_received_directly_returns_its_buffer_to_the_shared_pool() {
+    let stream = stream_of(1, 60 << 10);
+    let mut decoder = Decoder::new(MAX);
+    let mut pool = RealignPool::new(8);
+    let mut frames = Vec::new();
+    let mut first = AlignedVec::<16>::new();
+    first.extend_from_slice(&stream[..3_000]);
+    decoder
+        .feed_with_pool(&Arc::new(first), 0..3_000, &mut frames, &mut pool)
+        .expect("decodes");
+    let (start, room) = decoder.partial_room().expect("a partial body");
+    // SAFETY: `room` writable bytes at `start`, from another allocation.
+    unsafe { std::ptr::copy_nonoverlapping(stream[3_000..].as_ptr(), start, room) };
+    // SAFETY: `room` bytes were written just above.
+    unsafe { decoder.partial_filled_with_pool(room, &mut frames, &mut pool) }.expect("decodes");
+    assert_eq!(seqs(&frames), vec![0]);
+    assert_eq!(
+        pool.buffers.len(),
+        1,
+        "the body's buffer went back to the shared pool"
+    );
+    assert!(
+        decoder.realign_pool.buffers.is_empty(),
+        "not to the decoder's own"
+    );
+}

@@ -217,10 +217,13 @@ impl<S> Link<S> {
         scratch: &mut ReceiveScratch,
         events: &mut Vec<Event>,
     ) -> Result<(), CloseReason> {
-        let frames = &mut scratch.frames;
+        let ReceiveScratch {
+            frames,
+            realign: pool,
+        } = scratch;
         frames.clear();
         // SAFETY: passed on from the caller.
-        let decoded = unsafe { self.decoder.partial_filled(count, frames) };
+        let decoded = unsafe { self.decoder.partial_filled_with_pool(count, frames, pool) };
         self.deliver(frames, cluster_id, events)?;
         decoded.map_err(CloseReason::Frame)
     }

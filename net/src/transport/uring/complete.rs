@@ -152,12 +152,13 @@ impl UringTransport {
             (error, _) if error < 0 => Err(os_error(error)),
             _ => Ok(()),
         };
+        if let Some(large) = recv_buffer.take_if(|large| large.held > 0 && result <= 0) {
+            // A continuation ended without bytes (cancelled): the frame's
+            // start, which the decoder has not seen, waits for the next.
+            link.socket.recv_kept = Some(large);
+        }
         if let Some(large) = recv_buffer {
-            give_back_large_buffer(
-                &mut self.large_buffers,
-                large.buffer,
-                self.config.connections_max,
-            );
+            give_back_large_buffer(&mut self.large_buffers, large.buffer);
         }
         if let Err(reason) = outcome {
             return self.start_closing(index, reason);

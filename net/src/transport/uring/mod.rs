@@ -10,7 +10,9 @@
 //! runs a ring of its own, for tests and benchmarks.
 //!
 //! Operations: multishot accept on the listener, multishot receive into the
-//! provided-buffer ring, one send (or `SEND_ZC` above the threshold) per
+//! provided-buffer ring (or, for large frames in answered traffic, one-shot
+//! receives into a buffer of the connection's own, see
+//! [`LARGE_RECEIVE_BYTES`]), one send (or `SEND_ZC` above the threshold) per
 //! connection in flight, connect, shutdown and close; every socket is a
 //! registered (fixed) file.
 //!
@@ -29,6 +31,16 @@
 //! - While `send_in_flight`, the kernel owns the connection's in-flight
 //!   buffer: nothing moves, grows or clears it until the send (and, for
 //!   `SEND_ZC`, its notification) completes.
+//! - One receive per connection is armed at a time. While a one-shot
+//!   receive is armed, the kernel owns its `recv_buffer` or (with
+//!   `recv_into_partial`) the decoder's partial body: nothing feeds, resets
+//!   or drops the decoder until it completes. A one-shot receive is armed
+//!   only after the multishot one's last completion.
+//! - A kept frame start (`recv_kept`) holds bytes the decoder has not seen:
+//!   the next receive completes it before anything else is received.
+//! - Memory the kernel may still write or read is never freed: `release`
+//!   cancels every operation, and without a clean release `Drop` leaks the
+//!   connections with operations in flight.
 //! - `SubmitOutlook::completions_at_submit` counts only sends with
 //!   `MSG_DONTWAIT` (the kernel fails rather than parks them), so an owner
 //!   that adds it to its wait never waits for a completion that is not
@@ -90,10 +102,10 @@ const LARGE_STREAM_RECEIVES_MIN: u32 = 4;
 /// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive that waits
 /// for data before it tries, for when none is expected yet.
 const RECVSEND_POLL_FIRST: u16 = 1;
-/// Large receive buffers kept for reuse per transport, at least (and at
-/// most one per connection): every connection receiving large frames
-/// holds one while it waits, and their completions return them in bursts.
-const LARGE_BUFFERS_POOLED_MIN: usize = 16;
+/// Large receive buffers kept for reuse per transport (8 MiB): every
+/// connection receiving large frames holds one while it waits, and their
+/// completions return them in bursts.
+const LARGE_BUFFERS_POOLED_MAX: usize = 64;
 
 /// A send this small may be left out of the owner's wait (see
 /// `arm_send`) even before the socket took one as large whole: a socket
@@ -165,9 +177,8 @@ fn take_large_buffer(pool: &mut Vec<Arc<AlignedVec<ALIGNMENT>>>) -> Arc<AlignedV
 fn give_back_large_buffer(
     pool: &mut Vec<Arc<AlignedVec<ALIGNMENT>>>,
     buffer: Arc<AlignedVec<ALIGNMENT>>,
-    connections_max: usize,
 ) {
-    if pool.len() < connections_max.max(LARGE_BUFFERS_POOLED_MIN) {
+    if pool.len() < LARGE_BUFFERS_POOLED_MAX {
         pool.push(buffer);
     } else if let Some(at) = pool.iter().position(|kept| Arc::strong_count(kept) > 1) {
         // Frames alone keep the held one alive from here on.
@@ -280,6 +291,9 @@ pub struct UringTransport {
     /// What the owner should know before it waits; see [`SubmitOutlook`].
     outlook: SubmitOutlook,
     receive_stats: ReceiveStats,
+    /// `release` cancelled every operation: the kernel writes into none
+    /// of the transport's memory any more.
+    released: bool,
 }
 
 /// How the transport received, for diagnostics and tests.
@@ -357,6 +371,7 @@ impl UringTransport {
             events: Vec::new(),
             outlook: SubmitOutlook::default(),
             receive_stats: ReceiveStats::default(),
+            released: false,
             config,
             resources,
         };
@@ -382,11 +397,17 @@ impl UringTransport {
     /// dropping the transport.
     pub fn release(&mut self, submitter: &Submitter<'_>) {
         let timeout = Some(types::Timespec::new().sec(1));
+        let mut cancelled = true;
         for file in self.resources.files.clone() {
             let cancel = types::CancelBuilder::fd(types::Fixed(file)).all();
-            let _ = submitter.register_sync_cancel(timeout, cancel);
+            match submitter.register_sync_cancel(timeout, cancel) {
+                Ok(()) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(_) => cancelled = false,
+            }
             let _ = submitter.register_files_update(file, &[-1]);
         }
+        self.released = cancelled;
         self.buffers.unregister(submitter);
         // Run deferred task work, where the kernel drops the files' last references.
         let zero = types::Timespec::new();
@@ -587,8 +608,9 @@ impl UringTransport {
             // The rest of a frame, after its start in the same buffer.
             let at = kept.start + kept.held;
             let target = Arc::get_mut(&mut kept.buffer).expect("nothing refers to a kept buffer");
-            // SAFETY: `at + missing <= len` (`keep_incomplete_frame`), and
-            // `missing > 0`: a header shorter than `ALIGNMENT` leaves room.
+            // SAFETY: `at + missing <= len` (`keep_incomplete_frame`; when
+            // not even the header is here, `at < 2 * HEADER_BYTES` and the
+            // rest of the 128 KiB buffer is the room).
             let start = unsafe { target.as_mut_ptr().add(at) };
             let length = kept.missing as u32;
             let flags = if kept.wait_all { libc::MSG_WAITALL } else { 0 };
@@ -622,10 +644,15 @@ impl UringTransport {
                 missing: 0,
                 wait_all: false,
             });
-            // The last receive ended between frames of answered traffic:
-            // the next frame comes after our answer, not yet.
+            // Between frames of answered traffic the next frame comes
+            // after our answer, not yet: wait before trying.
+            let poll_first = if link.decoder.is_between_frames() {
+                RECVSEND_POLL_FIRST
+            } else {
+                0
+            };
             opcode::Recv::new(types::Fixed(file), start, length)
-                .ioprio(RECVSEND_POLL_FIRST)
+                .ioprio(poll_first)
                 .build()
         };
         let socket = &mut link.socket;
@@ -800,6 +827,28 @@ impl UringTransport {
             }
             _ => {
                 self.links.remove(index);
+            }
+        }
+    }
+}
+
+impl Drop for UringTransport {
+    /// Without a clean [`UringTransport::release`], an operation may still be
+    /// in flight (a receive parked on an idle peer can wait forever): leak
+    /// the connections whose buffers the kernel may still write or read
+    /// (receive buffers, partial bodies, send buffers, connect addresses)
+    /// rather than free memory it owns.
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        for index in 0..self.links.capacity_used() {
+            let busy = self
+                .links
+                .get(index)
+                .is_some_and(|link| link.socket.ops_in_flight > 0);
+            if busy {
+                std::mem::forget(self.links.remove(index));
             }
         }
     }
