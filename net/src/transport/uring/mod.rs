@@ -123,12 +123,9 @@ pub(crate) struct LargeReceive {
     /// Bytes already there: the start of a frame an earlier receive
     /// brought (the receive in flight writes after them).
     held: usize,
-    /// Bytes the receive takes: what the held frame misses (it waits for
-    /// all of them), or, when not even its header is here, the rest of
-    /// the buffer (it takes what comes).
+    /// Bytes the held frame misses (the receive waits for all of them);
+    /// when not even its header is here, the rest of the header.
     missing: usize,
-    /// The frame's length is known: the receive waits for all it misses.
-    wait_all: bool,
 }
 
 impl LargeReceive {
@@ -139,8 +136,7 @@ impl LargeReceive {
         let end = self.start + self.held;
         let bytes = &self.buffer.as_slice()[self.start..end];
         let Some(header) = bytes.get(..HEADER_BYTES) else {
-            self.missing = self.buffer.len() - end;
-            self.wait_all = false;
+            self.missing = HEADER_BYTES - bytes.len();
             return true;
         };
         let header = header.try_into().expect("a header's bytes");
@@ -151,7 +147,6 @@ impl LargeReceive {
         match frame.checked_sub(bytes.len()) {
             Some(missing) if missing > 0 && end + missing <= self.buffer.len() => {
                 self.missing = missing;
-                self.wait_all = true;
                 true
             }
             _ => false,
@@ -609,14 +604,13 @@ impl UringTransport {
             let at = kept.start + kept.held;
             let target = Arc::get_mut(&mut kept.buffer).expect("nothing refers to a kept buffer");
             // SAFETY: `at + missing <= len` (`keep_incomplete_frame`; when
-            // not even the header is here, `at < 2 * HEADER_BYTES` and the
-            // rest of the 128 KiB buffer is the room).
+            // not even the header is here, `at + missing` is the header's
+            // end, within the 128 KiB buffer).
             let start = unsafe { target.as_mut_ptr().add(at) };
             let length = kept.missing as u32;
-            let flags = if kept.wait_all { libc::MSG_WAITALL } else { 0 };
             link.socket.recv_buffer = Some(kept);
             opcode::Recv::new(types::Fixed(file), start, length)
-                .flags(flags)
+                .flags(libc::MSG_WAITALL)
                 .build()
         } else if !link.socket.large_frames {
             if !has_buffers {
@@ -642,7 +636,6 @@ impl UringTransport {
                 start: phase,
                 held: 0,
                 missing: 0,
-                wait_all: false,
             });
             // Between frames of answered traffic the next frame comes
             // after our answer, not yet: wait before trying.
