@@ -94,6 +94,66 @@ impl AlignedBuf {
     }
 }
 
+/// Copies at least this many bytes with non-temporal stores.
+pub const STREAMING_COPY_BYTES_MIN: usize = 4096;
+
+/// Copies `source` into `target` (of the same length), for bytes that go
+/// to the disk with `O_DIRECT`: from [`STREAMING_COPY_BYTES_MIN`] bytes on,
+/// on x86-64, with non-temporal stores, which write around the cache.
+///
+/// A write buffer that was just read by the device (the host's I/O thread,
+/// under virtualisation) is expensive to write through the cache again:
+/// each line must first be taken back from the device's side. A
+/// 64 KiB copy into a buffer after an `O_DIRECT` write took 4.9-7.2 us
+/// with `memcpy` and 2.2-2.4 us with streaming stores here (copies into a
+/// cached buffer: 0.7 us), and `memcpy` up to 30 us in some processes.
+/// Read checksums from `source`, not `target`: the copy leaves `target`
+/// out of the cache.
+///
+/// # Panics
+/// When the lengths differ (a caller bug).
+pub fn copy_for_device(target: &mut [u8], source: &[u8]) {
+    assert_eq!(target.len(), source.len(), "copy between equal lengths");
+    #[cfg(target_arch = "x86_64")]
+    if source.len() >= STREAMING_COPY_BYTES_MIN {
+        return stream_copy(target, source);
+    }
+    target.copy_from_slice(source);
+}
+
+/// `copy_for_device` with SSE2 streaming stores (every x86-64 CPU has
+/// them): the unaligned head and the tail by ordinary copies, the rest
+/// 16-byte aligned, 64 bytes (a cache line) per step.
+#[cfg(target_arch = "x86_64")]
+fn stream_copy(target: &mut [u8], source: &[u8]) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+
+    let length = source.len();
+    let head = target.as_ptr().align_offset(16).min(length);
+    target[..head].copy_from_slice(&source[..head]);
+    let lines = (length - head) / 64;
+    let body_end = head + lines * 64;
+    let from = source[head..body_end].as_ptr();
+    let to = target[head..body_end].as_mut_ptr();
+    for line in 0..lines {
+        for part in 0..4 {
+            let at = line * 64 + part * 16;
+            // SAFETY: `at + 16 <= lines * 64`, within both slices taken
+            // above; `to + at` is 16-byte aligned (`head` aligns `to`, and
+            // `at` is a multiple of 16); loads may be unaligned. SSE2 is
+            // part of x86-64.
+            unsafe {
+                let value = _mm_loadu_si128(from.add(at).cast::<__m128i>());
+                _mm_stream_si128(to.add(at).cast::<__m128i>(), value);
+            }
+        }
+    }
+    // SAFETY: SSE2 is part of x86-64. Orders the streaming stores before
+    // every later store, such as the one that hands the buffer to the kernel.
+    unsafe { _mm_sfence() };
+    target[body_end..].copy_from_slice(&source[body_end..]);
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `zeroed` with exactly this layout, freed once.
@@ -119,5 +179,35 @@ mod tests {
         buffer.as_mut_slice()[5] = 7;
         assert_eq!(buffer.as_slice()[5], 7);
         assert_eq!(buffer.iovec().iov_len, 3 * BLOCK_BYTES);
+    }
+
+    #[test]
+    fn copies_for_the_device_copy_every_byte_at_every_alignment() {
+        let source: Vec<u8> = (0..70_000u32).map(|at| (at * 7 + at / 251) as u8).collect();
+        let mut target = AlignedBuf::zeroed(20 * BLOCK_BYTES);
+        for length in [
+            0, 1, 15, 16, 63, 64, 100, 4095, 4096, 4097, 5000, 65_536, 65_600,
+        ] {
+            for offset in [0, 1, 8, 15, 16, 48, 80] {
+                for from in [0, 3] {
+                    let bytes = target.as_mut_slice();
+                    bytes.fill(0xEE);
+                    copy_for_device(
+                        &mut bytes[offset..offset + length],
+                        &source[from..from + length],
+                    );
+                    assert_eq!(
+                        &bytes[offset..offset + length],
+                        &source[from..from + length],
+                        "length {length} at {offset} from {from}"
+                    );
+                    assert!(
+                        bytes[..offset].iter().all(|&byte| byte == 0xEE)
+                            && bytes[offset + length..].iter().all(|&byte| byte == 0xEE),
+                        "nothing outside the target written"
+                    );
+                }
+            }
+        }
     }
 }

@@ -13,13 +13,14 @@
 
 use synod_net::wire::{AcceptedEntry, Ballot, Slot};
 
-use crate::aligned::AlignedBuf;
+use crate::aligned::{copy_for_device, AlignedBuf};
 use crate::error::{LogError, Result};
 use crate::format::{
     encode_entry_prefix, seal_record, CommitSeq, Metadata, RecordHeader, RecordKind, SegmentId,
     BLOCK_BYTES, ENTRY_PREFIX_BYTES, FLAG_GROUP_END, FLAG_RECOVERING, RECORD_ALIGN_BYTES,
     RECORD_HEADER_BYTES,
 };
+use synod_net::checksum::crc32c_append;
 
 /// Whether a group write carries a zero block after the group, so that
 /// the block after the durable end is known to be zeros even in a recycled
@@ -146,17 +147,20 @@ impl Group {
         let bytes = self.buffer.as_mut_slice();
         encode_entry_prefix(&mut bytes[start..], length as u32);
         let data_start = start + ENTRY_PREFIX_BYTES;
-        bytes[data_start..data_start + length].copy_from_slice(entry.batch.as_bytes());
-        bytes[data_start + length..start + entry_bytes].fill(0);
+        let data_end = data_start + length;
+        let batch = entry.batch.as_bytes();
+        copy_for_device(&mut bytes[data_start..data_end], batch);
+        bytes[data_end..start + entry_bytes].fill(0);
         self.used_bytes = start + entry_bytes;
         let last = self
             .records
             .last_mut()
             .expect("an accepted record is open: extended or just opened");
-        last.payload_crc = synod_net::checksum::crc32c_append(
-            last.payload_crc,
-            &bytes[start..start + entry_bytes],
-        );
+        // The checksum of the bytes just written, the batch read from its
+        // source (which is in the cache; the copy wrote around it).
+        let mut crc = crc32c_append(last.payload_crc, &bytes[start..data_start]);
+        crc = crc32c_append(crc, batch);
+        last.payload_crc = crc32c_append(crc, &bytes[data_end..start + entry_bytes]);
         last.header.entry_count += 1;
         last.header.payload_bytes += entry_bytes as u32;
         self.entry_count += 1;
