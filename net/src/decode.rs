@@ -144,6 +144,7 @@ pub struct Decoder {
     realign_pool: RealignPool,
     realigning: bool,
     last_body_bytes: usize,
+    headers_read: u64,
 }
 
 impl Decoder {
@@ -161,6 +162,7 @@ impl Decoder {
             realign_pool: RealignPool::new(REALIGN_POOL_OWN_MAX),
             realigning: false,
             last_body_bytes: 0,
+            headers_read: 0,
         }
     }
 
@@ -169,6 +171,12 @@ impl Decoder {
     #[must_use]
     pub fn last_body_bytes(&self) -> usize {
         self.last_body_bytes
+    }
+
+    /// Frame headers read so far (frames begun).
+    #[must_use]
+    pub fn headers_read(&self) -> u64 {
+        self.headers_read
     }
 
     /// How frames were obtained so far.
@@ -338,6 +346,7 @@ impl Decoder {
     ) -> Result<usize, FrameError> {
         let body_bytes = header.body_bytes as usize;
         self.last_body_bytes = body_bytes;
+        self.headers_read += 1;
         let available = range.end - range.start;
         if available >= body_bytes {
             self.padding_left = header.padded_body_bytes() - body_bytes;

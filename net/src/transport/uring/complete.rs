@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::link_index_op;
 use super::{
-    give_back_large_buffer, UringTransport, LARGE_ANSWERED_RECEIVES_MAX, LARGE_STREAM_RECEIVES_MIN,
+    give_back_large_buffer, UringTransport, LARGE_ANSWERED_FRAMES_MAX, LARGE_STREAM_FRAMES_MIN,
     OP_ACCEPT, OP_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN,
 };
 use crate::bytes::ALIGNMENT;
@@ -172,11 +172,14 @@ impl UringTransport {
         // drains at most its buffer per turn and would leave a stream
         // backed up in the socket.
         let socket = &mut link.socket;
-        socket.receives_since_send = socket.receives_since_send.saturating_add(1);
+        let frames_since_send = link
+            .decoder
+            .headers_read()
+            .saturating_sub(socket.headers_at_send);
         let large = link.decoder.last_body_bytes() > large_body_bytes;
-        if large && socket.receives_since_send <= LARGE_ANSWERED_RECEIVES_MAX {
+        if large && frames_since_send <= LARGE_ANSWERED_FRAMES_MAX {
             socket.large_frames = true;
-        } else if socket.receives_since_send > LARGE_STREAM_RECEIVES_MIN
+        } else if frames_since_send > LARGE_STREAM_FRAMES_MIN
             || (!large && link.decoder.is_between_frames())
         {
             socket.large_frames = false;
