@@ -86,7 +86,7 @@ const WEIGHT: f64 = 1.0 / 32.0;
 /// 15/32 of the mean, less than a retreat needs. Ticks that keep coming
 /// (every commit, or every 5th or 10th) still raise the mean to their
 /// full cost within a few of them.
-const OUTLIER_CAP: f64 = 16.0;
+pub const OUTLIER_CAP: f64 = 16.0;
 
 /// What is known of one way's latency, in nanoseconds.
 #[derive(Clone, Copy, Debug, Default)]
