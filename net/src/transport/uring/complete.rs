@@ -5,8 +5,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::link_index_op;
 use super::{
-    give_back_large_buffer, UringTransport, LARGE_ANSWERED_FRAMES_MAX, LARGE_STREAM_FRAMES_MIN,
-    OP_ACCEPT, OP_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN,
+    give_back_large_buffer, UringTransport, LARGE_ANSWERED_FRAMES_MAX, LARGE_BACKED_UP_FRAMES,
+    LARGE_STREAM_FRAMES_MIN, OP_ACCEPT, OP_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND,
+    OP_SHUTDOWN,
 };
 use crate::bytes::ALIGNMENT;
 use crate::transport::link::{Phase, Role};
@@ -77,6 +78,7 @@ impl UringTransport {
             link.socket.recv_cancel_submitted = false;
         }
         let phase = link.socket.stream_phase;
+        let mut backed_up = false;
         if result > 0 {
             link.socket.received_since_send = true;
             link.socket.stream_phase = (phase + result as usize) % ALIGNMENT;
@@ -123,6 +125,10 @@ impl UringTransport {
                 Some(mut large) => {
                     self.receive_stats.large_receives += 1;
                     self.receive_stats.kept_frame_receives += u64::from(large.held > 0);
+                    // A fresh receive that filled its whole buffer left more
+                    // in the socket: a stream, whatever the answers.
+                    backed_up =
+                        large.held == 0 && count as usize == large.buffer.len() - large.start;
                     large.held += count as usize;
                     large.missing = 0;
                     if link.decoder.is_between_frames()
@@ -172,12 +178,18 @@ impl UringTransport {
         // drains at most its buffer per turn and would leave a stream
         // backed up in the socket.
         let socket = &mut link.socket;
-        let frames_since_send = link
-            .decoder
-            .headers_read()
-            .saturating_sub(socket.headers_at_send);
+        // Low 32 bits of the header count: only differences of a few
+        // frames matter, and wrapping differences stay right.
+        let headers_read = link.decoder.headers_read() as u32;
+        let frames_since_send = headers_read.wrapping_sub(socket.headers_at_send);
         let large = link.decoder.last_body_bytes() > large_body_bytes;
-        if large && frames_since_send <= LARGE_ANSWERED_FRAMES_MAX {
+        if backed_up {
+            socket.large_frames = false;
+            socket.multishot_until_headers = headers_read.wrapping_add(LARGE_BACKED_UP_FRAMES);
+        } else if large
+            && frames_since_send <= LARGE_ANSWERED_FRAMES_MAX
+            && (headers_read.wrapping_sub(socket.multishot_until_headers) as i32) >= 0
+        {
             socket.large_frames = true;
         } else if frames_since_send > LARGE_STREAM_FRAMES_MIN
             || (!large && link.decoder.is_between_frames())

@@ -323,9 +323,36 @@ mod tests {
             }
         }
         assert!(server.transport().receive_stats().large_receives > 0);
-        server.transport.release(&server.ring.submitter());
-        assert!(server.transport.released, "every operation cancelled");
-        client.transport.release(&client.ring.submitter());
-        assert!(client.transport.released, "every operation cancelled");
+        for driver in [&mut server, &mut client] {
+            let in_flight: Vec<u32> = (0..driver.transport.links.capacity_used())
+                .map(|index| {
+                    driver
+                        .transport
+                        .links
+                        .get(index)
+                        .map_or(0, |link| link.socket.ops_in_flight)
+                })
+                .collect();
+            assert!(in_flight.iter().sum::<u32>() > 0, "receives parked");
+            driver.transport.release(&driver.ring.submitter());
+            assert!(driver.transport.released, "every operation cancelled");
+            // Every operation in flight has posted its last completion.
+            let mut finished = vec![0u32; in_flight.len()];
+            let mut cq = driver.ring.completion();
+            cq.sync();
+            for cqe in &mut cq {
+                let Some(offset) = cqe
+                    .user_data()
+                    .checked_sub(driver.transport.resources.tags.start)
+                else {
+                    continue;
+                };
+                let (index, _) = super::super::link_index_op(offset);
+                if index < finished.len() && !io_uring::cqueue::more(cqe.flags()) {
+                    finished[index] += 1;
+                }
+            }
+            assert_eq!(finished, in_flight, "each operation ended");
+        }
     }
 }

@@ -95,10 +95,15 @@ const LARGE_RECEIVE_BYTES: usize = 128 << 10;
 /// A large frame that is the first to begin since the connection's last
 /// send is answered traffic (request and response): receive such frames
 /// one-shot.
-const LARGE_ANSWERED_FRAMES_MAX: u64 = 1;
+const LARGE_ANSWERED_FRAMES_MAX: u32 = 1;
 /// More frames than this begun without a send make the connection a
 /// stream: receive multishot again.
-const LARGE_STREAM_FRAMES_MIN: u64 = 2;
+const LARGE_STREAM_FRAMES_MIN: u32 = 2;
+/// A one-shot receive that filled its whole buffer found the socket backed
+/// up (a stream, though each frame is answered, as a follower acknowledges
+/// every batch of a pipelining leader): receive multishot for this many
+/// frames before answered large frames may switch again.
+const LARGE_BACKED_UP_FRAMES: u32 = 64;
 /// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive that waits
 /// for data before it tries, for when none is expected yet.
 const RECVSEND_POLL_FIRST: u16 = 1;
@@ -207,11 +212,13 @@ impl RingResources {
     }
 }
 
-/// A connection's io_uring state. Cache-line aligned, so each connection's
-/// slot in the table starts on a line: without it, which fields shared a
-/// line with the next slot moved with every field added, and 64 KiB
-/// ping-pong over two connections measured 15.7-17.4k against 22.2-24.3k
-/// round trips/s depending on it (`net_one`, 7 interleaved repeats).
+/// A connection's io_uring state: cache-line aligned, and kept within two
+/// lines (128 bytes; hence the 32-bit frame counts). Its layout moved
+/// whole cells of the transport benchmark for reasons not understood:
+/// unaligned, 64 KiB ping-pong over two connections measured 15.7-17.4k
+/// against 22.2-24.3k round trips/s as fields were added; at 192 bytes,
+/// 64 KiB streaming over one connection 57-59k against 68-73k messages/s
+/// (`net_one`, 7-11 interleaved repeats, both orders).
 #[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct UringSocket {
@@ -239,7 +246,10 @@ pub(crate) struct UringSocket {
     /// until it completes.
     recv_into_partial: bool,
     /// The decoder's `headers_read` when the last send was submitted.
-    headers_at_send: u64,
+    headers_at_send: u32,
+    /// Receive multishot until the decoder has read this many headers
+    /// (see [`LARGE_BACKED_UP_FRAMES`]).
+    multishot_until_headers: u32,
     /// The bytes received on the connection, modulo [`ALIGNMENT`]: a
     /// one-shot receive lands at this offset of its buffer, so frames
     /// lie aligned.
@@ -396,27 +406,36 @@ impl UringTransport {
     /// when the ring goes), and unregisters its buffer ring. Call before
     /// dropping the transport.
     pub fn release(&mut self, submitter: &Submitter<'_>) {
+        if self.released {
+            return;
+        }
+        // Empty the file slots first: an operation the kernel has not
+        // issued yet (an SQPOLL thread may be about to) then fails rather
+        // than parks; issued ones hold their file and are cancelled by tag.
+        for file in self.resources.files.clone() {
+            let _ = submitter.register_files_update(file, &[-1]);
+        }
         let timeout = Some(types::Timespec::new().sec(1));
-        // The slots in use: cancelling on an empty one fails (EBADF).
-        let in_use: Vec<u32> = self
-            .listener_file
-            .into_iter()
-            .chain(
-                (0..self.links.capacity_used())
-                    .filter_map(|index| self.links.get(index)?.socket.file),
-            )
-            .collect();
+        let mut tags = vec![self.tag(self.config.connections_max, OP_ACCEPT)];
+        // A SEND_ZC whose notification is due has nothing left to cancel,
+        // yet the kernel may still read its buffer.
         let mut cancelled = true;
-        for file in in_use {
-            let cancel = types::CancelBuilder::fd(types::Fixed(file)).all();
+        for index in 0..self.links.capacity_used() {
+            let Some(link) = self.links.get(index) else {
+                continue;
+            };
+            if link.socket.ops_in_flight > 0 {
+                tags.extend((0..OPS_PER_LINK).map(|op| self.tag(index, op)));
+            }
+            cancelled &= !link.socket.zero_copy_notification_due;
+        }
+        for tag in tags {
+            let cancel = types::CancelBuilder::user_data(tag).all();
             match submitter.register_sync_cancel(timeout, cancel) {
                 Ok(()) => {}
                 Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(_) => cancelled = false,
             }
-        }
-        for file in self.resources.files.clone() {
-            let _ = submitter.register_files_update(file, &[-1]);
         }
         self.released = cancelled;
         self.buffers.unregister(submitter);
@@ -690,7 +709,7 @@ impl UringTransport {
             self.outlook.room_made = true;
         }
         let answers_peer = std::mem::take(&mut link.socket.received_since_send);
-        link.socket.headers_at_send = link.decoder.headers_read();
+        link.socket.headers_at_send = link.decoder.headers_read() as u32;
         let unsent = link.unsent();
         let (pointer, length) = (unsent.as_ptr(), unsent.len() as u32);
         let entry = if link.socket.zero_copy_allowed && length as usize >= threshold {
@@ -861,4 +880,14 @@ impl Drop for UringTransport {
             }
         }
     }
+}
+
+#[cfg(test)]
+#[test]
+fn a_connection_state_fits_two_cache_lines() {
+    assert!(
+        size_of::<UringSocket>() <= 128,
+        "UringSocket grew to {} bytes: measure `synod bench net` before keeping that",
+        size_of::<UringSocket>()
+    );
 }
