@@ -78,7 +78,8 @@ impl UringTransport {
             link.socket.recv_cancel_submitted = false;
         }
         let phase = link.socket.stream_phase;
-        let mut backed_up = false;
+        let mut filled = false;
+        let headers_before = link.decoder.headers_read();
         if result > 0 {
             link.socket.received_since_send = true;
             link.socket.stream_phase = (phase + result as usize) % ALIGNMENT;
@@ -125,10 +126,11 @@ impl UringTransport {
                 Some(mut large) => {
                     self.receive_stats.large_receives += 1;
                     self.receive_stats.kept_frame_receives += u64::from(large.held > 0);
-                    // A fresh receive that filled its whole buffer left more
-                    // in the socket: a stream, whatever the answers.
-                    backed_up =
-                        large.held == 0 && count as usize == large.buffer.len() - large.start;
+                    // A fresh receive that filled its whole buffer with more
+                    // than one frame left more in the socket: a stream,
+                    // whatever the answers (one frame larger than the buffer
+                    // fills it too, and goes on straight into its body).
+                    filled = large.held == 0 && count as usize == large.buffer.len() - large.start;
                     large.held += count as usize;
                     large.missing = 0;
                     if link.decoder.is_between_frames()
@@ -183,12 +185,16 @@ impl UringTransport {
         let headers_read = link.decoder.headers_read() as u32;
         let frames_since_send = headers_read.wrapping_sub(socket.headers_at_send);
         let large = link.decoder.last_body_bytes() > large_body_bytes;
-        if backed_up {
+        let frames_now = link.decoder.headers_read() - headers_before;
+        socket.multishot_frames_left = socket
+            .multishot_frames_left
+            .saturating_sub(u32::try_from(frames_now).unwrap_or(u32::MAX));
+        if filled && frames_now > 1 {
             socket.large_frames = false;
-            socket.multishot_until_headers = headers_read.wrapping_add(LARGE_BACKED_UP_FRAMES);
+            socket.multishot_frames_left = LARGE_BACKED_UP_FRAMES;
         } else if large
             && frames_since_send <= LARGE_ANSWERED_FRAMES_MAX
-            && (headers_read.wrapping_sub(socket.multishot_until_headers) as i32) >= 0
+            && socket.multishot_frames_left == 0
         {
             socket.large_frames = true;
         } else if frames_since_send > LARGE_STREAM_FRAMES_MIN

@@ -247,9 +247,9 @@ pub(crate) struct UringSocket {
     recv_into_partial: bool,
     /// The decoder's `headers_read` when the last send was submitted.
     headers_at_send: u32,
-    /// Receive multishot until the decoder has read this many headers
-    /// (see [`LARGE_BACKED_UP_FRAMES`]).
-    multishot_until_headers: u32,
+    /// Frames still to receive multishot after a backed-up receive (see
+    /// [`LARGE_BACKED_UP_FRAMES`]).
+    multishot_frames_left: u32,
     /// The bytes received on the connection, modulo [`ALIGNMENT`]: a
     /// one-shot receive lands at this offset of its buffer, so frames
     /// lie aligned.
@@ -401,7 +401,9 @@ impl UringTransport {
         Ok(transport)
     }
 
-    /// Releases what the transport holds on the ring: cancels its operations
+    /// Releases what the transport holds on the ring (then take the
+    /// remaining completions with [`UringTransport::complete_released`]
+    /// until [`UringTransport::is_drained`]): cancels its operations
     /// (synchronously), empties its file slots (closing its sockets now, not
     /// when the ring goes), and unregisters its buffer ring. Call before
     /// dropping the transport.
@@ -442,6 +444,35 @@ impl UringTransport {
         // Run deferred task work, where the kernel drops the files' last references.
         let zero = types::Timespec::new();
         let _ = submitter.submit_with_args(1, &types::SubmitArgs::new().timespec(&zero));
+    }
+
+    /// Takes a completion after [`UringTransport::release`]: it only
+    /// counts operations ending, starts nothing. The owner keeps entering
+    /// the ring and handing these over until [`UringTransport::is_drained`]
+    /// (a close linked behind a shutdown, or an entry an SQPOLL thread had
+    /// not taken yet, ends only at a later enter).
+    pub fn complete_released(&mut self, cqe: &io_uring::cqueue::Entry) {
+        if !self.owns(cqe.user_data()) || io_uring::cqueue::more(cqe.flags()) {
+            return;
+        }
+        let (index, op) = link_index_op(cqe.user_data() - self.resources.tags.start);
+        if op == OP_ACCEPT {
+            self.accept_armed = false;
+        } else if let Some(link) = self.links.get_mut(index) {
+            link.socket.ops_in_flight = link.socket.ops_in_flight.saturating_sub(1);
+        }
+    }
+
+    /// True when none of the transport's operations is in flight: nothing
+    /// of its memory is the kernel's any more.
+    #[must_use]
+    pub fn is_drained(&self) -> bool {
+        !self.accept_armed
+            && (0..self.links.capacity_used()).all(|index| {
+                self.links
+                    .get(index)
+                    .is_none_or(|link| link.socket.ops_in_flight == 0)
+            })
     }
 
     fn tag(&self, index: usize, op: u64) -> u64 {
@@ -861,15 +892,13 @@ impl UringTransport {
 }
 
 impl Drop for UringTransport {
-    /// Without a clean [`UringTransport::release`], an operation may still be
-    /// in flight (a receive parked on an idle peer can wait forever): leak
-    /// the connections whose buffers the kernel may still write or read
-    /// (receive buffers, partial bodies, send buffers, connect addresses)
-    /// rather than free memory it owns.
+    /// A connection whose operations have not all posted their last
+    /// completion (taken by [`UringTransport::complete`] or, after
+    /// `release`, [`UringTransport::complete_released`]) may still have the
+    /// kernel write or read its buffers (a receive parked on an idle peer
+    /// waits forever; a close hard-linked behind a shutdown starts only at
+    /// a later enter): leak it rather than free memory the kernel owns.
     fn drop(&mut self) {
-        if self.released {
-            return;
-        }
         for index in 0..self.links.capacity_used() {
             let busy = self
                 .links
