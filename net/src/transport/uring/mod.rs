@@ -411,6 +411,20 @@ impl UringTransport {
         if self.released {
             return;
         }
+        // Operations queued here but never handed to the kernel end now:
+        // they will never post a completion.
+        for entry in std::mem::take(&mut self.pending) {
+            let tag = entry.get_user_data();
+            if !self.owns(tag) {
+                continue;
+            }
+            let (index, op) = link_index_op(tag - self.resources.tags.start);
+            if op == OP_ACCEPT {
+                self.accept_armed = false;
+            } else if let Some(link) = self.links.get_mut(index) {
+                link.socket.ops_in_flight = link.socket.ops_in_flight.saturating_sub(1);
+            }
+        }
         // Empty the file slots first: an operation the kernel has not
         // issued yet (an SQPOLL thread may be about to) then fails rather
         // than parks; issued ones hold their file and are cancelled by tag.
@@ -457,6 +471,13 @@ impl UringTransport {
         }
         let (index, op) = link_index_op(cqe.user_data() - self.resources.tags.start);
         if op == OP_ACCEPT {
+            if cqe.result() >= 0 {
+                // A connection accepted as the transport went: not ours to keep.
+                // SAFETY: a successful accept returns a new descriptor we own.
+                drop(unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(cqe.result())
+                });
+            }
             self.accept_armed = false;
         } else if let Some(link) = self.links.get_mut(index) {
             link.socket.ops_in_flight = link.socket.ops_in_flight.saturating_sub(1);
