@@ -132,6 +132,17 @@ struct Partial {
     direct: bool,
 }
 
+impl Partial {
+    /// The body's buffer (only the decoder refers to it until the body is
+    /// complete) and the body's length.
+    fn target(&mut self) -> (&mut AlignedVec<ALIGNMENT>, usize) {
+        let body_bytes = self.header.body_bytes as usize;
+        let target =
+            Arc::get_mut(&mut self.bytes).expect("no frame refers to a body before it is complete");
+        (target, body_bytes)
+    }
+}
+
 /// Decodes one connection's byte stream into frames.
 pub struct Decoder {
     body_bytes_max: u32,
@@ -383,13 +394,11 @@ impl Decoder {
 
     /// Adds `bytes` to the partial body; returns the bytes used.
     fn continue_body(&mut self, bytes: &[u8], out: &mut Vec<Frame>) -> Result<usize, FrameError> {
-        let partial = self
+        let (target, body_bytes) = self
             .partial
             .as_mut()
-            .expect("continue_body runs only with a partial body");
-        let body_bytes = partial.header.body_bytes as usize;
-        let target = Arc::get_mut(&mut partial.bytes)
-            .expect("no frame refers to a body before it is complete");
+            .expect("continue_body runs only with a partial body")
+            .target();
         let needed = body_bytes - target.len();
         let used = needed.min(bytes.len());
         if target.capacity() < target.len() + used {
@@ -435,10 +444,7 @@ impl Decoder {
         if self.failed.is_some() {
             return None;
         }
-        let partial = self.partial.as_mut()?;
-        let body_bytes = partial.header.body_bytes as usize;
-        let target = Arc::get_mut(&mut partial.bytes)
-            .expect("no frame refers to a body before it is complete");
+        let (target, body_bytes) = self.partial.as_mut()?.target();
         let needed = body_bytes - target.len();
         if target.capacity() == target.len() {
             let capacity = partial_capacity(body_bytes, target.len() + 1);
@@ -510,15 +516,13 @@ impl Decoder {
             .partial
             .as_mut()
             .expect("partial_filled follows partial_room");
-        let body_bytes = partial.header.body_bytes as usize;
-        let target = Arc::get_mut(&mut partial.bytes)
-            .expect("no frame refers to a body before it is complete");
+        partial.direct = true;
+        let (target, body_bytes) = partial.target();
         let room = (target.capacity() - target.len()).min(body_bytes - target.len());
         assert!(count <= room, "no more bytes filled than the room held");
         // SAFETY: the caller wrote `count` bytes right after `len`, within
         // the capacity (checked above).
         unsafe { target.set_len(target.len() + count) };
-        partial.direct = true;
         if target.len() < body_bytes {
             return Ok(());
         }

@@ -194,14 +194,9 @@ impl<S> Link<S> {
         scratch: &mut ReceiveScratch,
         events: &mut Vec<Event>,
     ) -> Result<(), CloseReason> {
-        let ReceiveScratch {
-            frames,
-            realign: pool,
-        } = scratch;
-        frames.clear();
-        let decoded = self.decoder.feed_with_pool(buffer, range, frames, pool);
-        self.deliver(frames, cluster_id, events)?;
-        decoded.map_err(CloseReason::Frame)
+        self.decode_with(cluster_id, scratch, events, |decoder, frames, pool| {
+            decoder.feed_with_pool(buffer, range, frames, pool)
+        })
     }
 
     /// Takes `count` bytes received straight into the partial body (the
@@ -217,13 +212,31 @@ impl<S> Link<S> {
         scratch: &mut ReceiveScratch,
         events: &mut Vec<Event>,
     ) -> Result<(), CloseReason> {
+        self.decode_with(cluster_id, scratch, events, |decoder, frames, pool| {
+            // SAFETY: passed on from the caller.
+            unsafe { decoder.partial_filled_with_pool(count, frames, pool) }
+        })
+    }
+
+    /// Runs one decoding step with the scratch frame list and the shared
+    /// realignment pool, then turns its frames into events.
+    fn decode_with(
+        &mut self,
+        cluster_id: u64,
+        scratch: &mut ReceiveScratch,
+        events: &mut Vec<Event>,
+        decode: impl FnOnce(
+            &mut Decoder,
+            &mut Vec<Frame>,
+            &mut RealignPool,
+        ) -> Result<(), crate::frame::FrameError>,
+    ) -> Result<(), CloseReason> {
         let ReceiveScratch {
             frames,
             realign: pool,
         } = scratch;
         frames.clear();
-        // SAFETY: passed on from the caller.
-        let decoded = unsafe { self.decoder.partial_filled_with_pool(count, frames, pool) };
+        let decoded = decode(&mut self.decoder, frames, pool);
         self.deliver(frames, cluster_id, events)?;
         decoded.map_err(CloseReason::Frame)
     }

@@ -73,6 +73,10 @@ impl UringTransport {
                 link.socket.recv_buffer.take(),
             )
         };
+        assert!(
+            !(into_partial && recv_buffer.is_some()) && (more || link.socket.recv_kept.is_none()),
+            "one receive target at a time, and a kept frame start only between receives"
+        );
         if !more {
             link.socket.recv_armed = false;
             link.socket.recv_cancel_submitted = false;

@@ -194,16 +194,34 @@ impl Drop for UringDriver {
     /// buffers instead of leaking them.
     fn drop(&mut self) {
         self.transport.release(&self.ring.submitter());
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while !self.transport.is_drained() && Instant::now() < deadline {
+        self.drain_released(Duration::from_secs(1), |_| {});
+    }
+}
+
+impl UringDriver {
+    /// After `release`: enters the ring and hands the transport what
+    /// completes (each completion shown to `seen` first) until it is
+    /// drained or `within` has passed; returns whether it drained.
+    fn drain_released(
+        &mut self,
+        within: Duration,
+        mut seen: impl FnMut(&io_uring::cqueue::Entry),
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        while !self.transport.is_drained() {
+            if Instant::now() >= deadline {
+                return false;
+            }
             let (submitter, _, mut cq) = self.ring.split();
             let wait = types::Timespec::new().nsec(10_000_000);
             let _ = submitter.submit_with_args(1, &types::SubmitArgs::new().timespec(&wait));
             cq.sync();
             for cqe in &mut cq {
+                seen(&cqe);
                 self.transport.complete_released(&cqe);
             }
         }
+        true
     }
 }
 
@@ -352,26 +370,16 @@ mod tests {
             // Every operation in flight posts its last completion (some, like
             // a close linked behind a shutdown, only at a later enter).
             let mut finished = vec![0u32; in_flight.len()];
-            let started = Instant::now();
-            while !driver.transport.is_drained() {
-                assert!(started.elapsed() < Duration::from_secs(5), "never drained");
-                let (submitter, _, mut cq) = driver.ring.split();
-                let wait = types::Timespec::new().nsec(10_000_000);
-                let _ = submitter.submit_with_args(1, &types::SubmitArgs::new().timespec(&wait));
-                cq.sync();
-                for cqe in &mut cq {
-                    if let Some(offset) = cqe
-                        .user_data()
-                        .checked_sub(driver.transport.resources.tags.start)
-                    {
-                        let (index, _) = super::super::link_index_op(offset);
-                        if index < finished.len() && !io_uring::cqueue::more(cqe.flags()) {
-                            finished[index] += 1;
-                        }
+            let tags_start = driver.transport.resources.tags.start;
+            let drained = driver.drain_released(Duration::from_secs(5), |cqe| {
+                if let Some(offset) = cqe.user_data().checked_sub(tags_start) {
+                    let (index, _) = super::super::link_index_op(offset);
+                    if index < finished.len() && !io_uring::cqueue::more(cqe.flags()) {
+                        finished[index] += 1;
                     }
-                    driver.transport.complete_released(&cqe);
                 }
-            }
+            });
+            assert!(drained, "never drained");
             assert_eq!(finished, in_flight, "each operation ended, once");
         }
     }
@@ -404,16 +412,9 @@ mod tests {
         // Queued: a shutdown and a close, never submitted.
         server.close(connection);
         server.transport.release(&server.ring.submitter());
-        let started = Instant::now();
-        while !server.transport.is_drained() {
-            assert!(started.elapsed() < Duration::from_secs(5), "never drained");
-            let (submitter, _, mut cq) = server.ring.split();
-            let wait = types::Timespec::new().nsec(10_000_000);
-            let _ = submitter.submit_with_args(1, &types::SubmitArgs::new().timespec(&wait));
-            cq.sync();
-            for cqe in &mut cq {
-                server.transport.complete_released(&cqe);
-            }
-        }
+        assert!(
+            server.drain_released(Duration::from_secs(5), |_| {}),
+            "never drained"
+        );
     }
 }
