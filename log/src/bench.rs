@@ -405,10 +405,19 @@ fn run_cell(
     }
     let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
     // Subjects take turns in short slices, so a noisy neighbour on the disk
-    // hits them alike; medians over the slices are reported.
-    for _ in 0..config.repeats {
-        for (runner, samples) in runners.iter_mut().zip(samples.iter_mut()) {
-            samples.push(runner.slice(config.seconds_per_cell, per_group, payload_bytes)?);
+    // hits them alike; medians over the slices are reported. Each round
+    // starts one subject later than the one before, so no subject always
+    // runs right after the same neighbour (whose retired segments or
+    // journal commits it would otherwise meet every time).
+    let count = runners.len();
+    for round in 0..config.repeats {
+        for turn in 0..count {
+            let index = (round + turn) % count;
+            samples[index].push(runners[index].slice(
+                config.seconds_per_cell,
+                per_group,
+                payload_bytes,
+            )?);
         }
     }
     drop(runners);
