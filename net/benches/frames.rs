@@ -111,6 +111,39 @@ fn checksums(c: &mut Criterion) {
         );
     }
     group.finish();
+    // Copying a payload and checksumming it: two passes (what encoding
+    // did before) against one, same run.
+    let mut group = c.benchmark_group("copy_and_crc32c");
+    for size in [1136usize, 4096, 65_600] {
+        let data: Vec<u8> = (0..size).map(|index| (index * 7 + 3) as u8).collect();
+        let mut target = vec![0u8; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::new("copy, then crc32c", size), |b| {
+            b.iter(|| {
+                target.copy_from_slice(black_box(&data));
+                synod_net::checksum::crc32c(&target)
+            })
+        });
+        group.bench_function(BenchmarkId::new("copy_crc32c_append", size), |b| {
+            b.iter(|| synod_net::checksum::copy_crc32c_append(0, &mut target, black_box(&data)))
+        });
+    }
+    group.finish();
+    // Whole frames with large payloads (the copy and the checksum dominate).
+    let mut group = c.benchmark_group("encode_payload");
+    for size in [1024usize, 16 * 1024, 64 * 1024] {
+        let value = sample(Kind::ClientRequest, size);
+        let mut out = AlignedVec::<16>::with_capacity(1 << 17);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::new("ClientRequest", size), |b| {
+            b.iter(|| {
+                out.clear();
+                encode_into(&mut out, black_box(value.as_ref()), BODY_BYTES_MAX_DEFAULT)
+                    .expect("encodes")
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, frames, checksums);

@@ -46,9 +46,40 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     if data.len() >= FOLD_MIN_BYTES && fold::available() {
         // SAFETY: `fold::available` checked at run time that this CPU has
         // every feature `fold::crc32c_append` is compiled for.
-        return unsafe { fold::crc32c_append(crc, data) };
+        return unsafe { fold::fold::<false>(crc, data, std::ptr::null_mut()) };
     }
     crc32c::crc32c_append(crc, data)
+}
+
+/// Copies `source` to `target` and continues `crc` over it, as
+/// `target.copy_from_slice(source)` followed by
+/// `crc32c_append(crc, source)` would, in one pass over the bytes where
+/// the fold runs (each 64 bytes loaded once, stored and folded).
+///
+/// # Panics
+/// When the lengths differ.
+pub fn copy_crc32c_append(crc: u32, target: &mut [u8], source: &[u8]) -> u32 {
+    assert_eq!(target.len(), source.len(), "copy between equal lengths");
+    // SAFETY: `target` is valid for writes of its whole length, which is
+    // `source.len()`, and a `&mut` borrow never overlaps `source`.
+    unsafe { copy_crc32c_append_raw(crc, target.as_mut_ptr(), source) }
+}
+
+/// [`copy_crc32c_append`] into memory that may be uninitialised.
+///
+/// # Safety
+/// `target` must be valid for writes of `source.len()` bytes and must not
+/// overlap `source`.
+pub unsafe fn copy_crc32c_append_raw(crc: u32, target: *mut u8, source: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if source.len() >= FOLD_MIN_BYTES && fold::available() {
+        // SAFETY: the features were checked at run time; the caller vouches
+        // for `target`.
+        return unsafe { fold::fold::<true>(crc, source, target) };
+    }
+    // SAFETY: the caller vouches for `target` (valid, not overlapping).
+    unsafe { std::ptr::copy_nonoverlapping(source.as_ptr(), target, source.len()) };
+    crc32c::crc32c_append(crc, source)
 }
 
 /// The Castagnoli polynomial in normal bit order, without its x^32 term.
@@ -100,10 +131,10 @@ const fn fold_keys(distance: u32) -> (u64, u64) {
 mod fold {
     use std::arch::x86_64::{
         __m128i, __m512i, _mm512_castsi128_si512, _mm512_clmulepi64_epi128,
-        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_set_epi64, _mm512_ternarylogic_epi64,
-        _mm512_xor_si512, _mm_clmulepi64_si128, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64,
-        _mm_crc32_u8, _mm_cvtsi128_si64, _mm_cvtsi32_si128, _mm_extract_epi64, _mm_loadu_si128,
-        _mm_set_epi64x, _mm_xor_si128,
+        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_set_epi64, _mm512_storeu_si512,
+        _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm_clmulepi64_si128, _mm_crc32_u16,
+        _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8, _mm_cvtsi128_si64, _mm_cvtsi32_si128,
+        _mm_extract_epi64, _mm_loadu_si128, _mm_set_epi64x, _mm_storeu_si128, _mm_xor_si128,
     };
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -163,23 +194,45 @@ mod fold {
         _mm_xor_si128(_mm_xor_si128(low, high), next)
     }
 
-    /// The fold; see the module documentation.
+    /// The fold alone, for the tests.
+    ///
+    /// # Safety
+    /// As [`fold`].
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
+    pub(super) unsafe fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+        // SAFETY: the caller vouches for the features; no copy is made.
+        unsafe { fold::<false>(crc, data, std::ptr::null_mut()) }
+    }
+
+    /// The fold; see the module documentation. With `COPY`, every byte of
+    /// `data` is also stored at the same offset from `target`, from the
+    /// registers the fold loads it into.
     ///
     /// # Safety
     /// The CPU must have AVX-512F, VPCLMULQDQ, PCLMULQDQ and SSE 4.2
-    /// ([`available`]).
+    /// ([`available`]). With `COPY`, `target` must be valid for writes of
+    /// `data.len()` bytes and must not overlap `data`.
     ///
     /// # Panics
     /// When `data` is shorter than [`super::FOLD_MIN_BYTES`].
     #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
-    pub(super) unsafe fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    pub(super) unsafe fn fold<const COPY: bool>(crc: u32, data: &[u8], target: *mut u8) -> u32 {
         assert!(data.len() >= super::FOLD_MIN_BYTES);
         let load512 = |at: usize| {
             debug_assert!(at + 64 <= data.len());
             // SAFETY: every caller below passes `at` with `at + 64 <=
             // data.len()`, so the 64 bytes read lie inside `data`; the load
-            // is unaligned, and the target features are enabled.
-            unsafe { _mm512_loadu_si512(data.as_ptr().add(at).cast()) }
+            // is unaligned, and the target features are enabled. With
+            // `COPY` the same 64 bytes of `target` are valid for writes
+            // (the caller's promise) and do not overlap `data`.
+            unsafe {
+                let value = _mm512_loadu_si512(data.as_ptr().add(at).cast());
+                if COPY {
+                    _mm512_storeu_si512(target.add(at).cast(), value);
+                }
+                value
+            }
         };
         // The starting crc enters as the first four bytes XORed with it
         // (inverted, as crc32c starts and ends inverted).
@@ -233,6 +286,10 @@ mod fold {
             // SAFETY: `at + 16 <= data.len()`: the 16 bytes lie inside
             // `data`; the load is unaligned.
             let next = unsafe { _mm_loadu_si128(data.as_ptr().add(at).cast()) };
+            if COPY {
+                // SAFETY: as for the 64-byte stores above.
+                unsafe { _mm_storeu_si128(target.add(at).cast(), next) };
+            }
             lane = fold128(lane, keys, next);
             at += 16;
         }
@@ -241,6 +298,10 @@ mod fold {
         let mut state = _mm_crc32_u64(0, _mm_cvtsi128_si64(lane) as u64);
         state = _mm_crc32_u64(state, _mm_extract_epi64::<1>(lane) as u64);
         let mut rest = &data[at..];
+        if COPY {
+            // SAFETY: the last `rest.len()` bytes of `target`, as above.
+            unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), target.add(at), rest.len()) };
+        }
         if let Some((word, after)) = rest.split_first_chunk::<8>() {
             state = _mm_crc32_u64(state, u64::from_le_bytes(*word));
             rest = after;
@@ -323,6 +384,29 @@ mod tests {
                 folded,
                 crc32c::crc32c_append(start, slice),
                 "length {length}, offset {offset}, start {start:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn copying_checksums_match_and_copy_every_byte() {
+        let data = bytes(70_000, 3);
+        let mut lengths: Vec<usize> = (0..=1100).collect();
+        lengths.extend([4095, 4096, 4097, 65_536, 65_600, 69_999]);
+        for length in lengths {
+            let offset = length % 7;
+            let source = &data[offset..offset + length.min(data.len() - offset)];
+            let mut target = vec![0xEEu8; source.len() + 9];
+            let start = (length as u32).wrapping_mul(0x9E37_79B9);
+            let crc = copy_crc32c_append(start, &mut target[4..4 + source.len()], source);
+            assert_eq!(crc, crc32c::crc32c_append(start, source), "length {length}");
+            assert_eq!(&target[4..4 + source.len()], source, "length {length}");
+            assert!(
+                target[..4]
+                    .iter()
+                    .chain(&target[4 + source.len()..])
+                    .all(|&byte| byte == 0xEE),
+                "nothing outside the target written, length {length}"
             );
         }
     }

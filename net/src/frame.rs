@@ -180,10 +180,89 @@ pub trait Encode {
     ///
     /// # Errors
     /// Whatever rkyv reports (not expected for in-memory buffers).
-    fn archive_into(
-        &self,
-        out: AlignedVec<ALIGNMENT>,
-    ) -> Result<AlignedVec<ALIGNMENT>, rancor::Error>;
+    fn archive_into<'a>(&self, out: BodyWriter<'a>) -> Result<BodyWriter<'a>, rancor::Error>;
+}
+
+/// Where a frame body is archived: the frame buffer, with the body's
+/// checksum computed as it is written. Writes of [`FUSED_COPY_BYTES_MIN`]
+/// bytes and more (a payload) are copied and checksummed in one pass over
+/// the bytes ([`crate::checksum::copy_crc32c_append`]); the short ones
+/// around them are checksummed from the buffer, where they are in the cache.
+///
+/// Invariant: `crc` is the checksum of the body's bytes up to `checked_to`
+/// (the body starts where the buffer ended when the writer was made).
+pub struct BodyWriter<'a> {
+    out: &'a mut AlignedVec<ALIGNMENT>,
+    checked_to: usize,
+    crc: u32,
+}
+
+/// Writes at least this long are copied and checksummed in one pass.
+pub const FUSED_COPY_BYTES_MIN: usize = 2048;
+
+impl BodyWriter<'_> {
+    fn new(out: &mut AlignedVec<ALIGNMENT>) -> BodyWriter<'_> {
+        let checked_to = out.len();
+        BodyWriter {
+            out,
+            checked_to,
+            crc: 0,
+        }
+    }
+
+    /// The checksum of everything written since `new`.
+    fn finish(mut self) -> u32 {
+        self.catch_up();
+        self.crc
+    }
+
+    /// Checksums what the short writes added since the last long one.
+    fn catch_up(&mut self) {
+        self.crc = crate::checksum::crc32c_append(self.crc, &self.out[self.checked_to..]);
+        self.checked_to = self.out.len();
+    }
+}
+
+impl rkyv::ser::Positional for BodyWriter<'_> {
+    #[inline]
+    fn pos(&self) -> usize {
+        self.out.len()
+    }
+}
+
+impl<E> rkyv::ser::Writer<E> for BodyWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if bytes.len() < FUSED_COPY_BYTES_MIN {
+            self.out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.write_long(bytes);
+        Ok(())
+    }
+}
+
+impl BodyWriter<'_> {
+    /// A write of [`FUSED_COPY_BYTES_MIN`] bytes or more.
+    #[inline(never)]
+    fn write_long(&mut self, bytes: &[u8]) {
+        self.catch_up();
+        let length = self.out.len();
+        self.out.reserve(bytes.len());
+        // SAFETY: `reserve` made room for `bytes.len()` bytes after
+        // `length`, which the call writes in full before `set_len` exposes
+        // them; `bytes` is borrowed from the value being archived, never
+        // from this buffer, so they do not overlap.
+        unsafe {
+            self.crc = crate::checksum::copy_crc32c_append_raw(
+                self.crc,
+                self.out.as_mut_ptr().add(length),
+                bytes,
+            );
+            self.out.set_len(length + bytes.len());
+        }
+        self.checked_to = self.out.len();
+    }
 }
 
 macro_rules! encode_fixed_kind {
@@ -192,10 +271,10 @@ macro_rules! encode_fixed_kind {
             fn kind(&self) -> Kind {
                 $kind
             }
-            fn archive_into(
+            fn archive_into<'a>(
                 &self,
-                out: AlignedVec<ALIGNMENT>,
-            ) -> Result<AlignedVec<ALIGNMENT>, rancor::Error> {
+                out: BodyWriter<'a>,
+            ) -> Result<BodyWriter<'a>, rancor::Error> {
                 rkyv::api::high::to_bytes_in::<_, rancor::Error>(self, out)
             }
         }
@@ -210,10 +289,7 @@ impl Encode for Message {
     fn kind(&self) -> Kind {
         Message::kind(self)
     }
-    fn archive_into(
-        &self,
-        out: AlignedVec<ALIGNMENT>,
-    ) -> Result<AlignedVec<ALIGNMENT>, rancor::Error> {
+    fn archive_into<'a>(&self, out: BodyWriter<'a>) -> Result<BodyWriter<'a>, rancor::Error> {
         rkyv::api::high::to_bytes_in::<_, rancor::Error>(self, out)
     }
 }
@@ -235,13 +311,14 @@ pub fn encode_into<T: Encode + ?Sized>(
     let frame_start = out.len();
     out.extend_from_slice(&[0u8; HEADER_BYTES]);
     let body_start = out.len();
-    let archived = value.archive_into(std::mem::take(out));
-    *out = match archived {
-        Ok(buffer) => buffer,
+    let body_crc32c = match value.archive_into(BodyWriter::new(out)) {
+        Ok(writer) => writer.finish(),
         Err(error) => {
+            // The frames queued before this one stay; this one goes.
+            out.resize(frame_start, 0);
             return Err(EncodeError::Archive {
                 reason: error.to_string(),
-            })
+            });
         }
     };
     let body_bytes = out.len() - body_start;
@@ -258,7 +335,7 @@ pub fn encode_into<T: Encode + ?Sized>(
     let header = Header {
         kind: value.kind(),
         body_bytes: body_bytes_u32,
-        body_crc32c: crate::checksum::crc32c(&out[body_start..]),
+        body_crc32c,
     };
     out[frame_start..body_start].copy_from_slice(&header.to_bytes());
     let padding = padded(body_bytes) - body_bytes;

@@ -121,3 +121,32 @@ proptest! {
         }
     }
 }
+
+/// Bodies with payloads around the size from which encoding copies and
+/// checksums in one pass: the header's checksum is the body's, and a frame
+/// encodes to the same bytes after other frames as alone.
+#[test]
+fn long_payloads_are_copied_and_checksummed_exactly() {
+    let lead = sample(Kind::Accepted, 3);
+    for size in [0usize, 1, 2047, 2048, 2049, 4099, 65_000] {
+        for kind in [Kind::ClientRequest, Kind::ClientResponse, Kind::Accept] {
+            let value = sample(kind, size);
+            let mut alone = AlignedVec::<16>::new();
+            encode_into(&mut alone, value.as_ref(), MAX).expect("encodes");
+            let mut after = AlignedVec::<16>::new();
+            encode_into(&mut after, lead.as_ref(), MAX).expect("encodes");
+            let start = after.len();
+            encode_into(&mut after, value.as_ref(), MAX).expect("encodes");
+            assert_eq!(&after[start..], &alone[..], "{kind:?} with {size} B");
+            let body_bytes = u32::from_le_bytes(alone[8..12].try_into().expect("4 bytes"));
+            let crc = u32::from_le_bytes(alone[12..16].try_into().expect("4 bytes"));
+            let body = &alone[16..16 + body_bytes as usize];
+            assert_eq!(crc, crc32c::crc32c(body), "{kind:?} with {size} B");
+            let (frames, failed) = feed(&after, &[1 << 20], 0);
+            assert!(
+                !failed && frames.len() == 2,
+                "{kind:?} with {size} B decodes"
+            );
+        }
+    }
+}
