@@ -396,7 +396,7 @@ mod tests {
         config.connections_max = 8;
         let mut server = UringDriver::open(config).expect("opens");
         let address = server.transport().local_addr().expect("listening");
-        let _client = std::net::TcpStream::connect(address).expect("connects");
+        let client = std::net::TcpStream::connect(address).expect("connects");
         let started = Instant::now();
         let mut events = Vec::new();
         let connection = loop {
@@ -416,5 +416,51 @@ mod tests {
             server.drain_released(Duration::from_secs(5), |_| {}),
             "never drained"
         );
+        assert_closed(client);
+    }
+
+    /// The peer of a connection the server dropped sees it end.
+    fn assert_closed(mut client: std::net::TcpStream) {
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("a timeout");
+        match std::io::Read::read(&mut client, &mut [0u8; 1]) {
+            Ok(0) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the server side was left open: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn release_closes_connections_accepted_as_it_goes() {
+        if !available() {
+            return eprintln!("io_uring unavailable here, skipped");
+        }
+        let mut config = Config::new(NodeId(2));
+        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+        config.connections_max = 8;
+        let mut server = UringDriver::open(config).expect("opens");
+        let address = server.transport().local_addr().expect("listening");
+        let mut events = Vec::new();
+        server.turn(Duration::ZERO, &mut events).expect("turns"); // accept armed
+        let clients: Vec<_> = (0..4)
+            .map(|_| std::net::TcpStream::connect(address).expect("connects"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        // The owner entered the ring and has not handed the completions
+        // (accepts that say more may follow) to the transport yet.
+        let zero = types::Timespec::new();
+        let _ = server
+            .ring
+            .submitter()
+            .submit_with_args(1, &types::SubmitArgs::new().timespec(&zero));
+        server.transport.release(&server.ring.submitter());
+        assert!(
+            server.drain_released(Duration::from_secs(5), |_| {}),
+            "never drained"
+        );
+        for client in clients {
+            assert_closed(client);
+        }
     }
 }

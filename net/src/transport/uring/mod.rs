@@ -423,6 +423,11 @@ impl UringTransport {
                 self.accept_armed = false;
             } else if let Some(link) = self.links.get_mut(index) {
                 link.socket.ops_in_flight = link.socket.ops_in_flight.saturating_sub(1);
+                if op == OP_SEND {
+                    // A SEND_ZC never submitted has no notification to come.
+                    link.socket.send_in_flight = false;
+                    link.socket.zero_copy_notification_due = false;
+                }
             }
         }
         // Empty the file slots first: an operation the kernel has not
@@ -466,11 +471,14 @@ impl UringTransport {
     /// (a close linked behind a shutdown, or an entry an SQPOLL thread had
     /// not taken yet, ends only at a later enter).
     pub fn complete_released(&mut self, cqe: &io_uring::cqueue::Entry) {
-        if !self.owns(cqe.user_data()) || io_uring::cqueue::more(cqe.flags()) {
+        if !self.owns(cqe.user_data()) {
             return;
         }
+        let more = io_uring::cqueue::more(cqe.flags());
         let (index, op) = link_index_op(cqe.user_data() - self.resources.tags.start);
         if op == OP_ACCEPT {
+            // Every accepted connection comes in a completion that says more
+            // may follow; only the last one ends the multishot accept.
             if cqe.result() >= 0 {
                 // A connection accepted as the transport went: not ours to keep.
                 // SAFETY: a successful accept returns a new descriptor we own.
@@ -478,7 +486,9 @@ impl UringTransport {
                     <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(cqe.result())
                 });
             }
-            self.accept_armed = false;
+            self.accept_armed &= more;
+        } else if more {
+            // Not an operation's last completion.
         } else if let Some(link) = self.links.get_mut(index) {
             link.socket.ops_in_flight = link.socket.ops_in_flight.saturating_sub(1);
         }
@@ -637,13 +647,26 @@ impl UringTransport {
             self.prepare_link(index, now, submitter);
         }
         while let Some(entry) = self.pending.front() {
-            // SAFETY: every entry's buffers and addresses live in the
-            // connection (or the buffer ring), which outlives the operation by
-            // the invariants above.
-            if unsafe { sq.push(entry) }.is_err() {
+            // A shutdown is hard-linked to the close behind it: both go in
+            // together, or the next entry anyone pushes into a shared ring
+            // would be linked behind our shutdown instead.
+            let linked = self.owns(entry.get_user_data())
+                && link_index_op(entry.get_user_data() - self.resources.tags.start).1
+                    == OP_SHUTDOWN;
+            let needed = if linked { 2 } else { 1 };
+            if sq.capacity() - sq.len() < needed {
                 return false;
             }
-            self.pending.pop_front();
+            for _ in 0..needed {
+                let entry = self
+                    .pending
+                    .pop_front()
+                    .expect("a shutdown is queued with its close");
+                // SAFETY: every entry's buffers and addresses live in the
+                // connection (or the buffer ring), which outlives the
+                // operation by the invariants above.
+                unsafe { sq.push(&entry) }.expect("room was checked");
+            }
         }
         true
     }
