@@ -463,4 +463,64 @@ mod tests {
             assert_closed(client);
         }
     }
+
+    /// A shutdown never goes into the last free submission slot alone
+    /// (its hard link would catch whatever is pushed next).
+    #[test]
+    fn a_shutdown_goes_in_only_with_its_close() {
+        if !available() {
+            return eprintln!("io_uring unavailable here, skipped");
+        }
+        let mut config = Config::new(NodeId(2));
+        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+        config.connections_max = 8;
+        let mut server = UringDriver::open(config).expect("opens");
+        let address = server.transport().local_addr().expect("listening");
+        let _client = std::net::TcpStream::connect(address).expect("connects");
+        let started = Instant::now();
+        let mut events = Vec::new();
+        let connection = loop {
+            assert!(started.elapsed() < Duration::from_secs(30), "no accept");
+            server
+                .turn(Duration::from_millis(1), &mut events)
+                .expect("turns");
+            if let Some(Event::Accepted { connection }) = events.pop() {
+                break connection;
+            }
+        };
+        server.turn(Duration::ZERO, &mut events).expect("turns"); // receive armed
+        server.transport.close(connection);
+        let now = Instant::now();
+        let (submitter, mut sq, _) = server.ring.split();
+        sq.sync();
+        let nop = opcode::Nop::new().build().user_data(u64::MAX - 1);
+        while sq.capacity() - sq.len() > 1 {
+            // SAFETY: a no-op refers to no memory.
+            unsafe { sq.push(&nop) }.expect("room");
+        }
+        assert!(
+            !server.transport.prepare(now, &submitter, &mut sq),
+            "no room for both"
+        );
+        assert_eq!(sq.capacity() - sq.len(), 1, "nothing pushed alone");
+        assert_eq!(
+            server.transport.pending.len(),
+            2,
+            "shutdown and close wait together"
+        );
+        sq.sync();
+        submitter.submit().expect("submits");
+        sq.sync();
+        assert!(
+            server.transport.prepare(now, &submitter, &mut sq),
+            "both fit now"
+        );
+        assert_eq!(sq.len(), 2, "shutdown and close pushed together");
+        drop(sq);
+        server.transport.release(&server.ring.submitter());
+        assert!(
+            server.drain_released(Duration::from_secs(5), |_| {}),
+            "never drained"
+        );
+    }
 }

@@ -633,6 +633,10 @@ impl UringTransport {
         submitter: &Submitter<'_>,
         sq: &mut SubmissionQueue<'_>,
     ) -> bool {
+        assert!(
+            sq.capacity() >= 2,
+            "a shutdown and its linked close go into the ring together"
+        );
         self.buffers.reclaim();
         if !self.accept_armed {
             if let Some(file) = self.listener_file {
