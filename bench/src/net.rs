@@ -501,6 +501,96 @@ pub fn table(cells: &[Cell]) -> String {
     out
 }
 
+/// The goals, read off the cells: io_uring at least as fast as
+/// portable in every cell; with 64 connections at least 1.3x portable's
+/// messages/s at no more than 0.8x its CPU per message; ping-pong over one
+/// connection within 15 % of blocking sockets' round trips/s. One line per
+/// goal, naming each cell that misses it (or meets it, for the second).
+#[must_use]
+pub fn goals(cells: &[Cell]) -> String {
+    let find = |mode: Mode, size: usize, connections: usize, backend: &str| {
+        cells.iter().find(|cell| {
+            cell.mode == mode
+                && cell.size == size
+                && cell.connections == connections
+                && cell.backend == backend
+        })
+    };
+    let name = |cell: &Cell| format!("{:?} {} B x{}", cell.mode, cell.size, cell.connections);
+    let pairs: Vec<(&Cell, &Cell)> = cells
+        .iter()
+        .filter(|cell| cell.backend == "io_uring")
+        .filter_map(|cell| {
+            find(cell.mode, cell.size, cell.connections, "portable").map(|other| (cell, other))
+        })
+        .collect();
+    let ratio = |(uring, portable): (&Cell, &Cell)| {
+        (
+            uring.median.messages_per_second / portable.median.messages_per_second.max(1e-9),
+            uring.median.cpu_ns_per_message / portable.median.cpu_ns_per_message.max(1e-9),
+        )
+    };
+    let mut out = String::new();
+    let slower: Vec<String> = pairs
+        .iter()
+        .filter(|&&pair| ratio(pair).0 < 1.0)
+        .map(|&pair| format!("{} {:.2}x", name(pair.0), ratio(pair).0))
+        .collect();
+    out.push_str(&format!(
+        "goal: io_uring at least as fast as portable: {} of {} cells{}\n",
+        pairs.len() - slower.len(),
+        pairs.len(),
+        if slower.is_empty() {
+            String::new()
+        } else {
+            format!(" (not: {})", slower.join(", "))
+        }
+    ));
+    let (mut met, mut missed) = (Vec::new(), Vec::new());
+    for &pair in pairs.iter().filter(|pair| pair.0.connections == 64) {
+        let (messages, cpu) = ratio(pair);
+        let line = format!("{} {messages:.2}x at {cpu:.2}x CPU", name(pair.0));
+        if messages >= 1.3 && cpu <= 0.8 {
+            met.push(line);
+        } else {
+            missed.push(line);
+        }
+    }
+    out.push_str(&format!(
+        "goal: 64 connections at 1.3x portable's msg/s and at most 0.8x its CPU: met by {}; not by {}\n",
+        if met.is_empty() { "none".to_string() } else { met.join(", ") },
+        if missed.is_empty() { "none".to_string() } else { missed.join(", ") },
+    ));
+    let within: Vec<String> = cells
+        .iter()
+        .filter(|cell| cell.backend == "blocking")
+        .filter_map(|blocking| {
+            let uring = find(
+                blocking.mode,
+                blocking.size,
+                blocking.connections,
+                "io_uring",
+            )?;
+            let share =
+                uring.median.messages_per_second / blocking.median.messages_per_second.max(1e-9);
+            Some(format!(
+                "{} B {share:.2}x ({})",
+                blocking.size,
+                if share >= 0.85 { "met" } else { "missed" }
+            ))
+        })
+        .collect();
+    out.push_str(&format!(
+        "goal: io_uring ping-pong within 15 % of blocking sockets: {}\n",
+        if within.is_empty() {
+            "not measured".to_string()
+        } else {
+            within.join(", ")
+        }
+    ));
+    out
+}
+
 /// Measures where `SEND_ZC` starts to pay: single-connection ping-pong on
 /// io_uring (one message per send) with zero copy for every send against
 /// none, per size, interleaved repeats; returns a markdown table of medians.
@@ -577,6 +667,56 @@ mod tests {
                 .all(|cell| cell.median.messages_per_second > 0.0),
             "{}",
             table(&cells)
+        );
+    }
+
+    fn cell(
+        mode: Mode,
+        size: usize,
+        connections: usize,
+        backend: &str,
+        rate: f64,
+        cpu: f64,
+    ) -> Cell {
+        Cell {
+            mode,
+            size,
+            connections,
+            backend: backend.to_string(),
+            median: Sample {
+                messages_per_second: rate,
+                bytes_per_second: rate * size as f64,
+                cpu_ns_per_message: cpu,
+                client_cpu_ns_per_message: cpu / 2.0,
+            },
+        }
+    }
+
+    #[test]
+    fn the_goals_are_read_off_the_cells() {
+        let cells = [
+            cell(Mode::PingPong, 64, 1, "io_uring", 60_000.0, 16_000.0),
+            cell(Mode::PingPong, 64, 1, "portable", 55_000.0, 18_000.0),
+            cell(Mode::PingPong, 64, 1, "blocking", 70_000.0, 14_000.0),
+            cell(Mode::PingPong, 64, 64, "io_uring", 200_000.0, 9_000.0),
+            cell(Mode::PingPong, 64, 64, "portable", 150_000.0, 12_000.0),
+            cell(Mode::Streaming, 64, 64, "io_uring", 9.0e6, 180.0),
+            cell(Mode::Streaming, 64, 64, "portable", 10.0e6, 170.0),
+        ];
+        let text = goals(&cells);
+        assert!(
+            text.contains(
+                "at least as fast as portable: 2 of 3 cells (not: Streaming 64 B x64 0.90x)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("met by PingPong 64 B x64 1.33x at 0.75x CPU; not by Streaming 64 B x64 0.90x at 1.06x CPU"),
+            "{text}"
+        );
+        assert!(
+            text.contains("within 15 % of blocking sockets: 64 B 0.86x (met)"),
+            "{text}"
         );
     }
 }

@@ -133,6 +133,80 @@ impl fmt::Display for BenchReport {
     }
 }
 
+/// The goals, read off a report's rows, for each back end's
+/// default (io_uring adaptive; portable, which writes adaptive as
+/// `fdatasync`): a durable append of a one-block group (64 B and 1 KiB
+/// records, one per group) within 1.2x of the bare loop's median latency;
+/// 64 KiB group commits (one 64 KiB record each) at 90 % or more of the
+/// bare payload-size loop's bandwidth; at most one sync per group commit
+/// for every log row. One line per goal; cells the report lacks are left
+/// out.
+#[must_use]
+pub fn goals(report: &BenchReport) -> String {
+    const DEFAULTS: [(&str, &str); 2] = [
+        ("io_uring", "log io_uring, adaptive (default)"),
+        ("portable", "log portable, fdatasync"),
+    ];
+    let find = |subject: &str, record_bytes: usize, per_group: usize| {
+        report.rows.iter().find(|row| {
+            row.subject == subject
+                && row.record_bytes == record_bytes
+                && row.records_per_group == per_group
+        })
+    };
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let mut out = String::new();
+    for (backend, subject) in DEFAULTS {
+        let cells: Vec<String> = [64, 1024]
+            .into_iter()
+            .filter_map(|record_bytes| {
+                let bare = find("bare O_DIRECT+fdatasync", record_bytes, 1)?;
+                let log = find(subject, record_bytes, 1)?;
+                let ratio = log.median_latency_us / bare.median_latency_us.max(1e-9);
+                Some(format!(
+                    "{record_bytes} B {ratio:.2}x ({:.0} against {:.0} us, {})",
+                    log.median_latency_us,
+                    bare.median_latency_us,
+                    verdict(ratio <= 1.2)
+                ))
+            })
+            .collect();
+        if !cells.is_empty() {
+            out.push_str(&format!(
+                "goal: {backend} durable append within 1.2x of the bare loop: {}\n",
+                cells.join(", ")
+            ));
+        }
+    }
+    for (backend, subject) in DEFAULTS {
+        let bare = find("bare O_DIRECT+fdatasync, payload-size writes", 64 * 1024, 1);
+        if let (Some(bare), Some(log)) = (bare, find(subject, 64 * 1024, 1)) {
+            let share = log.megabytes_per_second / bare.megabytes_per_second.max(1e-9);
+            out.push_str(&format!(
+                "goal: {backend} 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: {share:.2} ({:.1} against {:.1} MB/s, {})\n",
+                log.megabytes_per_second,
+                bare.megabytes_per_second,
+                verdict(share >= 0.9)
+            ));
+        }
+    }
+    let worst = report
+        .rows
+        .iter()
+        .filter(|row| row.subject.starts_with("log "))
+        .map(|row| row.syncs_per_group)
+        .fold(None, |worst: Option<f64>, syncs| {
+            Some(worst.map_or(syncs, |w| w.max(syncs)))
+        });
+    if let Some(worst) = worst {
+        out.push_str(&format!(
+            "goal: at most one sync per group commit: at most {worst:.2} ({})\n",
+            verdict(worst <= 1.0)
+        ));
+    }
+    out
+}
+
 pub(crate) struct Sample {
     pub(crate) groups: u64,
     pub(crate) elapsed: Duration,
@@ -470,4 +544,62 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     outcome.map(|()| report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        subject: &str,
+        record_bytes: usize,
+        latency_us: f64,
+        megabytes: f64,
+        syncs: f64,
+    ) -> BenchRow {
+        BenchRow {
+            subject: subject.to_string(),
+            record_bytes,
+            records_per_group: 1,
+            write_bytes: log_write_bytes(record_bytes, 1),
+            appends_per_second: megabytes * 1e6 / record_bytes as f64,
+            megabytes_per_second: megabytes,
+            median_latency_us: latency_us,
+            median_build_us: subject.starts_with("log ").then_some(0.3),
+            syncs_per_group: syncs,
+            ratio_to_bare: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_goals_are_read_off_the_rows() {
+        let report = BenchReport {
+            rows: vec![
+                row("bare O_DIRECT+fdatasync", 64, 100.0, 0.6, 1.0),
+                row("log io_uring, adaptive (default)", 64, 110.0, 0.6, 0.0),
+                row("log portable, fdatasync", 64, 130.0, 0.5, 1.0),
+                row(
+                    "bare O_DIRECT+fdatasync, payload-size writes",
+                    65536,
+                    150.0,
+                    400.0,
+                    1.0,
+                ),
+                row("log io_uring, adaptive (default)", 65536, 155.0, 380.0, 0.0),
+                row("log portable, fdatasync", 65536, 170.0, 340.0, 1.0),
+            ],
+        };
+        let text = goals(&report);
+        assert!(
+            text.contains("io_uring durable append within 1.2x of the bare loop: 64 B 1.10x (110 against 100 us, met)"),
+            "{text}"
+        );
+        assert!(text.contains("portable durable append within 1.2x of the bare loop: 64 B 1.30x (130 against 100 us, missed)"), "{text}");
+        assert!(text.contains("io_uring 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: 0.95 (380.0 against 400.0 MB/s, met)"), "{text}");
+        assert!(text.contains("portable 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: 0.85 (340.0 against 400.0 MB/s, missed)"), "{text}");
+        assert!(
+            text.contains("at most one sync per group commit: at most 1.00 (met)"),
+            "{text}"
+        );
+    }
 }

@@ -53,5 +53,6 @@ pub(crate) fn bench(arguments: BenchLogArgs) -> anyhow::Result<ExitCode> {
     };
     let report = synod_log::bench::run(&config).context("running the log benchmark")?;
     print!("{report}");
+    print!("{}", synod_log::bench::goals(&report));
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use synod_bench::net::{table, zero_copy_sweep, Mode, NetBench, Pin};
+use synod_bench::net::{goals, table, zero_copy_sweep, Mode, NetBench, Pin};
 use synod_net::transport::BackendChoice;
 
 /// A benchmark mode.
@@ -87,4 +87,5 @@ pub(crate) fn bench(arguments: &NetArgs) {
     };
     let cells = bench.run(progress);
     println!("{}", table(&cells));
+    print!("{}", goals(&cells));
 }
