@@ -534,7 +534,7 @@ pub fn goals(cells: &[Cell]) -> String {
     let slower: Vec<String> = pairs
         .iter()
         .filter(|&&pair| ratio(pair).0 < 1.0)
-        .map(|&pair| format!("{} {:.2}x", name(pair.0), ratio(pair).0))
+        .map(|&pair| format!("{} {:.3}x", name(pair.0), ratio(pair).0))
         .collect();
     out.push_str(&format!(
         "goal: io_uring at least as fast as portable: {} of {} cells{}\n",
@@ -549,7 +549,7 @@ pub fn goals(cells: &[Cell]) -> String {
     let (mut met, mut missed) = (Vec::new(), Vec::new());
     for &pair in pairs.iter().filter(|pair| pair.0.connections == 64) {
         let (messages, cpu) = ratio(pair);
-        let line = format!("{} {messages:.2}x at {cpu:.2}x CPU", name(pair.0));
+        let line = format!("{} {messages:.3}x at {cpu:.3}x CPU", name(pair.0));
         if messages >= 1.3 && cpu <= 0.8 {
             met.push(line);
         } else {
@@ -574,7 +574,7 @@ pub fn goals(cells: &[Cell]) -> String {
             let share =
                 uring.median.messages_per_second / blocking.median.messages_per_second.max(1e-9);
             Some(format!(
-                "{} B {share:.2}x ({})",
+                "{} B {share:.3}x ({})",
                 blocking.size,
                 if share >= 0.85 { "met" } else { "missed" }
             ))
@@ -706,16 +706,16 @@ mod tests {
         let text = goals(&cells);
         assert!(
             text.contains(
-                "at least as fast as portable: 2 of 3 cells (not: Streaming 64 B x64 0.90x)"
+                "at least as fast as portable: 2 of 3 cells (not: Streaming 64 B x64 0.900x)"
             ),
             "{text}"
         );
         assert!(
-            text.contains("met by PingPong 64 B x64 1.33x at 0.75x CPU; not by Streaming 64 B x64 0.90x at 1.06x CPU"),
+            text.contains("met by PingPong 64 B x64 1.333x at 0.750x CPU; not by Streaming 64 B x64 0.900x at 1.059x CPU"),
             "{text}"
         );
         assert!(
-            text.contains("within 15 % of blocking sockets: 64 B 0.86x (met)"),
+            text.contains("within 15 % of blocking sockets: 64 B 0.857x (met)"),
             "{text}"
         );
     }

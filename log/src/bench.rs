@@ -164,7 +164,7 @@ pub fn goals(report: &BenchReport) -> String {
                 let log = find(subject, record_bytes, 1)?;
                 let ratio = log.median_latency_us / bare.median_latency_us.max(1e-9);
                 Some(format!(
-                    "{record_bytes} B {ratio:.2}x ({:.0} against {:.0} us, {})",
+                    "{record_bytes} B {ratio:.3}x ({:.0} against {:.0} us, {})",
                     log.median_latency_us,
                     bare.median_latency_us,
                     verdict(ratio <= 1.2)
@@ -183,7 +183,7 @@ pub fn goals(report: &BenchReport) -> String {
         if let (Some(bare), Some(log)) = (bare, find(subject, 64 * 1024, 1)) {
             let share = log.megabytes_per_second / bare.megabytes_per_second.max(1e-9);
             out.push_str(&format!(
-                "goal: {backend} 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: {share:.2} ({:.1} against {:.1} MB/s, {})\n",
+                "goal: {backend} 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: {share:.3} ({:.1} against {:.1} MB/s, {})\n",
                 log.megabytes_per_second,
                 bare.megabytes_per_second,
                 verdict(share >= 0.9)
@@ -591,12 +591,12 @@ mod tests {
         };
         let text = goals(&report);
         assert!(
-            text.contains("io_uring durable append within 1.2x of the bare loop: 64 B 1.10x (110 against 100 us, met)"),
+            text.contains("io_uring durable append within 1.2x of the bare loop: 64 B 1.100x (110 against 100 us, met)"),
             "{text}"
         );
-        assert!(text.contains("portable durable append within 1.2x of the bare loop: 64 B 1.30x (130 against 100 us, missed)"), "{text}");
-        assert!(text.contains("io_uring 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: 0.95 (380.0 against 400.0 MB/s, met)"), "{text}");
-        assert!(text.contains("portable 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: 0.85 (340.0 against 400.0 MB/s, missed)"), "{text}");
+        assert!(text.contains("portable durable append within 1.2x of the bare loop: 64 B 1.300x (130 against 100 us, missed)"), "{text}");
+        assert!(text.contains("io_uring 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: 0.950 (380.0 against 400.0 MB/s, met)"), "{text}");
+        assert!(text.contains("portable 64 KiB group commits at 90 % of bare 64 KiB writes' bandwidth: 0.850 (340.0 against 400.0 MB/s, missed)"), "{text}");
         assert!(
             text.contains("at most one sync per group commit: at most 1.00 (met)"),
             "{text}"
