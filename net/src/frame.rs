@@ -221,28 +221,7 @@ impl BodyWriter<'_> {
         self.crc = crate::checksum::crc32c_append(self.crc, &self.out[self.checked_to..]);
         self.checked_to = self.out.len();
     }
-}
 
-impl rkyv::ser::Positional for BodyWriter<'_> {
-    #[inline]
-    fn pos(&self) -> usize {
-        self.out.len()
-    }
-}
-
-impl<E> rkyv::ser::Writer<E> for BodyWriter<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
-        if bytes.len() < FUSED_COPY_BYTES_MIN {
-            self.out.extend_from_slice(bytes);
-            return Ok(());
-        }
-        self.write_long(bytes);
-        Ok(())
-    }
-}
-
-impl BodyWriter<'_> {
     /// A write of [`FUSED_COPY_BYTES_MIN`] bytes or more.
     #[inline(never)]
     fn write_long(&mut self, bytes: &[u8]) {
@@ -262,6 +241,25 @@ impl BodyWriter<'_> {
             self.out.set_len(length + bytes.len());
         }
         self.checked_to = self.out.len();
+    }
+}
+
+impl rkyv::ser::Positional for BodyWriter<'_> {
+    #[inline]
+    fn pos(&self) -> usize {
+        self.out.len()
+    }
+}
+
+impl<E> rkyv::ser::Writer<E> for BodyWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if bytes.len() < FUSED_COPY_BYTES_MIN {
+            self.out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.write_long(bytes);
+        Ok(())
     }
 }
 
