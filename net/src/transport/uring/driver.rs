@@ -391,10 +391,29 @@ mod tests {
         if !available() {
             return eprintln!("io_uring unavailable here, skipped");
         }
+        let mut server = listening_server();
+        let (client, connection) = accepted_connection(&mut server);
+        // Queued: a shutdown and a close, never submitted.
+        server.close(connection);
+        server.transport.release(&server.ring.submitter());
+        assert!(
+            server.drain_released(Duration::from_secs(5), |_| {}),
+            "never drained"
+        );
+        assert_closed(client);
+    }
+
+    /// A driver listening on loopback with room for a few connections.
+    fn listening_server() -> UringDriver {
         let mut config = Config::new(NodeId(2));
         config.listen = Some("127.0.0.1:0".parse().expect("an address"));
         config.connections_max = 8;
-        let mut server = UringDriver::open(config).expect("opens");
+        UringDriver::open(config).expect("opens")
+    }
+
+    /// Connects a client to `server` and turns until the server has
+    /// accepted it and armed its receive.
+    fn accepted_connection(server: &mut UringDriver) -> (std::net::TcpStream, ConnectionId) {
         let address = server.transport().local_addr().expect("listening");
         let client = std::net::TcpStream::connect(address).expect("connects");
         let started = Instant::now();
@@ -408,15 +427,8 @@ mod tests {
                 break connection;
             }
         };
-        server.turn(Duration::ZERO, &mut events).expect("turns");
-        // Queued: a shutdown and a close, never submitted.
-        server.close(connection);
-        server.transport.release(&server.ring.submitter());
-        assert!(
-            server.drain_released(Duration::from_secs(5), |_| {}),
-            "never drained"
-        );
-        assert_closed(client);
+        server.turn(Duration::ZERO, &mut events).expect("turns"); // receive armed
+        (client, connection)
     }
 
     /// The peer of a connection the server dropped sees it end.
@@ -436,10 +448,7 @@ mod tests {
         if !available() {
             return eprintln!("io_uring unavailable here, skipped");
         }
-        let mut config = Config::new(NodeId(2));
-        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
-        config.connections_max = 8;
-        let mut server = UringDriver::open(config).expect("opens");
+        let mut server = listening_server();
         let address = server.transport().local_addr().expect("listening");
         let mut events = Vec::new();
         server.turn(Duration::ZERO, &mut events).expect("turns"); // accept armed
@@ -471,24 +480,8 @@ mod tests {
         if !available() {
             return eprintln!("io_uring unavailable here, skipped");
         }
-        let mut config = Config::new(NodeId(2));
-        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
-        config.connections_max = 8;
-        let mut server = UringDriver::open(config).expect("opens");
-        let address = server.transport().local_addr().expect("listening");
-        let _client = std::net::TcpStream::connect(address).expect("connects");
-        let started = Instant::now();
-        let mut events = Vec::new();
-        let connection = loop {
-            assert!(started.elapsed() < Duration::from_secs(30), "no accept");
-            server
-                .turn(Duration::from_millis(1), &mut events)
-                .expect("turns");
-            if let Some(Event::Accepted { connection }) = events.pop() {
-                break connection;
-            }
-        };
-        server.turn(Duration::ZERO, &mut events).expect("turns"); // receive armed
+        let mut server = listening_server();
+        let (_client, connection) = accepted_connection(&mut server);
         server.transport.close(connection);
         let now = Instant::now();
         let (submitter, mut sq, _) = server.ring.split();
