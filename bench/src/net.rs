@@ -467,17 +467,28 @@ fn record(
     *at += 1;
 }
 
+/// The cell of `backend` for one mode, size and connection count.
+fn find_cell<'a>(
+    cells: &'a [Cell],
+    mode: Mode,
+    size: usize,
+    connections: usize,
+    backend: &str,
+) -> Option<&'a Cell> {
+    cells.iter().find(|cell| {
+        cell.mode == mode
+            && cell.size == size
+            && cell.connections == connections
+            && cell.backend == backend
+    })
+}
+
 /// The cells as a markdown table, with io_uring / portable ratios.
 #[must_use]
 pub fn table(cells: &[Cell]) -> String {
     let mut out = String::from("| mode | size | conns | back end | msg/s | MB/s | CPU ns/msg | vs portable (msg/s, CPU) |\n|---|---|---|---|---|---|---|---|\n");
     for cell in cells {
-        let portable = cells.iter().find(|other| {
-            other.mode == cell.mode
-                && other.size == cell.size
-                && other.connections == cell.connections
-                && other.backend == "portable"
-        });
+        let portable = find_cell(cells, cell.mode, cell.size, cell.connections, "portable");
         let ratio = match portable {
             Some(portable) if cell.backend != "portable" => format!(
                 "{:.2}x, {:.2}x",
@@ -508,14 +519,8 @@ pub fn table(cells: &[Cell]) -> String {
 /// goal, naming each cell that misses it (or meets it, for the second).
 #[must_use]
 pub fn goals(cells: &[Cell]) -> String {
-    let find = |mode: Mode, size: usize, connections: usize, backend: &str| {
-        cells.iter().find(|cell| {
-            cell.mode == mode
-                && cell.size == size
-                && cell.connections == connections
-                && cell.backend == backend
-        })
-    };
+    let find =
+        |mode, size, connections, backend| find_cell(cells, mode, size, connections, backend);
     let name = |cell: &Cell| format!("{:?} {} B x{}", cell.mode, cell.size, cell.connections);
     let pairs: Vec<(&Cell, &Cell)> = cells
         .iter()
