@@ -169,6 +169,7 @@ macro_rules! both_backends {
 both_backends! {
     garbage_to_a_live_listener_closes_only_that_connection => garbage_closes_only_its_connection;
     frames_trickled_byte_by_byte_arrive_whole => trickled_frames_arrive_whole;
+    a_burst_of_connects_is_accepted_whole => burst_of_connects_accepted_whole;
 }
 
 #[test]
@@ -185,4 +186,25 @@ fn the_automatic_choice_runs_io_uring_wherever_it_is_available() {
     } else {
         assert_eq!(transport.backend(), Backend::Portable);
     }
+}
+
+/// A burst of connects larger than one turn accepts: every one of them is
+/// accepted in the turns that follow, though no further connect arrives.
+fn burst_of_connects_accepted_whole(backend: BackendChoice) {
+    let mut config = common::config(backend, 1);
+    config.connections_max = 256;
+    let mut server = transport::open(config).expect("opens");
+    let addr = address(server.as_ref());
+    let mut seen = Vec::new();
+    server.turn(Duration::ZERO, &mut seen).expect("turns"); // accept armed
+    let clients: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(addr).expect("connects"))
+        .collect();
+    serve_until(&mut server, &mut seen, |events| {
+        events
+            .iter()
+            .filter(|event| matches!(event, Event::Accepted { .. }))
+            .count()
+            == clients.len()
+    });
 }

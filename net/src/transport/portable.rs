@@ -51,6 +51,10 @@ pub struct PortableTransport {
     scratch: ReceiveScratch,
     ready: Vec<libc::epoll_event>,
     written: bool,
+    /// The last accept stopped at `ACCEPTS_PER_TURN_MAX` with connections
+    /// possibly left in the backlog: the listener's edge is spent, so the
+    /// next turn accepts again without waiting for one.
+    accept_pending: bool,
 }
 
 fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -84,6 +88,7 @@ impl PortableTransport {
             scratch: ReceiveScratch::new(),
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             written: false,
+            accept_pending: false,
         };
         if let Some(address) = transport.config.listen {
             let listener = TcpListener::bind(address).map_err(io_error("bind"))?;
@@ -263,6 +268,8 @@ impl PortableTransport {
     }
 
     fn accept(&mut self, events: &mut Vec<Event>) {
+        self.accept_pending = false;
+        let mut accepted_any = false;
         for _ in 0..ACCEPTS_PER_TURN_MAX {
             let Some(listener) = &self.listener else {
                 return;
@@ -272,6 +279,7 @@ impl PortableTransport {
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return,
                 Err(_) => continue,
             };
+            accepted_any = true;
             let setup = stream
                 .set_nonblocking(true)
                 .and_then(|()| sys::set_nodelay(&stream));
@@ -306,6 +314,10 @@ impl PortableTransport {
                 .expect("inserted above");
             events.push(Event::Accepted { connection });
         }
+        // Edge-triggered: no new edge comes for connections already in the
+        // backlog, so the next turn goes on accepting (a run of failures
+        // alone, such as running out of descriptors, waits for the next edge).
+        self.accept_pending = accepted_any;
     }
 
     /// An outbound connect finished (or failed).
@@ -365,7 +377,7 @@ impl PortableTransport {
     /// The wait for this turn: none when events are already waiting, and no
     /// longer than the next redial.
     fn wait_ms(&self, timeout: Duration, now: Instant, events: &[Event]) -> i32 {
-        if !events.is_empty() {
+        if !events.is_empty() || self.accept_pending {
             return 0;
         }
         let mut wait = timeout;
@@ -423,6 +435,9 @@ impl Transport for PortableTransport {
     fn turn(&mut self, timeout: Duration, events: &mut Vec<Event>) -> Result<(), TransportError> {
         let now = Instant::now();
         self.written = false;
+        if self.accept_pending {
+            self.accept(events);
+        }
         for index in 0..self.links.capacity_used() {
             match self.links.get(index).map(|link| link.phase) {
                 Some(Phase::Down { retry_at }) if retry_at <= now => self.dial(index, now, events),
