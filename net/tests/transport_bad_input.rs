@@ -170,6 +170,7 @@ both_backends! {
     garbage_to_a_live_listener_closes_only_that_connection => garbage_closes_only_its_connection;
     frames_trickled_byte_by_byte_arrive_whole => trickled_frames_arrive_whole;
     a_burst_of_connects_is_accepted_whole => burst_of_connects_accepted_whole;
+    a_flooding_peer_starves_no_one => flooding_peer_starves_no_one;
 }
 
 #[test]
@@ -207,4 +208,70 @@ fn burst_of_connects_accepted_whole(backend: BackendChoice) {
             .count()
             == clients.len()
     });
+}
+
+/// A peer that sends without pause cannot hold a turn: each turn takes a
+/// bounded share of its bytes, and another connection's frame arrives
+/// while the flood goes on.
+fn flooding_peer_starves_no_one(backend: BackendChoice) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut server = endpoint(backend, 1);
+    let addr = address(server.as_ref());
+    let mut flood = TcpStream::connect(addr).expect("connects");
+    let mut good = TcpStream::connect(addr).expect("connects");
+    let mut seen = Vec::new();
+    serve_until(&mut server, &mut seen, |events| {
+        events
+            .iter()
+            .filter(|event| matches!(event, Event::Accepted { .. }))
+            .count()
+            == 2
+    });
+    let mut chunk = rkyv::util::AlignedVec::<16>::new();
+    while chunk.len() < 64 << 10 {
+        encode_into(&mut chunk, &request(7, 8), 1 << 20).expect("encodes");
+    }
+    let frame_bytes = encode(&request(7, 8), 1 << 20).expect("encodes").len();
+    let flood_bytes_max: usize = 64 << 20;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < flood_bytes_max {
+                if flood.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+        })
+    };
+    // The flood fills the socket before the good frame goes.
+    std::thread::sleep(Duration::from_millis(50));
+    good.write_all(&encode(&request(1_000_000, 8), 1 << 20).expect("encodes"))
+        .expect("writes");
+    let started = Instant::now();
+    let mut arrived = false;
+    while !arrived {
+        assert!(started.elapsed() < DEADLINE, "the good frame never arrived");
+        let mut events = Vec::new();
+        server
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        let frames = events.iter().filter_map(request_seq).count();
+        assert!(
+            frames * frame_bytes <= 8 << 20,
+            "one turn took {frames} frames ({} MiB) from a flooding peer",
+            (frames * frame_bytes) >> 20
+        );
+        arrived = events
+            .iter()
+            .filter_map(request_seq)
+            .any(|(_, _, seq, _)| seq == 1_000_000);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(server); // the flooder's writes fail
+    flooder.join().expect("the flooder ends");
 }

@@ -6,7 +6,8 @@
 //!
 //! Invariants:
 //! - Every socket is registered with epoll once, edge-triggered, and read
-//!   and written until it would block, so no readiness edge is lost.
+//!   and written until it would block, so no readiness edge is lost (a read
+//!   or an accept cut short by its per-turn limit goes on in the next turn).
 //! - A receive buffer is written only while no frame refers to it (its `Arc`
 //!   is unique).
 
@@ -32,6 +33,9 @@ const LISTENER_TOKEN: u64 = u64::MAX;
 const RECEIVE_BUFFERS_POOLED_MAX: usize = 256;
 /// Connections accepted per turn, so a flood of connects cannot starve reads.
 const ACCEPTS_PER_TURN_MAX: usize = 64;
+/// Reads of one connection per turn, so a peer that sends without pause
+/// cannot hold the turn (and every frame it decodes) for as long as it likes.
+const READS_PER_TURN_MAX: usize = 16;
 
 /// A socket and where its stream stands modulo the alignment.
 #[derive(Default)]
@@ -55,6 +59,9 @@ pub struct PortableTransport {
     /// possibly left in the backlog: the listener's edge is spent, so the
     /// next turn accepts again without waiting for one.
     accept_pending: bool,
+    /// Connections whose last read stopped at `READS_PER_TURN_MAX` before
+    /// the socket was empty: their edge is spent, so the next turn reads on.
+    read_pending: Vec<usize>,
 }
 
 fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -89,6 +96,7 @@ impl PortableTransport {
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             written: false,
             accept_pending: false,
+            read_pending: Vec::new(),
         };
         if let Some(address) = transport.config.listen {
             let listener = TcpListener::bind(address).map_err(io_error("bind"))?;
@@ -226,9 +234,18 @@ impl PortableTransport {
         }
     }
 
-    /// Reads until the socket would block.
+    /// Reads until the socket would block, or up to `READS_PER_TURN_MAX`
+    /// reads (then the next turn reads on).
     fn read(&mut self, index: usize, now: Instant, events: &mut Vec<Event>) {
+        let mut reads = 0;
         loop {
+            if reads == READS_PER_TURN_MAX {
+                if !self.read_pending.contains(&index) {
+                    self.read_pending.push(index);
+                }
+                return;
+            }
+            reads += 1;
             let mut buffer = self.take_buffer();
             let Some(link) = self.links.get_mut(index) else {
                 return;
@@ -377,7 +394,7 @@ impl PortableTransport {
     /// The wait for this turn: none when events are already waiting, and no
     /// longer than the next redial.
     fn wait_ms(&self, timeout: Duration, now: Instant, events: &[Event]) -> i32 {
-        if !events.is_empty() || self.accept_pending {
+        if !events.is_empty() || self.accept_pending || !self.read_pending.is_empty() {
             return 0;
         }
         let mut wait = timeout;
@@ -437,6 +454,16 @@ impl Transport for PortableTransport {
         self.written = false;
         if self.accept_pending {
             self.accept(events);
+        }
+        // A slot freed and reused since costs one read that would block.
+        for index in std::mem::take(&mut self.read_pending) {
+            if self
+                .links
+                .get(index)
+                .is_some_and(|link| link.phase == Phase::Open)
+            {
+                self.read(index, now, events);
+            }
         }
         for index in 0..self.links.capacity_used() {
             match self.links.get(index).map(|link| link.phase) {
