@@ -189,6 +189,21 @@ fn the_automatic_choice_runs_io_uring_wherever_it_is_available() {
     }
 }
 
+/// A frame limit too small for the hello a transport sends on its own is a
+/// configuration error at open, not a panic at the first connect.
+#[test]
+fn a_frame_limit_below_the_hello_is_refused_at_open() {
+    for backend in [BackendChoice::Portable, BackendChoice::Auto] {
+        let mut config = common::config(backend, 1);
+        config.body_bytes_max = 8;
+        let refused = transport::open(config).map(|_| ()).expect_err("refused");
+        assert!(
+            refused.to_string().contains("body_bytes_max"),
+            "refused for another reason: {refused}"
+        );
+    }
+}
+
 /// A burst of connects larger than one turn accepts: every one of them is
 /// accepted in the turns that follow, though no further connect arrives.
 fn burst_of_connects_accepted_whole(backend: BackendChoice) {

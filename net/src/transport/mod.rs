@@ -94,7 +94,8 @@ pub struct Config {
     pub shard: u16,
     /// Where to listen, if at all (port 0 picks a free port).
     pub listen: Option<SocketAddr>,
-    /// The largest frame body accepted or sent.
+    /// The largest frame body accepted or sent; at least
+    /// [`BODY_BYTES_MAX_LOWEST`].
     pub body_bytes_max: u32,
     /// The most bytes queued for one connection before [`Transport::send`]
     /// pushes back. Must hold one frame of `body_bytes_max`.
@@ -132,6 +133,10 @@ pub struct Config {
 /// NIC, where it is commonly reported to win above 8-16 KiB, this default
 /// stays on the safe side of that range.
 pub const SEND_ZERO_COPY_BYTES_MIN_DEFAULT: usize = 64 << 10;
+/// The lowest `body_bytes_max` a transport opens with: far above every
+/// fixed-size message (a hello's body is 16 bytes), so the frames a
+/// transport sends on its own always fit.
+pub const BODY_BYTES_MAX_LOWEST: u32 = 1 << 10;
 
 impl Config {
     /// Whether a connection to or from `peer` may use `SEND_ZC`.
@@ -180,7 +185,9 @@ impl Config {
     fn check(&self) -> Result<(), TransportError> {
         let frame_bytes_max =
             crate::frame::padded(self.body_bytes_max as usize) + crate::frame::HEADER_BYTES;
-        let problem = if self.send_queue_bytes_max < frame_bytes_max {
+        let problem = if self.body_bytes_max < BODY_BYTES_MAX_LOWEST {
+            Some("body_bytes_max must be at least 1 KiB (every connection opens with a hello)")
+        } else if self.send_queue_bytes_max < frame_bytes_max {
             Some("send_queue_bytes_max must hold one frame of body_bytes_max")
         } else if !self.provided_buffer_count.is_power_of_two()
             || self.provided_buffer_count > 1 << 15
