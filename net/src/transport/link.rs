@@ -279,10 +279,21 @@ impl<S> Link<S> {
     }
 }
 
+/// Bits of a [`ConnectionId`] that hold the slot's index (`Config::check`
+/// keeps `connections_max` at or below 2^20); the 44 above them hold the
+/// slot's generation.
+const INDEX_BITS: u32 = 20;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+/// Generations wrap after 2^44 uses of one slot: at a million connects a
+/// second to one slot, after half a year of them. (With 32 bits they
+/// wrapped after a day at 50,000 a second, and a handle kept that long
+/// would have reached a stranger's connection.)
+const GENERATION_MASK: u64 = (1 << (64 - INDEX_BITS)) - 1;
+
 /// The connection table: slots with generations, so handles never alias.
 pub(crate) struct Links<S> {
     slots: Vec<Option<Link<S>>>,
-    generations: Vec<u32>,
+    generations: Vec<u64>,
     free: Vec<usize>,
     connections_max: usize,
 }
@@ -319,8 +330,12 @@ impl<S> Links<S> {
             }
         };
         assert!(self.slots[index].is_none(), "a free slot is empty");
-        self.generations[index] = self.generations[index].wrapping_add(1);
-        let id = ConnectionId(u64::from(self.generations[index]) << 32 | index as u64);
+        assert!(
+            (index as u64) <= INDEX_MASK,
+            "connections_max is checked to fit the index bits"
+        );
+        self.generations[index] = (self.generations[index] + 1) & GENERATION_MASK;
+        let id = ConnectionId(self.generations[index] << INDEX_BITS | index as u64);
         self.slots[index] = Some(Link {
             id,
             role,
@@ -365,8 +380,8 @@ impl<S> Links<S> {
 
     /// The table index of a live handle.
     pub fn index_of(&self, connection: ConnectionId) -> Option<usize> {
-        let index = (connection.0 & 0xFFFF_FFFF) as usize;
-        let generation = (connection.0 >> 32) as u32;
+        let index = (connection.0 & INDEX_MASK) as usize;
+        let generation = connection.0 >> INDEX_BITS;
         let live = self.slots.get(index)?.as_ref()?;
         (self.generations[index] == generation && live.id == connection).then_some(index)
     }
@@ -420,6 +435,36 @@ mod tests {
         assert_eq!(delays, vec![10, 20, 35, 35]);
         backoff.reset();
         assert_eq!(backoff.next_delay().as_millis(), 10);
+    }
+
+    #[test]
+    fn a_slot_used_past_32_bits_of_generations_never_aliases_an_old_handle() {
+        let mut links = Links::<()>::new(2);
+        let index = links
+            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
+            .expect("room");
+        let first = links.get(index).expect("live").id;
+        links.remove(index);
+        // As if the slot had been used 2^32 times since.
+        links.generations[index] = u64::from(u32::MAX);
+        let again = links
+            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
+            .expect("room");
+        assert_eq!(again, index, "the freed slot is reused");
+        let id = links.get(index).expect("live").id;
+        assert_eq!(links.index_of(id), Some(index));
+        assert_ne!(id, first);
+        assert_eq!(links.index_of(first), None, "an old handle stays dead");
+        // The generation wraps only at 2^44, back to a value old handles never had.
+        links.remove(index);
+        links.generations[index] = GENERATION_MASK;
+        links
+            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
+            .expect("room");
+        let wrapped = links.get(index).expect("live").id;
+        assert_eq!(wrapped.0 >> INDEX_BITS, 0);
+        assert_eq!(links.index_of(wrapped), Some(index));
+        assert_eq!(links.index_of(id), None);
     }
 
     #[test]
