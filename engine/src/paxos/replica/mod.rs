@@ -24,6 +24,7 @@
 //!   knows chosen.
 
 mod acceptor;
+mod input;
 mod leader;
 mod learner;
 mod state;
@@ -211,6 +212,9 @@ impl Replica {
         };
         if from == self.node {
             return;
+        }
+        if !input::slots_plausible(&message) {
+            return; // No correct peer names such a slot: drop it as lost.
         }
         match message {
             Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
@@ -572,6 +576,8 @@ impl Replica {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod review2_tests;
 #[cfg(test)]

@@ -1,0 +1,89 @@
+//! Regression tests for hostile peer input: well-formed messages whose
+//! field values no correct peer sends must be dropped, never panic the
+//! replica or corrupt its state.
+
+use synod_net::wire::{Batch, Message, NodeId, Slot, Snapshot};
+
+use super::test_harness::{Net, MS};
+use super::Replica;
+use crate::paxos::Role;
+
+/// A three-node cluster with an elected leader: (net, leader index, now).
+fn elected() -> (Net, usize, u64) {
+    let mut net = Net::new(3);
+    let mut now = 0;
+    let leader = net.elect(&[0, 1, 2], &mut now);
+    (net, leader, now)
+}
+
+fn node_of(index: usize) -> NodeId {
+    Net::node(index)
+}
+
+/// Ticks a replica far past every election timeout.
+fn tick_far(replica: &mut Replica, now: &mut u64) {
+    for _ in 0..20 {
+        *now += 100 * MS;
+        replica.on_tick(*now);
+        let _ = replica.ready();
+    }
+}
+
+/// An accept for the last slot of the u64 space overflowed `Slot::next`
+/// in the acceptor's loop over the batches.
+#[test]
+fn hostile_accept_at_the_last_slot_is_dropped() {
+    let (mut net, l, mut now) = elected();
+    let f = (l + 1) % 3;
+    let ballot = net.replicas[l].promised_ballot();
+    for first_slot in [Slot(u64::MAX), Slot(u64::MAX - 1), Slot(1 << 62)] {
+        net.replicas[f].on_message(
+            node_of(l),
+            Message::Accept {
+                ballot,
+                first_slot,
+                batches: vec![Batch::noop(), Batch::noop()],
+                commit_point: Slot(0),
+            },
+        );
+    }
+    tick_far(&mut net.replicas[f], &mut now);
+}
+
+/// A snapshot at the last slot moved the commit point there; the next
+/// election, chosen or catch-up message overflowed `Slot::next`.
+#[test]
+fn hostile_snapshot_at_the_last_slot_is_dropped() {
+    let (mut net, l, mut now) = elected();
+    let f = (l + 1) % 3;
+    let other = (l + 2) % 3;
+    let ballot = net.replicas[l].promised_ballot();
+    net.replicas[f].on_message(
+        node_of(l),
+        Message::InstallSnapshot {
+            ballot,
+            snapshot: Snapshot {
+                slot: Slot(u64::MAX),
+                bytes: Batch::noop(),
+            },
+        },
+    );
+    assert_eq!(net.replicas[f].commit_point(), Slot(0));
+    net.replicas[f].on_message(
+        node_of(other),
+        Message::CatchUp {
+            commit_point: Slot(0),
+        },
+    );
+    net.replicas[f].on_message(
+        node_of(l),
+        Message::Chosen {
+            ballot,
+            first_slot: Slot(1),
+            batches: vec![Batch::noop()],
+            commit_point: Slot(1),
+        },
+    );
+    tick_far(&mut net.replicas[f], &mut now);
+    assert_ne!(net.replicas[f].role(), Role::NonVoter);
+}

@@ -1,0 +1,81 @@
+//! Plausibility checks on peer messages, before they reach the protocol.
+//!
+//! A message that is a valid wire value can still carry numbers no correct
+//! peer sends. Such a message is dropped whole, as if the network had lost
+//! it: the replica's arithmetic on protocol numbers never overflows on a
+//! peer's word.
+//!
+//! Invariants:
+//! - Every slot in a message that reaches the protocol is below
+//!   [`SLOT_CEILING`] (an accept's or catch-up's last slot too), so the
+//!   replica's `Slot::next` and window and catch-up sums cannot overflow.
+
+use synod_net::wire::{AcceptedEntry, Message, Slot};
+
+/// No correct replica reaches this slot (a slot a nanosecond for a century
+/// is below 2^62): a message naming a slot at or above it is dropped.
+pub(super) const SLOT_CEILING: u64 = 1 << 62;
+
+fn slot_ok(slot: Slot) -> bool {
+    slot.0 < SLOT_CEILING
+}
+
+/// `count` consecutive slots from `first` all lie below the ceiling.
+fn run_ok(first: Slot, count: usize) -> bool {
+    u64::try_from(count)
+        .ok()
+        .and_then(|count| first.0.checked_add(count))
+        .is_some_and(|end| end <= SLOT_CEILING)
+}
+
+fn entries_ok(entries: &[AcceptedEntry]) -> bool {
+    entries.iter().all(|entry| slot_ok(entry.slot))
+}
+
+/// True when every slot `message` names is plausible.
+pub(super) fn slots_plausible(message: &Message) -> bool {
+    match message {
+        Message::Prepare { from_slot, .. } => slot_ok(*from_slot),
+        Message::Promise {
+            from_slot,
+            accepted,
+            commit_point,
+            snapshot_slot,
+            ..
+        } => {
+            slot_ok(*from_slot)
+                && entries_ok(accepted)
+                && slot_ok(*commit_point)
+                && slot_ok(*snapshot_slot)
+        }
+        Message::Reject { .. } => true,
+        Message::Accept {
+            first_slot,
+            batches,
+            commit_point,
+            ..
+        }
+        | Message::Chosen {
+            first_slot,
+            batches,
+            commit_point,
+            ..
+        } => run_ok(*first_slot, batches.len()) && slot_ok(*commit_point),
+        Message::Accepted {
+            first_slot,
+            commit_point,
+            ..
+        } => slot_ok(*first_slot) && slot_ok(*commit_point),
+        Message::Heartbeat { commit_point, .. }
+        | Message::HeartbeatAck { commit_point, .. }
+        | Message::CatchUp { commit_point } => slot_ok(*commit_point),
+        Message::InstallSnapshot { snapshot, .. } => slot_ok(snapshot.slot),
+        Message::RecoveryQuery { from_slot, .. } => slot_ok(*from_slot),
+        Message::RecoveryInfo {
+            accepted,
+            commit_point,
+            compacted_through,
+            ..
+        } => entries_ok(accepted) && slot_ok(*commit_point) && slot_ok(*compacted_through),
+    }
+}
