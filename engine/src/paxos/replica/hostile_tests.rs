@@ -2,7 +2,7 @@
 //! field values no correct peer sends must be dropped, never panic the
 //! replica or corrupt its state.
 
-use synod_net::wire::{Batch, Message, NodeId, Slot, Snapshot};
+use synod_net::wire::{Ballot, Batch, Message, NodeId, Slot, Snapshot};
 
 use super::test_harness::{Net, MS};
 use super::Replica;
@@ -86,4 +86,83 @@ fn hostile_snapshot_at_the_last_slot_is_dropped() {
     );
     tick_far(&mut net.replicas[f], &mut now);
     assert_ne!(net.replicas[f].role(), Role::NonVoter);
+}
+
+/// A ballot of round u64::MAX in a prepare (or a reject's promised ballot)
+/// became the promised (or seen) ballot; the next election timeout
+/// overflowed computing the round above it.
+#[test]
+fn hostile_ballot_of_the_last_round_is_dropped() {
+    let (mut net, l, mut now) = elected();
+    let f = (l + 1) % 3;
+    let other = (l + 2) % 3;
+    let top = |round| Ballot {
+        round,
+        node: node_of(other),
+    };
+    for round in [u64::MAX, u64::MAX - 1, 1 << 62] {
+        net.replicas[f].on_message(
+            node_of(other),
+            Message::Reject {
+                ballot: Ballot::ZERO,
+                promised: top(round),
+            },
+        );
+        net.replicas[f].on_message(
+            node_of(other),
+            Message::Heartbeat {
+                ballot: top(round),
+                commit_point: Slot(0),
+                round: 1,
+            },
+        );
+    }
+    now += 1_000 * MS; // the lease granted to the leader has run out
+    net.replicas[f].on_tick(now);
+    for round in [u64::MAX, 1 << 62] {
+        net.replicas[f].on_message(
+            node_of(other),
+            Message::Prepare {
+                ballot: top(round),
+                from_slot: Slot(1),
+            },
+        );
+    }
+    assert!(net.replicas[f].promised_ballot().round < 1 << 62);
+    tick_far(&mut net.replicas[f], &mut now);
+}
+
+/// A recovering replica raised its fence to one round above a peer's
+/// reported promise: a promise of round u64::MAX overflowed.
+#[test]
+fn hostile_recovery_answer_of_the_last_round_is_dropped() {
+    let (mut net, l, mut now) = elected();
+    let damaged = (l + 1) % 3;
+    let promised = net.replicas[damaged].promised_ballot();
+    net.replicas[damaged] =
+        super::test_harness::restarted(node_of(damaged).0, promised, 9, true);
+    now += 10 * MS;
+    net.replicas[damaged].on_tick(now);
+    let (out, _, _) = super::test_harness::drain(&mut net.replicas[damaged], true);
+    let nonce = out
+        .iter()
+        .find_map(|o| match o.message {
+            Message::RecoveryQuery { nonce, .. } => Some(nonce),
+            _ => None,
+        })
+        .expect("a damaged replica fences its peers");
+    net.replicas[damaged].on_message(
+        node_of(l),
+        Message::RecoveryInfo {
+            nonce,
+            promised: Ballot {
+                round: u64::MAX,
+                node: node_of(l),
+            },
+            accepted: Vec::new(),
+            commit_point: Slot(0),
+            compacted_through: Slot(0),
+        },
+    );
+    tick_far(&mut net.replicas[damaged], &mut now);
 }

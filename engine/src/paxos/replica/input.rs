@@ -9,12 +9,19 @@
 //! - Every slot in a message that reaches the protocol is below
 //!   [`SLOT_CEILING`] (an accept's or catch-up's last slot too), so the
 //!   replica's `Slot::next` and window and catch-up sums cannot overflow.
+//! - Every ballot in a message that reaches the protocol has a round below
+//!   [`ROUND_CEILING`], so the promised and seen ballots stay below it and
+//!   a new candidacy's or fence's round (one above them) cannot overflow.
 
-use synod_net::wire::{AcceptedEntry, Message, Slot};
+use synod_net::wire::{AcceptedEntry, Ballot, Message, Slot};
 
 /// No correct replica reaches this slot (a slot a nanosecond for a century
 /// is below 2^62): a message naming a slot at or above it is dropped.
 pub(super) const SLOT_CEILING: u64 = 1 << 62;
+
+/// No correct replica reaches this round (one election a nanosecond for a
+/// century is below 2^62): a message naming a ballot at or above it is dropped.
+pub(super) const ROUND_CEILING: u64 = 1 << 62;
 
 fn slot_ok(slot: Slot) -> bool {
     slot.0 < SLOT_CEILING
@@ -77,5 +84,35 @@ pub(super) fn slots_plausible(message: &Message) -> bool {
             compacted_through,
             ..
         } => entries_ok(accepted) && slot_ok(*commit_point) && slot_ok(*compacted_through),
+    }
+}
+
+fn ballot_ok(ballot: Ballot) -> bool {
+    ballot.round < ROUND_CEILING
+}
+
+fn entry_ballots_ok(entries: &[AcceptedEntry]) -> bool {
+    entries.iter().all(|entry| ballot_ok(entry.ballot))
+}
+
+/// True when every ballot `message` names is plausible.
+pub(super) fn ballots_plausible(message: &Message) -> bool {
+    match message {
+        Message::Prepare { ballot, .. }
+        | Message::Accept { ballot, .. }
+        | Message::Accepted { ballot, .. }
+        | Message::Heartbeat { ballot, .. }
+        | Message::HeartbeatAck { ballot, .. }
+        | Message::Chosen { ballot, .. }
+        | Message::InstallSnapshot { ballot, .. } => ballot_ok(*ballot),
+        Message::Promise {
+            ballot, accepted, ..
+        } => ballot_ok(*ballot) && entry_ballots_ok(accepted),
+        Message::Reject { ballot, promised } => ballot_ok(*ballot) && ballot_ok(*promised),
+        Message::CatchUp { .. } => true,
+        Message::RecoveryQuery { fence, .. } => ballot_ok(*fence),
+        Message::RecoveryInfo {
+            promised, accepted, ..
+        } => ballot_ok(*promised) && entry_ballots_ok(accepted),
     }
 }

@@ -213,8 +213,8 @@ impl Replica {
         if from == self.node {
             return;
         }
-        if !input::slots_plausible(&message) {
-            return; // No correct peer names such a slot: drop it as lost.
+        if !input::slots_plausible(&message) || !input::ballots_plausible(&message) {
+            return; // No correct peer names such a slot or round: drop it as lost.
         }
         match message {
             Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
