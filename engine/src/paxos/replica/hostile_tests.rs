@@ -139,8 +139,7 @@ fn hostile_recovery_answer_of_the_last_round_is_dropped() {
     let (mut net, l, mut now) = elected();
     let damaged = (l + 1) % 3;
     let promised = net.replicas[damaged].promised_ballot();
-    net.replicas[damaged] =
-        super::test_harness::restarted(node_of(damaged).0, promised, 9, true);
+    net.replicas[damaged] = super::test_harness::restarted(node_of(damaged).0, promised, 9, true);
     now += 10 * MS;
     net.replicas[damaged].on_tick(now);
     let (out, _, _) = super::test_harness::drain(&mut net.replicas[damaged], true);
@@ -165,4 +164,45 @@ fn hostile_recovery_answer_of_the_last_round_is_dropped() {
         },
     );
     tick_far(&mut net.replicas[damaged], &mut now);
+}
+
+/// A peer that is not the leader sent an accept in the leader's ballot
+/// with another value for a slot the follower had accepted but not yet
+/// learned as committed: the follower replaced its value (same ballot),
+/// then learned the commit point and committed the other value, so two
+/// replicas committed different values for one slot.
+#[test]
+fn hostile_accept_in_another_nodes_ballot_is_dropped() {
+    let (mut net, l, mut now) = elected();
+    let f = (l + 1) % 3;
+    let other = (l + 2) % 3;
+    let ballot = net.replicas[l].promised_ballot();
+    let slot = net.replicas[l].commit_point().next();
+    net.replicas[l]
+        .propose(Batch::copy_from_slice(b"x"))
+        .unwrap();
+    net.pump(&|_, _, _| true); // chosen at the leader; the followers lack the commit point
+    assert!(net.replicas[f].commit_point() < slot);
+    net.replicas[f].on_message(
+        node_of(other),
+        Message::Accept {
+            ballot,
+            first_slot: slot,
+            batches: vec![Batch::copy_from_slice(b"y")],
+            commit_point: Slot(0),
+        },
+    );
+    for _ in 0..3 {
+        now += 60 * MS;
+        net.tick(&[0, 1, 2], now);
+        net.pump(&|_, _, _| true);
+    }
+    let value = |i: usize| {
+        net.committed[i]
+            .iter()
+            .find(|c| c.slot == slot)
+            .map(|c| c.batch.clone())
+    };
+    assert_eq!(value(l), Some(Batch::copy_from_slice(b"x")));
+    assert_eq!(value(f), value(l), "agreement");
 }

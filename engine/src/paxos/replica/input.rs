@@ -12,8 +12,12 @@
 //! - Every ballot in a message that reaches the protocol has a round below
 //!   [`ROUND_CEILING`], so the promised and seen ballots stay below it and
 //!   a new candidacy's or fence's round (one above them) cannot overflow.
+//! - A prepare, accept or heartbeat reaches the protocol only from the
+//!   owner of its ballot, and a recovery query only from the owner of its
+//!   fence: only a ballot's owner speaks in it, so one ballot never carries
+//!   two values for a slot because another peer spoke in its name.
 
-use synod_net::wire::{AcceptedEntry, Ballot, Message, Slot};
+use synod_net::wire::{AcceptedEntry, Ballot, Message, NodeId, Slot};
 
 /// No correct replica reaches this slot (a slot a nanosecond for a century
 /// is below 2^62): a message naming a slot at or above it is dropped.
@@ -114,5 +118,16 @@ pub(super) fn ballots_plausible(message: &Message) -> bool {
         Message::RecoveryInfo {
             promised, accepted, ..
         } => ballot_ok(*promised) && entry_ballots_ok(accepted),
+    }
+}
+
+/// True unless `message` speaks in a ballot that `from` does not own.
+pub(super) fn sent_by_ballot_owner(from: NodeId, message: &Message) -> bool {
+    match message {
+        Message::Prepare { ballot, .. }
+        | Message::Accept { ballot, .. }
+        | Message::Heartbeat { ballot, .. } => ballot.node == from,
+        Message::RecoveryQuery { fence, .. } => fence.node == from,
+        _ => true,
     }
 }

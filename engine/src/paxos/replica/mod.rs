@@ -216,6 +216,9 @@ impl Replica {
         if !input::slots_plausible(&message) || !input::ballots_plausible(&message) {
             return; // No correct peer names such a slot or round: drop it as lost.
         }
+        if !input::sent_by_ballot_owner(from, &message) {
+            return; // A peer speaking in another's ballot: drop it as lost.
+        }
         match message {
             Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
             Message::Promise {
