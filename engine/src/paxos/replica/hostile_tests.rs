@@ -206,3 +206,33 @@ fn hostile_accept_in_another_nodes_ballot_is_dropped() {
     assert_eq!(value(l), Some(Batch::copy_from_slice(b"x")));
     assert_eq!(value(f), value(l), "agreement");
 }
+
+/// A peer's catch-up that contradicted a slot committed here tripped the
+/// agreement assert: a buggy peer's word stopped the replica. It is
+/// dropped; the committed value stays.
+#[test]
+fn hostile_chosen_contradicting_a_committed_slot_is_dropped() {
+    let (mut net, l, mut now) = elected();
+    let f = (l + 1) % 3;
+    let other = (l + 2) % 3;
+    let slot = net.replicas[l].commit_point().next();
+    net.replicas[l]
+        .propose(Batch::copy_from_slice(b"x"))
+        .unwrap();
+    net.pump(&|_, _, _| true);
+    now += 60 * MS;
+    net.tick(&[0, 1, 2], now);
+    net.pump(&|_, _, _| true);
+    assert!(net.replicas[f].commit_point() >= slot);
+    net.replicas[f].on_message(
+        node_of(other),
+        Message::Chosen {
+            ballot: Ballot::ZERO,
+            first_slot: slot,
+            batches: vec![Batch::copy_from_slice(b"y")],
+            commit_point: slot,
+        },
+    );
+    assert!(net.replicas[f].commit_point() >= slot);
+    tick_far(&mut net.replicas[f], &mut now);
+}

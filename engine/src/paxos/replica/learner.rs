@@ -112,11 +112,12 @@ impl Replica {
                 break;
             }
             if slot > self.compacted_through && slot <= self.commit_point {
-                let known = &self.log[&slot].batch;
-                assert!(
-                    *known == batch,
-                    "agreement violated: {slot} committed as {known:?}, catch-up says {batch:?}"
-                );
+                if self.log[&slot].batch != batch {
+                    // The sender contradicts a value committed (and handed
+                    // out) here: a buggy or corrupt peer's word does not
+                    // change it, nor stop this replica. Drop the rest.
+                    return;
+                }
             } else if slot == self.commit_point.next() {
                 self.record_chosen(slot, ballot, batch);
                 self.advance_commit_to(slot);

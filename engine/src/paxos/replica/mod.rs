@@ -7,8 +7,9 @@
 //! - A promise or accepted reply leaves only after the state it vouches for
 //!   is durable (it sits in `messages_after_persist`); the replica's own
 //!   votes count only after `on_persisted`.
-//! - Agreement: a slot at or below the commit point never changes value;
-//!   learning a different value for it panics.
+//! - Agreement: a slot at or below the commit point never changes value; a
+//!   peer's catch-up that names a different value for it is dropped (the
+//!   simulator's checker, not the replica, reports such a contradiction).
 //! - `committed` hands out slots in order, each once.
 //! - A leader serves a lease read only while its lease (shortened for drift)
 //!   runs, and acceptors refuse promises to other candidates while a lease
