@@ -24,7 +24,7 @@ use super::disk::{CrashEffect, MemoryDisk};
 use super::envelope::{ClientReply, ClientRequest, Envelope, ReplyBody, RequestBody, RequestId};
 use super::fault::DiskLoss;
 use super::machine::Store;
-use super::report::RunStats;
+use super::report::{RunStats, ViolationKind};
 use super::trace::{Trace, TraceEvent};
 
 /// A loop turn keeps its replica busy this long, plus `TURN_PER_INPUT_NS`
@@ -201,6 +201,7 @@ impl<M: StateMachine> Node<M> {
             return;
         };
         live.replica.on_tick(local_ns);
+        let contradicted_before = live.replica.contradicted_commits();
         let mut batch: Vec<(Command, RequestId)> = Vec::new();
         for input in inputs {
             match input {
@@ -211,6 +212,14 @@ impl<M: StateMachine> Node<M> {
                     live.release_held(self.disk.durable_seq(), context);
                 }
             }
+        }
+        let contradicted = live.replica.contradicted_commits() - contradicted_before;
+        if contradicted > 0 {
+            context.checker.violation(
+                ViolationKind::Agreement,
+                context.now_ns,
+                format!("{id} dropped {contradicted} catch-up(s) naming another value for a slot it committed"),
+            );
         }
         if !batch.is_empty() {
             live.propose(id, local_ns, batch, context);

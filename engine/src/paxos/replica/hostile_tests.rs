@@ -224,6 +224,7 @@ fn hostile_chosen_contradicting_a_committed_slot_is_dropped() {
     net.tick(&[0, 1, 2], now);
     net.pump(&|_, _, _| true);
     assert!(net.replicas[f].commit_point() >= slot);
+    assert_eq!(net.replicas[f].contradicted_commits(), 0);
     net.replicas[f].on_message(
         node_of(other),
         Message::Chosen {
@@ -234,5 +235,10 @@ fn hostile_chosen_contradicting_a_committed_slot_is_dropped() {
         },
     );
     assert!(net.replicas[f].commit_point() >= slot);
+    assert_eq!(
+        net.replicas[f].contradicted_commits(),
+        1,
+        "the contradiction is counted for the driver to report"
+    );
     tick_far(&mut net.replicas[f], &mut now);
 }

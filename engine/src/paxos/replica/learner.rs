@@ -115,7 +115,8 @@ impl Replica {
                 if self.log[&slot].batch != batch {
                     // The sender contradicts a value committed (and handed
                     // out) here: a buggy or corrupt peer's word does not
-                    // change it, nor stop this replica. Drop the rest.
+                    // change it, nor stop this replica. Count it, drop the rest.
+                    self.contradicted_commits += 1;
                     return;
                 }
             } else if slot == self.commit_point.next() {

@@ -8,8 +8,9 @@
 //!   is durable (it sits in `messages_after_persist`); the replica's own
 //!   votes count only after `on_persisted`.
 //! - Agreement: a slot at or below the commit point never changes value; a
-//!   peer's catch-up that names a different value for it is dropped (the
-//!   simulator's checker, not the replica, reports such a contradiction).
+//!   peer's catch-up that names a different value for it is dropped and
+//!   counted (`contradicted_commits`, which the simulator reports as an
+//!   agreement violation).
 //! - `committed` hands out slots in order, each once.
 //! - A leader serves a lease read only while its lease (shortened for drift)
 //!   runs, and acceptors refuse promises to other candidates while a lease
@@ -64,6 +65,8 @@ pub struct Replica {
     commit_point: Slot,
     snapshot: Option<Snapshot>,
     compacted_through: Slot,
+    /// Peer catch-ups dropped for naming another value for a committed slot.
+    contradicted_commits: u64,
     lease_granted_to: Option<Ballot>,
     lease_granted_until_ns: u64,
     // Timers.
@@ -114,6 +117,7 @@ impl Replica {
             commit_point: Slot(0),
             snapshot: None,
             compacted_through: Slot(0),
+            contradicted_commits: 0,
             lease_granted_to: None,
             lease_granted_until_ns: 0,
             election_deadline_ns: 0,
@@ -159,6 +163,16 @@ impl Replica {
     #[must_use]
     pub fn commit_point(&self) -> Slot {
         self.commit_point
+    }
+
+    /// How many peer catch-ups named another value for a slot this replica
+    /// had committed. Each was dropped (a peer's word never changes a
+    /// committed slot, nor panics the replica); in a correct cluster this
+    /// stays 0, so a driver should report anything else loudly (the
+    /// simulator counts it as an agreement violation).
+    #[must_use]
+    pub fn contradicted_commits(&self) -> u64 {
+        self.contradicted_commits
     }
 
     /// The slot of the latest snapshot (0 when none).
