@@ -290,3 +290,64 @@ fn flooding_peer_starves_no_one(backend: BackendChoice) {
     drop(server); // the flooder's writes fail
     flooder.join().expect("the flooder ends");
 }
+
+/// The portable back end reads a connection at most 16 times in one turn,
+/// counting both the reads that go on from the last turn and those its new
+/// readiness asks for: with 4 KiB receive buffers no turn takes more than
+/// 64 KiB (and a frame's rest) from a peer that floods without pause.
+#[test]
+fn a_flooding_peer_is_read_at_most_16_times_a_turn() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const RECEIVE_BUFFER_BYTES: usize = 4096;
+    let mut config = common::config(BackendChoice::Portable, 1);
+    config.receive_buffer_bytes = RECEIVE_BUFFER_BYTES;
+    let mut server = transport::open(config).expect("opens");
+    let addr = address(server.as_ref());
+    let mut flood = TcpStream::connect(addr).expect("connects");
+    let mut seen = Vec::new();
+    serve_until(&mut server, &mut seen, |events| {
+        events
+            .iter()
+            .any(|event| matches!(event, Event::Accepted { .. }))
+    });
+    let mut chunk = rkyv::util::AlignedVec::<16>::new();
+    while chunk.len() < 64 << 10 {
+        encode_into(&mut chunk, &request(7, 8), 1 << 20).expect("encodes");
+    }
+    let frame_bytes = encode(&request(7, 8), 1 << 20).expect("encodes").len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if flood.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let bytes_max = 16 * RECEIVE_BUFFER_BYTES + frame_bytes;
+    let started = Instant::now();
+    let mut received = 0;
+    let mut most = 0;
+    while received < 32 << 20 && started.elapsed() < Duration::from_secs(5) {
+        let mut events = Vec::new();
+        server
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        let bytes = events.iter().filter_map(request_seq).count() * frame_bytes;
+        received += bytes;
+        most = most.max(bytes);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(server); // the flooder's writes fail
+    flooder.join().expect("the flooder ends");
+    assert!(received > 0, "the flood never arrived");
+    assert!(
+        most <= bytes_max,
+        "one turn took {most} bytes from one connection (16 reads of {RECEIVE_BUFFER_BYTES} bytes are {bytes_max} at most)"
+    );
+}

@@ -35,13 +35,18 @@ const RECEIVE_BUFFERS_POOLED_MAX: usize = 256;
 const ACCEPTS_PER_TURN_MAX: usize = 64;
 /// Reads of one connection per turn, so a peer that sends without pause
 /// cannot hold the turn (and every frame it decodes) for as long as it likes.
+/// The reads that go on from the last turn count, so a connection whose new
+/// readiness arrives in the same turn is not read a second time over.
 const READS_PER_TURN_MAX: usize = 16;
 
-/// A socket and where its stream stands modulo the alignment.
+/// A socket, where its stream stands modulo the alignment, and how many
+/// reads it had in which turn.
 #[derive(Default)]
 pub(crate) struct PortableSocket {
     stream: Option<TcpStream>,
     stream_phase: usize,
+    reads_turn: u64,
+    reads: usize,
 }
 
 /// The portable transport.
@@ -62,6 +67,8 @@ pub struct PortableTransport {
     /// Connections whose last read stopped at `READS_PER_TURN_MAX` before
     /// the socket was empty: their edge is spent, so the next turn reads on.
     read_pending: Vec<usize>,
+    /// Turns so far: a socket's reads count within the turn it names.
+    turns: u64,
 }
 
 fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -97,6 +104,7 @@ impl PortableTransport {
             written: false,
             accept_pending: false,
             read_pending: Vec::new(),
+            turns: 0,
         };
         if let Some(address) = transport.config.listen {
             let listener = TcpListener::bind(address).map_err(io_error("bind"))?;
@@ -145,7 +153,7 @@ impl PortableTransport {
                 let fd = stream.as_raw_fd();
                 link.socket = PortableSocket {
                     stream: Some(stream),
-                    stream_phase: 0,
+                    ..PortableSocket::default()
                 };
                 link.phase = Phase::Connecting;
                 if let Err(error) = self.watch(fd, index as u64) {
@@ -234,18 +242,26 @@ impl PortableTransport {
         }
     }
 
-    /// Reads until the socket would block, or up to `READS_PER_TURN_MAX`
-    /// reads (then the next turn reads on).
+    /// Reads until the socket would block, or until the connection had
+    /// `READS_PER_TURN_MAX` reads in this turn (then the next turn reads on).
     fn read(&mut self, index: usize, now: Instant, events: &mut Vec<Event>) {
-        let mut reads = 0;
+        let turn = self.turns;
         loop {
-            if reads == READS_PER_TURN_MAX {
+            let Some(link) = self.links.get_mut(index) else {
+                return;
+            };
+            let socket = &mut link.socket;
+            if socket.reads_turn != turn {
+                socket.reads_turn = turn;
+                socket.reads = 0;
+            }
+            if socket.reads == READS_PER_TURN_MAX {
                 if !self.read_pending.contains(&index) {
                     self.read_pending.push(index);
                 }
                 return;
             }
-            reads += 1;
+            socket.reads += 1;
             let mut buffer = self.take_buffer();
             let Some(link) = self.links.get_mut(index) else {
                 return;
@@ -306,7 +322,7 @@ impl PortableTransport {
             let fd = stream.as_raw_fd();
             let socket = PortableSocket {
                 stream: Some(stream),
-                stream_phase: 0,
+                ..PortableSocket::default()
             };
             let Ok(index) = self.links.insert(
                 Role::Inbound,
@@ -452,6 +468,7 @@ impl Transport for PortableTransport {
     fn turn(&mut self, timeout: Duration, events: &mut Vec<Event>) -> Result<(), TransportError> {
         let now = Instant::now();
         self.written = false;
+        self.turns += 1;
         if self.accept_pending {
             self.accept(events);
         }
