@@ -7,7 +7,8 @@
 //! Invariants:
 //! - Every socket is registered with epoll once, edge-triggered, and read
 //!   and written until it would block, so no readiness edge is lost (a read
-//!   or an accept cut short by its per-turn limit goes on in the next turn).
+//!   or an accept cut short by its per-turn limit goes on in the next turn,
+//!   and a turn whose accepts all failed is followed by another attempt).
 //! - A receive buffer is written only while no frame refers to it (its `Arc`
 //!   is unique).
 
@@ -33,6 +34,10 @@ const LISTENER_TOKEN: u64 = u64::MAX;
 const RECEIVE_BUFFERS_POOLED_MAX: usize = 256;
 /// Connections accepted per turn, so a flood of connects cannot starve reads.
 const ACCEPTS_PER_TURN_MAX: usize = 64;
+/// After a turn's accepts all failed (the descriptors ran out, say), the
+/// backlog is tried again this much later: its edge is spent, and no new
+/// one comes when descriptors are free again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Reads of one connection per turn, so a peer that sends without pause
 /// cannot hold the turn (and every frame it decodes) for as long as it likes.
 /// The reads that go on from the last turn count, so a connection whose new
@@ -64,6 +69,8 @@ pub struct PortableTransport {
     /// possibly left in the backlog: the listener's edge is spent, so the
     /// next turn accepts again without waiting for one.
     accept_pending: bool,
+    /// When to accept again after accepts that all failed.
+    accept_retry_at: Option<Instant>,
     /// Connections whose last read stopped at `READS_PER_TURN_MAX` before
     /// the socket was empty: their edge is spent, so the next turn reads on.
     read_pending: Vec<usize>,
@@ -103,6 +110,7 @@ impl PortableTransport {
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             written: false,
             accept_pending: false,
+            accept_retry_at: None,
             read_pending: Vec::new(),
             turns: 0,
         };
@@ -300,8 +308,9 @@ impl PortableTransport {
         }
     }
 
-    fn accept(&mut self, events: &mut Vec<Event>) {
+    fn accept(&mut self, now: Instant, events: &mut Vec<Event>) {
         self.accept_pending = false;
+        self.accept_retry_at = None;
         let mut accepted_any = false;
         for _ in 0..ACCEPTS_PER_TURN_MAX {
             let Some(listener) = &self.listener else {
@@ -348,9 +357,13 @@ impl PortableTransport {
             events.push(Event::Accepted { connection });
         }
         // Edge-triggered: no new edge comes for connections already in the
-        // backlog, so the next turn goes on accepting (a run of failures
-        // alone, such as running out of descriptors, waits for the next edge).
-        self.accept_pending = accepted_any;
+        // backlog, so the next turn goes on accepting; after a run of
+        // failures alone (such as running out of descriptors) a later one does.
+        if accepted_any {
+            self.accept_pending = true;
+        } else {
+            self.accept_retry_at = Some(now + ACCEPT_RETRY_DELAY);
+        }
     }
 
     /// An outbound connect finished (or failed).
@@ -389,7 +402,7 @@ impl PortableTransport {
 
     fn handle_ready(&mut self, token: u64, flags: u32, now: Instant, events: &mut Vec<Event>) {
         if token == LISTENER_TOKEN {
-            return self.accept(events);
+            return self.accept(now, events);
         }
         let index = token as usize;
         let Some(link) = self.links.get(index) else {
@@ -414,6 +427,9 @@ impl PortableTransport {
             return 0;
         }
         let mut wait = timeout;
+        if let Some(retry_at) = self.accept_retry_at {
+            wait = wait.min(retry_at.saturating_duration_since(now));
+        }
         for index in 0..self.links.capacity_used() {
             if let Some(Link {
                 phase: Phase::Down { retry_at },
@@ -469,8 +485,8 @@ impl Transport for PortableTransport {
         let now = Instant::now();
         self.written = false;
         self.turns += 1;
-        if self.accept_pending {
-            self.accept(events);
+        if self.accept_pending || self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.accept(now, events);
         }
         // A slot freed and reused since costs one read that would block.
         for index in std::mem::take(&mut self.read_pending) {

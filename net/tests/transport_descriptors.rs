@@ -1,0 +1,73 @@
+//! The portable back end's listener when the process runs out of file
+//! descriptors. Alone in its test binary: it lowers the process's
+//! descriptor limit for a moment.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::address;
+use synod_net::transport::{self, BackendChoice, Event};
+
+/// Connections left in the backlog while no descriptor was free are
+/// accepted once descriptors are free again, though no further connect
+/// comes (the listener's edge-triggered readiness was spent on accepts
+/// that failed with `EMFILE`).
+#[test]
+fn connects_refused_for_want_of_descriptors_are_accepted_once_there_are_some() {
+    let mut server = transport::open(common::config(BackendChoice::Portable, 1)).expect("opens");
+    let addr = address(server.as_ref());
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(addr).expect("connects"))
+        .collect();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live struct the call fills.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    assert_eq!(got, 0);
+    // SAFETY: F_DUPFD on standard input takes no pointers; the copy is closed.
+    let lowest_free = unsafe { libc::fcntl(0, libc::F_DUPFD, 0) };
+    assert!(lowest_free >= 0, "a descriptor is free");
+    // SAFETY: the descriptor was opened just above and nothing else owns it.
+    unsafe { libc::close(lowest_free) };
+    let starved = libc::rlimit {
+        rlim_cur: lowest_free as libc::rlim_t,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: the struct is live; lowering the soft limit is always allowed.
+    let lowered = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const starved) };
+    assert_eq!(lowered, 0);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        server
+            .turn(Duration::from_millis(1), &mut seen)
+            .expect("turns");
+    }
+    // SAFETY: as above; the soft limit goes back to what it was.
+    let restored = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) };
+    assert_eq!(restored, 0);
+    let accepted = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|event| matches!(event, Event::Accepted { .. }))
+            .count()
+    };
+    assert_eq!(
+        accepted(&seen),
+        0,
+        "nothing could be accepted without descriptors"
+    );
+    let started = Instant::now();
+    while accepted(&seen) < clients.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the backlog was never accepted: {seen:?}"
+        );
+        server
+            .turn(Duration::from_millis(10), &mut seen)
+            .expect("turns");
+    }
+}
