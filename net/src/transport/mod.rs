@@ -133,6 +133,12 @@ pub struct Config {
 /// NIC, where it is commonly reported to win above 8-16 KiB, this default
 /// stays on the safe side of that range.
 pub const SEND_ZERO_COPY_BYTES_MIN_DEFAULT: usize = 64 << 10;
+/// After accepts that all failed (the descriptors ran out, say), the
+/// backlog is tried again this much later, not at once (it would fail at
+/// once) and not only at the next connect (the portable back end's
+/// edge-triggered readiness is spent, and none may come).
+pub(crate) const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
 /// The lowest `body_bytes_max` a transport opens with: far above every
 /// fixed-size message (a hello's body is 16 bytes), so the frames a
 /// transport sends on its own always fit.

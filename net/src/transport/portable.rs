@@ -23,7 +23,7 @@ use rkyv::util::AlignedVec;
 use super::link::{Link, Links, Phase, ReceiveScratch, Role};
 use super::{
     log_close, sys, Backend, CloseReason, Config, ConnectionId, Event, SendError, Transport,
-    TransportError,
+    TransportError, ACCEPT_RETRY_DELAY,
 };
 use crate::bytes::ALIGNMENT;
 use crate::frame::Encode;
@@ -34,10 +34,6 @@ const LISTENER_TOKEN: u64 = u64::MAX;
 const RECEIVE_BUFFERS_POOLED_MAX: usize = 256;
 /// Connections accepted per turn, so a flood of connects cannot starve reads.
 const ACCEPTS_PER_TURN_MAX: usize = 64;
-/// After a turn's accepts all failed (the descriptors ran out, say), the
-/// backlog is tried again this much later: its edge is spent, and no new
-/// one comes when descriptors are free again.
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Reads of one connection per turn, so a peer that sends without pause
 /// cannot hold the turn (and every frame it decodes) for as long as it likes.
 /// The reads that go on from the last turn count, so a connection whose new

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::bytes::ALIGNMENT;
 use crate::transport::link::{Phase, Role};
-use crate::transport::{CloseReason, Event};
+use crate::transport::{CloseReason, Event, ACCEPT_RETRY_DELAY};
+use std::time::Instant;
 
 fn os_error(result: i32) -> CloseReason {
     CloseReason::Io(std::io::Error::from_raw_os_error(-result).to_string())
@@ -291,11 +292,17 @@ impl UringTransport {
 
     /// A connection arrived on the listener: move it into a file slot of ours.
     fn accepted(&mut self, cqe: &cqueue::Entry, submitter: &Submitter<'_>) {
-        if !cqueue::more(cqe.flags()) {
+        let more = cqueue::more(cqe.flags());
+        if !more {
             self.accept_armed = false;
         }
         let result = cqe.result();
         if result < 0 {
+            if !more && result != -libc::ECANCELED {
+                // Armed again at once, it would fail at once (out of
+                // descriptors, say): the connections wait in the backlog.
+                self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY_DELAY);
+            }
             return;
         }
         // SAFETY: a successful accept returns a new descriptor that we own.

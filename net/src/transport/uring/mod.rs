@@ -289,6 +289,10 @@ pub struct UringTransport {
     links: Links<UringSocket>,
     listener_file: Option<u32>,
     accept_armed: bool,
+    /// After an accept that failed and ended the multishot accept (the
+    /// process out of descriptors, say), when to arm it again: at once, it
+    /// would fail at once, and the turns would spin.
+    accept_retry_at: Option<Instant>,
     local_addr: Option<SocketAddr>,
     free_files: Vec<u32>,
     buffers: BufRing,
@@ -373,6 +377,7 @@ impl UringTransport {
             free_files: resources.files.clone().skip(1).rev().collect(),
             listener_file: None,
             accept_armed: false,
+            accept_retry_at: None,
             local_addr: None,
             buffers,
             large_buffers: Vec::new(),
@@ -565,6 +570,7 @@ impl UringTransport {
                 Phase::Down { retry_at } => Some(retry_at),
                 _ => None,
             })
+            .chain(self.accept_retry_at)
             .min()
     }
 
@@ -638,7 +644,10 @@ impl UringTransport {
             "a shutdown and its linked close go into the ring together"
         );
         self.buffers.reclaim();
-        if !self.accept_armed {
+        if self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.accept_retry_at = None;
+        }
+        if !self.accept_armed && self.accept_retry_at.is_none() {
             if let Some(file) = self.listener_file {
                 let entry = opcode::AcceptMulti::new(types::Fixed(file))
                     .build()
