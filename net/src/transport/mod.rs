@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::frame::{EncodeError, Frame, FrameError, BODY_BYTES_MAX_DEFAULT};
 use crate::wire::{Hello, NodeId};
@@ -419,9 +419,90 @@ fn announce(choice: &str) {
     ONCE.call_once(|| eprintln!("synod-net: transport back end: {choice}"));
 }
 
-/// Logs a connection-level problem (a bad frame, a refused hello).
-fn log_close(connection: ConnectionId, reason: &CloseReason) {
-    if !matches!(reason, CloseReason::EndOfStream | CloseReason::Local) {
-        eprintln!("synod-net: closing connection {}: {reason:?}", connection.0);
+/// Lines a transport writes per second about connections it closes for a
+/// problem or refuses; the rest of that second's are counted.
+const LOG_LINES_PER_SECOND: u32 = 20;
+
+/// A transport's lines about its connections on standard error: at most
+/// [`LOG_LINES_PER_SECOND`] a second, so that a flood of bad or surplus
+/// connections cannot flood the log; the lines held back are counted and
+/// reported with the next line written.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionLog {
+    second_started: Option<Instant>,
+    lines: u32,
+    held_back: u64,
+}
+
+impl ConnectionLog {
+    /// Whether a line may be written at `now`: `Some(lines held back
+    /// before it)`, or `None` when it is held back (and counted).
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        let new_second = self
+            .second_started
+            .is_none_or(|started| now.saturating_duration_since(started) >= Duration::from_secs(1));
+        if new_second {
+            self.second_started = Some(now);
+            self.lines = 0;
+        }
+        if self.lines == LOG_LINES_PER_SECOND {
+            self.held_back += 1;
+            return None;
+        }
+        self.lines += 1;
+        Some(std::mem::take(&mut self.held_back))
+    }
+
+    /// Writes `line` unless this second's lines are used up.
+    pub(crate) fn write(&mut self, line: impl FnOnce() -> String) {
+        if let Some(held_back) = self.admit(Instant::now()) {
+            if held_back > 0 {
+                eprintln!("synod-net: {held_back} connection lines held back (more than {LOG_LINES_PER_SECOND} a second)");
+            }
+            eprintln!("synod-net: {}", line());
+        }
+    }
+
+    /// Logs a connection-level problem (a bad frame, a refused hello).
+    pub(crate) fn close(&mut self, connection: ConnectionId, reason: &CloseReason) {
+        if !matches!(reason, CloseReason::EndOfStream | CloseReason::Local) {
+            self.write(|| format!("closing connection {}: {reason:?}", connection.0));
+        }
+    }
+
+    /// Logs a connection refused for want of room.
+    pub(crate) fn refused(&mut self) {
+        self.write(|| {
+            format!(
+                "refusing a connection: {:?}",
+                CloseReason::TooManyConnections
+            )
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_connection_lines_writes_twenty_a_second_and_counts_the_rest() {
+        let mut log = ConnectionLog::default();
+        let start = Instant::now();
+        let written: Vec<Option<u64>> = (0..100).map(|_| log.admit(start)).collect();
+        assert_eq!(
+            written.iter().filter(|admitted| admitted.is_some()).count(),
+            20
+        );
+        assert!(written[..20].iter().all(|admitted| *admitted == Some(0)));
+        let later = start + Duration::from_millis(999);
+        assert_eq!(log.admit(later), None, "still the same second");
+        let next_second = start + Duration::from_secs(1);
+        assert_eq!(
+            log.admit(next_second),
+            Some(81),
+            "the held-back lines are reported"
+        );
+        assert_eq!(log.admit(next_second), Some(0));
     }
 }

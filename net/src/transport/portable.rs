@@ -22,7 +22,7 @@ use rkyv::util::AlignedVec;
 
 use super::link::{Link, Links, Phase, ReceiveScratch, Role};
 use super::{
-    log_close, sys, Backend, CloseReason, Config, ConnectionId, Event, SendError, Transport,
+    sys, Backend, CloseReason, Config, ConnectionId, ConnectionLog, Event, SendError, Transport,
     TransportError, ACCEPT_RETRY_DELAY,
 };
 use crate::bytes::ALIGNMENT;
@@ -72,6 +72,8 @@ pub struct PortableTransport {
     read_pending: Vec<usize>,
     /// Turns so far: a socket's reads count within the turn it names.
     turns: u64,
+    /// Lines about closed and refused connections, rate-limited.
+    log: ConnectionLog,
 }
 
 fn io_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -109,6 +111,7 @@ impl PortableTransport {
             accept_retry_at: None,
             read_pending: Vec::new(),
             turns: 0,
+            log: ConnectionLog::default(),
         };
         if let Some(address) = transport.config.listen {
             let listener = TcpListener::bind(address).map_err(io_error("bind"))?;
@@ -190,7 +193,7 @@ impl PortableTransport {
             }
         }
         if was_open {
-            log_close(id, &reason);
+            self.log.close(id, &reason);
             events.push(Event::Closed {
                 connection: id,
                 reason,
@@ -335,10 +338,7 @@ impl PortableTransport {
                 socket,
                 self.config.body_bytes_max,
             ) else {
-                eprintln!(
-                    "synod-net: refusing a connection: {:?}",
-                    CloseReason::TooManyConnections
-                );
+                self.log.refused();
                 continue;
             };
             if self.watch(fd, index as u64).is_err() {

@@ -315,10 +315,7 @@ impl UringTransport {
             self.free_files.pop()
         };
         let Some(file) = file else {
-            return eprintln!(
-                "synod-net: refusing a connection: {:?}",
-                CloseReason::TooManyConnections
-            );
+            return self.log.refused();
         };
         if submitter
             .register_files_update(file, &[socket.as_raw_fd()])

@@ -293,6 +293,8 @@ pub struct UringTransport {
     /// process out of descriptors, say), when to arm it again: at once, it
     /// would fail at once, and the turns would spin.
     accept_retry_at: Option<Instant>,
+    /// Lines about closed and refused connections, rate-limited.
+    log: super::ConnectionLog,
     local_addr: Option<SocketAddr>,
     free_files: Vec<u32>,
     buffers: BufRing,
@@ -378,6 +380,7 @@ impl UringTransport {
             listener_file: None,
             accept_armed: false,
             accept_retry_at: None,
+            log: super::ConnectionLog::default(),
             local_addr: None,
             buffers,
             large_buffers: Vec::new(),
@@ -884,7 +887,7 @@ impl UringTransport {
         let was_open = link.phase == Phase::Open;
         link.phase = Phase::Closing;
         if was_open {
-            super::log_close(link.id, &reason);
+            self.log.close(link.id, &reason);
             self.events.push(Event::Closed {
                 connection: link.id,
                 reason,
