@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use synod_engine::check::{check_history, read_history, CheckBudget, Verdict};
 
+use crate::print_out;
+
 /// Exit status for a history that is not linearizable.
 const EXIT_NOT_LINEARIZABLE: u8 = 1;
 /// Exit status for an undecided check or an unreadable history.
@@ -26,36 +28,36 @@ pub(crate) fn check(path: &Path, steps_max: u64) -> anyhow::Result<ExitCode> {
         .map(|operation| operation.key.as_str())
         .collect::<BTreeSet<_>>()
         .len();
-    println!(
-        "history: {} operations on {} keys",
+    print_out(format_args!(
+        "history: {} operations on {} keys\n",
         operations.len(),
         key_count
-    );
+    ))?;
 
     let budget = CheckBudget {
         steps_max,
         ..CheckBudget::default()
     };
     let report = check_history(&operations, budget).context("invalid history")?;
-    println!(
-        "checked: {} keys, {} operations, {} search steps",
+    print_out(format_args!(
+        "checked: {} keys, {} operations, {} search steps\n",
         report.keys_checked, report.operations_checked, report.steps
-    );
+    ))?;
     Ok(match report.verdict {
         Verdict::Linearizable => {
-            println!("verdict: linearizable");
+            print_out(format_args!("verdict: linearizable\n"))?;
             ExitCode::SUCCESS
         }
         Verdict::NotLinearizable { key, detail } => {
-            println!("verdict: NOT linearizable at key {key:?}");
-            println!("{detail}");
+            print_out(format_args!(
+                "verdict: NOT linearizable at key {key:?}\n{detail}\n"
+            ))?;
             ExitCode::from(EXIT_NOT_LINEARIZABLE)
         }
         Verdict::Unknown { key, detail } => {
-            println!(
-                "verdict: unknown: gave up on key {key:?} (raise --steps-max to search longer)"
-            );
-            println!("{detail}");
+            print_out(format_args!(
+                "verdict: unknown: gave up on key {key:?} (raise --steps-max to search longer)\n{detail}\n"
+            ))?;
             ExitCode::from(EXIT_UNDECIDED)
         }
     })

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::print_out;
+
 /// Lists a log directory; exit status 2 when it is damaged.
 pub(crate) fn inspect(dir: &Path, records: bool) -> anyhow::Result<ExitCode> {
     let listing = if records {
@@ -14,7 +16,7 @@ pub(crate) fn inspect(dir: &Path, records: bool) -> anyhow::Result<ExitCode> {
     };
     let report = synod_log::inspect::inspect(dir, listing)
         .with_context(|| format!("inspecting {}", dir.display()))?;
-    print!("{report}");
+    print_out(format_args!("{report}"))?;
     Ok(if report.damaged {
         ExitCode::from(2)
     } else {

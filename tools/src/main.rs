@@ -4,9 +4,11 @@ mod check;
 mod log;
 mod net;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use synod_engine::check::CheckBudget;
 
@@ -65,6 +67,16 @@ enum BenchWorkload {
     /// The transports alone: ping-pong and streaming over loopback, io_uring
     /// against the portable back end (and a blocking-socket baseline).
     Net(net::NetArgs),
+}
+
+/// Writes to standard output and flushes. Unlike `print!`, which panics, a
+/// failed write (a closed pipe, a full disk) comes back as an error.
+pub(crate) fn print_out(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
 }
 
 fn main() -> ExitCode {

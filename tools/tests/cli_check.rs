@@ -73,3 +73,23 @@ fn missing_file_exits_two() {
     let output = synod_check(&[path.to_str().expect("test paths are UTF-8")]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+#[test]
+fn unwritable_stdout_exits_two_with_an_error_not_a_panic() {
+    let path = data("stale_read.jsonl");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    let output = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .arg("check")
+        .arg(&path)
+        .stdout(full)
+        .output()
+        .expect("the synod binary runs");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{error}");
+    assert!(!error.contains("panicked"), "{error}");
+    assert!(error.starts_with("synod: "), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+}
