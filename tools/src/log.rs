@@ -54,7 +54,6 @@ pub(crate) fn bench(arguments: BenchLogArgs) -> anyhow::Result<ExitCode> {
         records_per_group: arguments.per_group,
     };
     let report = synod_log::bench::run(&config).context("running the log benchmark")?;
-    print!("{report}");
-    print!("{}", synod_log::bench::goals(&report));
+    print_out(format_args!("{report}{}", synod_log::bench::goals(&report)))?;
     Ok(ExitCode::SUCCESS)
 }

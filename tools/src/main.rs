@@ -88,10 +88,7 @@ fn main() -> ExitCode {
         } => log::inspect(&dir, records),
         Command::Bench { workload } => match workload {
             BenchWorkload::Log(arguments) => log::bench(arguments),
-            BenchWorkload::Net(arguments) => {
-                net::bench(&arguments);
-                Ok(ExitCode::SUCCESS)
-            }
+            BenchWorkload::Net(arguments) => net::bench(&arguments).map(|()| ExitCode::SUCCESS),
         },
     };
     result.unwrap_or_else(|error| {

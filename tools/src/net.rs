@@ -7,6 +7,8 @@ use clap::{Args, ValueEnum};
 use synod_bench::net::{goals, table, zero_copy_sweep, Mode, NetBench, Pin};
 use synod_net::transport::BackendChoice;
 
+use crate::print_out;
+
 /// A benchmark mode.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ModeArg {
@@ -53,15 +55,15 @@ enum PinArg {
 }
 
 /// Runs the transport benchmark and prints its table.
-pub(crate) fn bench(arguments: &NetArgs) {
+///
+/// # Errors
+/// When standard output cannot be written.
+pub(crate) fn bench(arguments: &NetArgs) -> anyhow::Result<()> {
     let duration = Duration::from_millis(arguments.duration_ms);
     let progress = |line: &str| eprintln!("{line}");
     if arguments.zero_copy_sweep {
-        println!(
-            "{}",
-            zero_copy_sweep(&arguments.sizes, arguments.repeats, duration, progress)
-        );
-        return;
+        let sweep = zero_copy_sweep(&arguments.sizes, arguments.repeats, duration, progress);
+        return print_out(format_args!("{sweep}\n"));
     }
     let bench = NetBench {
         sizes: arguments.sizes.clone(),
@@ -86,6 +88,5 @@ pub(crate) fn bench(arguments: &NetArgs) {
         },
     };
     let cells = bench.run(progress);
-    println!("{}", table(&cells));
-    print!("{}", goals(&cells));
+    print_out(format_args!("{}\n{}", table(&cells), goals(&cells)))
 }
