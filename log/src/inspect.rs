@@ -5,6 +5,7 @@
 //! directory of a running or crashed node.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::aligned::AlignedBuf;
@@ -147,22 +148,41 @@ impl Storage for ReadOnlyDirectory {
         Ok(names)
     }
 
+    /// Reads a regular file of at most `length_max_bytes`. Anything else
+    /// under a log file's name (a device such as `/dev/zero` behind a
+    /// symlink, a fifo, a directory) is refused before it is opened, and
+    /// the read stops one byte past the limit whatever the file's size said.
     fn read(&mut self, name: &str, length_max_bytes: u64) -> Result<Option<Vec<u8>>> {
         let path = self.path_of(name);
+        let too_long = |path: PathBuf, length: u64| LogError::ForeignFile {
+            path,
+            reason: format!("{length} bytes is more than {length_max_bytes}"),
+        };
         match std::fs::metadata(&path) {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(LogError::from_io("reading", path, error)),
-            Ok(metadata) if metadata.len() > length_max_bytes => {
+            Ok(metadata) if !metadata.is_file() => {
                 return Err(LogError::ForeignFile {
                     path,
-                    reason: format!("{} bytes is more than {length_max_bytes}", metadata.len()),
+                    reason: "not a regular file".to_string(),
                 })
+            }
+            Ok(metadata) if metadata.len() > length_max_bytes => {
+                return Err(too_long(path, metadata.len()))
             }
             Ok(_) => {}
         }
-        std::fs::read(&path)
-            .map(Some)
-            .map_err(|error| LogError::from_io("reading", path, error))
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|file| {
+                file.take(length_max_bytes.saturating_add(1))
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(|error| LogError::from_io("reading", path.clone(), error))?;
+        if bytes.len() as u64 > length_max_bytes {
+            return Err(too_long(path, bytes.len() as u64));
+        }
+        Ok(Some(bytes))
     }
 
     fn write_atomic(&mut self, name: &str, _bytes: &[u8]) -> Result<()> {

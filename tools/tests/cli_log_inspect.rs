@@ -32,3 +32,30 @@ fn unwritable_stdout_exits_two_with_an_error_not_a_panic() {
     assert!(error.starts_with("synod: "), "{error}");
     assert_eq!(error.lines().count(), 1, "{error}");
 }
+
+/// A segment that is a device behind a symlink (or a fifo, a directory:
+/// anything but a regular file) under a log file's name is refused before
+/// it is opened: before, `/dev/zero` was read until memory ran out, and a
+/// fifo hung the command.
+#[test]
+fn a_segment_that_is_not_a_regular_file_is_refused_not_read() {
+    for case in ["symlink-to-dev-zero", "directory"] {
+        let directory = scratch(case);
+        let segment = directory.join("0000000000000000.seg");
+        if case == "directory" {
+            std::fs::create_dir(&segment).expect("a directory");
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &segment).expect("symlink");
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(["log", "inspect"])
+            .arg(&directory)
+            .output()
+            .expect("the synod binary runs");
+        let _ = std::fs::remove_dir_all(&directory);
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{case}: {error}");
+        assert!(error.contains("not a regular file"), "{case}: {error}");
+        assert_eq!(error.lines().count(), 1, "{case}: {error}");
+    }
+}
