@@ -378,6 +378,15 @@ pub enum HistoryError {
         /// The reader's error.
         error: std::io::Error,
     },
+    /// A line longer than any operation's (a file without line breaks,
+    /// such as `/dev/zero`): refused before it fills the memory.
+    #[error("line {line} is longer than {line_bytes_max} bytes")]
+    LineTooLong {
+        /// The line number.
+        line: usize,
+        /// The limit.
+        line_bytes_max: usize,
+    },
 }
 
 impl HistoryError {
@@ -387,7 +396,8 @@ impl HistoryError {
         match self {
             HistoryError::Syntax { line, .. }
             | HistoryError::Invalid { line, .. }
-            | HistoryError::Read { line, .. } => *line,
+            | HistoryError::Read { line, .. }
+            | HistoryError::LineTooLong { line, .. } => *line,
         }
     }
 }
@@ -412,14 +422,52 @@ pub fn parse_history(text: &str) -> Result<Vec<Operation>, HistoryError> {
 /// The first line that cannot be read or is malformed, as a
 /// [`HistoryError`] carrying its line number.
 pub fn read_history<R: BufRead>(reader: R) -> Result<Vec<Operation>, HistoryError> {
+    read_history_lines(reader, LINE_BYTES_MAX)
+}
+
+/// The longest line a history may hold (far beyond any operation's).
+pub const LINE_BYTES_MAX: usize = 64 << 20;
+
+fn read_history_lines<R: BufRead>(
+    mut reader: R,
+    line_bytes_max: usize,
+) -> Result<Vec<Operation>, HistoryError> {
     let mut operations = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line_number = index + 1;
-        let line = line.map_err(|error| HistoryError::Read {
+    let mut bytes = Vec::new();
+    for line_number in 1.. {
+        bytes.clear();
+        // Room for the longest line and its "\r\n": a read that fills it
+        // without the line ending is a line past the limit.
+        let limit = u64::try_from(line_bytes_max).map_or(u64::MAX, |max| max.saturating_add(2));
+        let read = std::io::Read::take(&mut reader, limit)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|error| HistoryError::Read {
+                line: line_number,
+                error,
+            })?;
+        if read == 0 {
+            break;
+        }
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        if bytes.len() > line_bytes_max {
+            return Err(HistoryError::LineTooLong {
+                line: line_number,
+                line_bytes_max,
+            });
+        }
+        let line = std::str::from_utf8(&bytes).map_err(|_| HistoryError::Read {
             line: line_number,
-            error,
+            error: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ),
         })?;
-        if let Some(operation) = parse_line(line_number, &line)? {
+        if let Some(operation) = parse_line(line_number, line)? {
             operations.push(operation);
         }
     }

@@ -215,6 +215,35 @@ fn reads_from_a_reader_and_reports_unreadable_lines() {
     );
 }
 
+/// A reader without line breaks (`/dev/zero`, say) is refused at the line
+/// limit instead of being read until the memory runs out; lines within the
+/// limit read as before, a last line without a break included.
+#[test]
+fn a_line_past_the_limit_is_refused_not_read_to_the_end() {
+    let endless = std::io::BufReader::new(std::io::repeat(0));
+    let error = super::read_history_lines(endless, 1024).expect_err("too long");
+    assert!(
+        matches!(
+            error,
+            HistoryError::LineTooLong {
+                line: 1,
+                line_bytes_max: 1024
+            }
+        ),
+        "{error}"
+    );
+    // Each line exactly at the limit, one ended by "\r\n", one by the end.
+    for (first, last) in [(GET_LINE, CAS_LINE), (CAS_LINE, GET_LINE)] {
+        let text = format!("{first}\r\n{last}");
+        let limit = first.len().max(last.len());
+        let operations =
+            super::read_history_lines(text.as_bytes(), limit).expect("within the limit");
+        assert_eq!(operations.len(), 2);
+        let error = super::read_history_lines(text.as_bytes(), limit - 1).expect_err("too long");
+        assert!(matches!(error, HistoryError::LineTooLong { .. }), "{error}");
+    }
+}
+
 #[test]
 fn displays_operations_for_people() {
     assert_eq!(
