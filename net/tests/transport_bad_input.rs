@@ -7,9 +7,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{address, endpoint, request_seq, DEADLINE};
+use common::{accepted, address, endpoint, request_seq, DEADLINE};
 use synod_net::frame::{encode, encode_into};
 use synod_net::samples::request;
 use synod_net::transport::{
@@ -217,52 +219,68 @@ fn burst_of_connects_accepted_whole(backend: BackendChoice) {
         .map(|_| TcpStream::connect(addr).expect("connects"))
         .collect();
     serve_until(&mut server, &mut seen, |events| {
-        events
-            .iter()
-            .filter(|event| matches!(event, Event::Accepted { .. }))
-            .count()
-            == clients.len()
+        accepted(events) == clients.len()
     });
+}
+
+/// A thread writing small request frames into a socket without pause,
+/// 64 KiB at a time, until stopped, until its writes fail or after
+/// `bytes_max` bytes.
+struct Flooder {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    /// The length of each frame it writes.
+    frame_bytes: usize,
+}
+
+impl Flooder {
+    fn start(mut socket: TcpStream, bytes_max: usize) -> Flooder {
+        let mut chunk = rkyv::util::AlignedVec::<16>::new();
+        while chunk.len() < 64 << 10 {
+            encode_into(&mut chunk, &request(7, 8), 1 << 20).expect("encodes");
+        }
+        let frame_bytes = encode(&request(7, 8), 1 << 20).expect("encodes").len();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                while !stop.load(Ordering::Relaxed) && sent < bytes_max {
+                    if socket.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    sent += chunk.len();
+                }
+            })
+        };
+        Flooder {
+            stop,
+            thread,
+            frame_bytes,
+        }
+    }
+
+    /// Stops the flood and waits for the thread; dropping `server` makes
+    /// a write that is blocked fail.
+    fn stop(self, server: Box<dyn Transport>) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(server);
+        self.thread.join().expect("the flooder ends");
+    }
 }
 
 /// A peer that sends without pause cannot hold a turn: each turn takes a
 /// bounded share of its bytes, and another connection's frame arrives
 /// while the flood goes on.
 fn flooding_peer_starves_no_one(backend: BackendChoice) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
     let mut server = endpoint(backend, 1);
     let addr = address(server.as_ref());
-    let mut flood = TcpStream::connect(addr).expect("connects");
+    let flood = TcpStream::connect(addr).expect("connects");
     let mut good = TcpStream::connect(addr).expect("connects");
     let mut seen = Vec::new();
-    serve_until(&mut server, &mut seen, |events| {
-        events
-            .iter()
-            .filter(|event| matches!(event, Event::Accepted { .. }))
-            .count()
-            == 2
-    });
-    let mut chunk = rkyv::util::AlignedVec::<16>::new();
-    while chunk.len() < 64 << 10 {
-        encode_into(&mut chunk, &request(7, 8), 1 << 20).expect("encodes");
-    }
-    let frame_bytes = encode(&request(7, 8), 1 << 20).expect("encodes").len();
-    let flood_bytes_max: usize = 64 << 20;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flooder = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut sent = 0;
-            while !stop.load(Ordering::Relaxed) && sent < flood_bytes_max {
-                if flood.write_all(&chunk).is_err() {
-                    break;
-                }
-                sent += chunk.len();
-            }
-        })
-    };
+    serve_until(&mut server, &mut seen, |events| accepted(events) == 2);
+    let flooder = Flooder::start(flood, 64 << 20);
+    let frame_bytes = flooder.frame_bytes;
     // The flood fills the socket before the good frame goes.
     std::thread::sleep(Duration::from_millis(50));
     good.write_all(&encode(&request(1_000_000, 8), 1 << 20).expect("encodes"))
@@ -286,9 +304,7 @@ fn flooding_peer_starves_no_one(backend: BackendChoice) {
             .filter_map(request_seq)
             .any(|(_, _, seq, _)| seq == 1_000_000);
     }
-    stop.store(true, Ordering::Relaxed);
-    drop(server); // the flooder's writes fail
-    flooder.join().expect("the flooder ends");
+    flooder.stop(server);
 }
 
 /// The portable back end reads a connection at most 16 times in one turn,
@@ -297,37 +313,16 @@ fn flooding_peer_starves_no_one(backend: BackendChoice) {
 /// 64 KiB (and a frame's rest) from a peer that floods without pause.
 #[test]
 fn a_flooding_peer_is_read_at_most_16_times_a_turn() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
     const RECEIVE_BUFFER_BYTES: usize = 4096;
     let mut config = common::config(BackendChoice::Portable, 1);
     config.receive_buffer_bytes = RECEIVE_BUFFER_BYTES;
     let mut server = transport::open(config).expect("opens");
     let addr = address(server.as_ref());
-    let mut flood = TcpStream::connect(addr).expect("connects");
+    let flood = TcpStream::connect(addr).expect("connects");
     let mut seen = Vec::new();
-    serve_until(&mut server, &mut seen, |events| {
-        events
-            .iter()
-            .any(|event| matches!(event, Event::Accepted { .. }))
-    });
-    let mut chunk = rkyv::util::AlignedVec::<16>::new();
-    while chunk.len() < 64 << 10 {
-        encode_into(&mut chunk, &request(7, 8), 1 << 20).expect("encodes");
-    }
-    let frame_bytes = encode(&request(7, 8), 1 << 20).expect("encodes").len();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flooder = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if flood.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
-        })
-    };
+    serve_until(&mut server, &mut seen, |events| accepted(events) > 0);
+    let flooder = Flooder::start(flood, usize::MAX);
+    let frame_bytes = flooder.frame_bytes;
     std::thread::sleep(Duration::from_millis(50));
     let bytes_max = 16 * RECEIVE_BUFFER_BYTES + frame_bytes;
     let started = Instant::now();
@@ -342,9 +337,7 @@ fn a_flooding_peer_is_read_at_most_16_times_a_turn() {
         received += bytes;
         most = most.max(bytes);
     }
-    stop.store(true, Ordering::Relaxed);
-    drop(server); // the flooder's writes fail
-    flooder.join().expect("the flooder ends");
+    flooder.stop(server);
     assert!(received > 0, "the flood never arrived");
     assert!(
         most <= bytes_max,

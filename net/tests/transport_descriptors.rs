@@ -7,8 +7,8 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::address;
-use synod_net::transport::{self, uring, BackendChoice, Event};
+use common::{accepted, address};
+use synod_net::transport::{self, uring, BackendChoice};
 
 /// Connections left in the backlog while no descriptor was free are
 /// accepted once descriptors are free again, though no further connect
@@ -62,12 +62,6 @@ fn starved_backlog(backend: BackendChoice) {
     // SAFETY: as above; the soft limit goes back to what it was.
     let restored = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) };
     assert_eq!(restored, 0);
-    let accepted = |events: &[Event]| {
-        events
-            .iter()
-            .filter(|event| matches!(event, Event::Accepted { .. }))
-            .count()
-    };
     assert_eq!(
         accepted(&seen),
         0,

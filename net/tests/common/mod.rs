@@ -49,6 +49,14 @@ pub fn pump(transports: &mut [&mut Box<dyn Transport>], events: &mut [Vec<Event>
     }
 }
 
+/// How many connections `events` says were accepted.
+pub fn accepted(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|event| matches!(event, Event::Accepted { .. }))
+        .count()
+}
+
 /// The request sequence number a frame carries.
 pub fn request_seq(event: &Event) -> Option<(ConnectionId, Option<NodeId>, u64, usize)> {
     match event {
