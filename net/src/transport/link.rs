@@ -437,19 +437,22 @@ mod tests {
         assert_eq!(backoff.next_delay().as_millis(), 10);
     }
 
+    /// Adds an open inbound connection; returns its table index.
+    fn open_inbound(links: &mut Links<()>) -> usize {
+        links
+            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
+            .expect("room")
+    }
+
     #[test]
     fn a_slot_used_past_32_bits_of_generations_never_aliases_an_old_handle() {
         let mut links = Links::<()>::new(2);
-        let index = links
-            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
-            .expect("room");
+        let index = open_inbound(&mut links);
         let first = links.get(index).expect("live").id;
         links.remove(index);
         // As if the slot had been used 2^32 times since.
         links.generations[index] = u64::from(u32::MAX);
-        let again = links
-            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
-            .expect("room");
+        let again = open_inbound(&mut links);
         assert_eq!(again, index, "the freed slot is reused");
         let id = links.get(index).expect("live").id;
         assert_eq!(links.index_of(id), Some(index));
@@ -458,9 +461,7 @@ mod tests {
         // The generation wraps only at 2^44, back to a value old handles never had.
         links.remove(index);
         links.generations[index] = GENERATION_MASK;
-        links
-            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
-            .expect("room");
+        open_inbound(&mut links);
         let wrapped = links.get(index).expect("live").id;
         assert_eq!(wrapped.0 >> INDEX_BITS, 0);
         assert_eq!(links.index_of(wrapped), Some(index));
@@ -470,9 +471,7 @@ mod tests {
     #[test]
     fn the_queue_pushes_back_at_its_limit_and_handles_never_alias() {
         let mut links = Links::<()>::new(2);
-        let index = links
-            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
-            .expect("room");
+        let index = open_inbound(&mut links);
         let link = links.get_mut(index).expect("live");
         let mut accepted = 0;
         while link.enqueue(&request(accepted, 100), 1 << 20, 4096).is_ok() {
@@ -485,9 +484,7 @@ mod tests {
         assert_eq!(link.prepare_send(), 0, "nothing left to send");
         let id = link.id;
         links.remove(index);
-        let again = links
-            .insert(Role::Inbound, Phase::Open, (), 1 << 20)
-            .expect("room");
+        let again = open_inbound(&mut links);
         assert_eq!(again, index);
         assert_eq!(links.index_of(id), None, "the old handle is dead");
     }
