@@ -1,5 +1,8 @@
 //! `synod check` on small history files: exit status and summary.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -77,19 +80,6 @@ fn missing_file_exits_two() {
 #[test]
 fn unwritable_stdout_exits_two_with_an_error_not_a_panic() {
     let path = data("stale_read.jsonl");
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .expect("/dev/full opens");
-    let output = Command::new(env!("CARGO_BIN_EXE_synod"))
-        .arg("check")
-        .arg(&path)
-        .stdout(full)
-        .output()
-        .expect("the synod binary runs");
-    let error = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{error}");
-    assert!(!error.contains("panicked"), "{error}");
-    assert!(error.starts_with("synod: "), "{error}");
-    assert_eq!(error.lines().count(), 1, "{error}");
+    let output = common::synod_into_full_stdout([OsStr::new("check"), path.as_os_str()]);
+    common::assert_one_line_error(&output);
 }
