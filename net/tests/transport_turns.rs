@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{address, endpoint, DEADLINE};
 use synod_net::samples::request;
-use synod_net::transport::{BackendChoice, Event, SendError};
+use synod_net::transport::{BackendChoice, Event, SendError, Transport};
 use synod_net::wire::{ClientId, ClientResponse, NodeId, Outcome, Seq};
 
 /// Takes every frame on every connection, answering each request with
@@ -211,4 +211,97 @@ fn io_uring_large_answers_do_not_stall() {
 #[test]
 fn portable_large_answers_do_not_stall() {
     large_answers_do_not_stall(BackendChoice::Portable);
+}
+
+/// While a stream comes in, the io_uring back end lets the kernel gather
+/// completions before it wakes (a minimum wait); a lone frame after the
+/// stream still ends such a wait when it arrives, not when the driver's
+/// next timer fires (here 20 s away).
+#[test]
+fn a_coalesced_wait_ends_at_a_lone_frame() {
+    let mut receiver =
+        synod_net::transport::uring::UringDriver::open(common::config(BackendChoice::IoUring, 2))
+            .expect("opens");
+    if !receiver.coalesces() {
+        eprintln!("skipped: the kernel has no IORING_FEAT_MIN_TIMEOUT");
+        return;
+    }
+    let receiver_address = address(&receiver);
+    // Orders to the sender: how many frames to send at once; 0 stops it.
+    let (orders, orders_received) = mpsc::channel::<u64>();
+    let sender = thread::spawn(move || {
+        let mut sender = endpoint(BackendChoice::IoUring, 1);
+        let connection = sender.connect(NodeId(2), receiver_address).expect("room");
+        let (started, mut events, mut seq) = (Instant::now(), Vec::new(), 0u64);
+        loop {
+            match orders_received.try_recv() {
+                Ok(0) | Err(mpsc::TryRecvError::Disconnected) => break,
+                Ok(count) => {
+                    for _ in 0..count {
+                        seq += 1;
+                        let frame = request(seq, 1000);
+                        common::send_with_backpressure(
+                            &mut sender,
+                            connection,
+                            &frame,
+                            &mut events,
+                            started,
+                        );
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            sender
+                .turn(Duration::from_millis(1), &mut events)
+                .expect("turns");
+            events.clear();
+        }
+    });
+    let (started, mut events) = (Instant::now(), Vec::new());
+    let mut receive = |receiver: &mut synod_net::transport::uring::UringDriver, frames: u64| {
+        // Returns how long the turn that brought the last frame took, and
+        // whether its wait was a coalesced one.
+        let mut seen = 0;
+        loop {
+            assert!(started.elapsed() < DEADLINE, "frames missing");
+            let (coalesced_before, turn_started) = (receiver.coalesced_waits(), Instant::now());
+            events.clear();
+            receiver
+                .turn(Duration::from_secs(20), &mut events)
+                .expect("turns");
+            seen += events
+                .iter()
+                .filter(|event| matches!(event, Event::Frame { .. }))
+                .count() as u64;
+            if seen >= frames {
+                let coalesced = receiver.coalesced_waits() > coalesced_before;
+                return (turn_started.elapsed(), coalesced);
+            }
+        }
+    };
+    // A round until the lone frame met a coalesced wait: the turn after a
+    // stream's last bytes waits coalesced, unless something else (a buffer
+    // or a timer) woke it in between.
+    let mut lone_frames_in_coalesced_waits = 0;
+    for _ in 0..10 {
+        orders.send(300).expect("the sender runs");
+        let _ = receive(&mut receiver, 300);
+        thread::sleep(Duration::from_millis(50));
+        orders.send(1).expect("the sender runs");
+        let (took, coalesced) = receive(&mut receiver, 1);
+        assert!(
+            took < Duration::from_secs(10),
+            "a lone frame waited {took:?} in a turn (coalesced: {coalesced})"
+        );
+        lone_frames_in_coalesced_waits += u32::from(coalesced);
+        if lone_frames_in_coalesced_waits >= 3 {
+            break;
+        }
+    }
+    orders.send(0).expect("the sender runs");
+    sender.join().expect("the sender stops");
+    assert!(
+        lone_frames_in_coalesced_waits > 0,
+        "no lone frame arrived in a coalesced wait"
+    );
 }

@@ -86,6 +86,7 @@ impl UringTransport {
         let mut filled = false;
         let headers_before = link.decoder.headers_read();
         if result > 0 {
+            self.received_since_prepare = true;
             link.socket.received_since_send = true;
             link.socket.stream_phase = (phase + result as usize) % ALIGNMENT;
         }

@@ -72,11 +72,19 @@ struct Timer {
     timespec: Box<types::Timespec>,
 }
 
+/// Completions a coalesced wait gathers before it wakes (it wakes at the
+/// first one once `Config::coalesce_wait_us` has passed).
+const COALESCE_COMPLETIONS: usize = 8;
+
 /// A ring of its own running one transport.
 pub struct UringDriver {
     transport: UringTransport,
     ring: IoUring,
     timer: Timer,
+    /// The minimum wait of a coalesced wait, in microseconds; 0 when
+    /// configured so or when the kernel lacks `IORING_FEAT_MIN_TIMEOUT`.
+    coalesce_wait_us: u32,
+    coalesced_waits: u64,
 }
 
 impl UringDriver {
@@ -114,6 +122,11 @@ impl UringDriver {
             buffer_group: 0,
             tags: 0..tags,
         };
+        let coalesce_wait_us = if ring.params().is_feature_min_timeout() {
+            config.coalesce_wait_us
+        } else {
+            0
+        };
         let transport = UringTransport::new(config, resources, &ring.submitter())?;
         let timer = Timer {
             armed_for: None,
@@ -123,6 +136,8 @@ impl UringDriver {
             transport,
             ring,
             timer,
+            coalesce_wait_us,
+            coalesced_waits: 0,
         })
     }
 
@@ -130,6 +145,19 @@ impl UringDriver {
     #[must_use]
     pub fn transport(&self) -> &UringTransport {
         &self.transport
+    }
+
+    /// Whether waits coalesce completions (configured, and the kernel can).
+    #[must_use]
+    pub fn coalesces(&self) -> bool {
+        self.coalesce_wait_us > 0
+    }
+
+    /// Waits that let the kernel gather completions so far (for tests and
+    /// diagnostics).
+    #[must_use]
+    pub fn coalesced_waits(&self) -> u64 {
+        self.coalesced_waits
     }
 
     fn wait_for(&self, timeout: Duration, now: Instant) -> Duration {
@@ -264,17 +292,34 @@ impl Transport for UringDriver {
         } else {
             wait
         };
-        let wait = self.timer.plan(wait, &mut sq, &submitter)?;
+        // While frames stream in and nothing of ours waits, let the kernel
+        // gather a few completions before it wakes us: a minimum wait,
+        // after which the first completion ends the wait, so a lone frame
+        // is not held. It needs a timeout of its own (without one the
+        // kernel ends the wait at the minimum, completions or not).
+        let coalesce = outlook.coalescable && self.coalesce_wait_us > 0 && !wait.is_zero();
+        let wait = if coalesce {
+            Wait::For(wait)
+        } else {
+            self.timer.plan(wait, &mut sq, &submitter)?
+        };
         sq.sync();
         // Sends that leave at once complete inside this very enter: wait for
         // one completion beyond them, so that a round trip costs one enter.
-        let want = 1 + outlook.completions_at_submit as usize;
+        let (want, min_wait_us) = if coalesce {
+            self.coalesced_waits += 1;
+            (COALESCE_COMPLETIONS, self.coalesce_wait_us)
+        } else {
+            (1 + outlook.completions_at_submit as usize, 0)
+        };
         let entered = match wait {
             Wait::None => submitter.submit(),
             Wait::ForTimer => submitter.submit_and_wait(want),
             Wait::For(wait) => {
                 let timespec = types::Timespec::from(wait);
-                let args = types::SubmitArgs::new().timespec(&timespec);
+                let args = types::SubmitArgs::new()
+                    .timespec(&timespec)
+                    .min_wait_usec(min_wait_us);
                 submitter.submit_with_args(want, &args)
             }
         };
@@ -401,6 +446,71 @@ mod tests {
             "never drained"
         );
         assert_closed(client);
+    }
+
+    /// A turn right after bytes arrived waits coalesced; a quiet turn, and a
+    /// turn that sends (an answer), wait for the first completion.
+    #[test]
+    fn only_turns_after_arrivals_without_sends_wait_coalesced() {
+        if !available() {
+            return eprintln!("io_uring unavailable here, skipped");
+        }
+        let mut server = listening_server();
+        if !server.coalesces() {
+            return eprintln!("no IORING_FEAT_MIN_TIMEOUT here, skipped");
+        }
+        let (mut client, connection) = accepted_connection(&mut server);
+        let mut events = Vec::new();
+        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
+        crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
+            .expect("encodes");
+        crate::frame::encode_into(&mut bytes, &request(1, 100), 1 << 20).expect("encodes");
+        let coalesced_turn = |server: &mut UringDriver, events: &mut Vec<Event>| {
+            let before = server.coalesced_waits();
+            server
+                .turn(Duration::from_millis(2), events)
+                .expect("turns");
+            server.coalesced_waits() > before
+        };
+        // Until the frame is in: the turn that brings it waited the usual way.
+        std::io::Write::write_all(&mut client, &bytes).expect("writes");
+        let started = Instant::now();
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+            assert!(
+                !coalesced_turn(&mut server, &mut events),
+                "a quiet turn coalesced"
+            );
+        }
+        events.clear();
+        assert!(
+            coalesced_turn(&mut server, &mut events),
+            "the turn after it did not"
+        );
+        assert!(
+            !coalesced_turn(&mut server, &mut events),
+            "a quiet turn coalesced"
+        );
+        // A frame again, answered in the same turn: that turn sends.
+        bytes.clear();
+        crate::frame::encode_into(&mut bytes, &request(2, 100), 1 << 20).expect("encodes");
+        std::io::Write::write_all(&mut client, &bytes).expect("writes");
+        let started = Instant::now();
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+            coalesced_turn(&mut server, &mut events);
+        }
+        server.send(connection, &request(3, 100)).expect("room");
+        assert!(
+            !coalesced_turn(&mut server, &mut events),
+            "a sending turn coalesced"
+        );
     }
 
     /// A driver listening on loopback with room for a few connections.

@@ -306,6 +306,9 @@ pub struct UringTransport {
     events: Vec<Event>,
     /// What the owner should know before it waits; see [`SubmitOutlook`].
     outlook: SubmitOutlook,
+    /// Bytes arrived since the last `prepare` (see
+    /// [`SubmitOutlook::coalescable`]).
+    received_since_prepare: bool,
     receive_stats: ReceiveStats,
     /// `release` cancelled every operation: the kernel writes into none
     /// of the transport's memory any more.
@@ -342,6 +345,14 @@ pub struct SubmitOutlook {
     /// A send queue that refused a frame (`QueueFull`) has room again: its
     /// producer waits to fill it, so the owner should not wait at all.
     pub room_made: bool,
+    /// Bytes arrived since the last [`UringTransport::prepare`], and no
+    /// send of the transport is in flight (none waits for room, none was
+    /// just submitted): nothing of ours needs a prompt wake-up. The owner
+    /// may let the kernel gather a few completions before it wakes
+    /// (`IORING_FEAT_MIN_TIMEOUT`: a wait for several completions that ends
+    /// at the first one once a minimum wait has passed), which spares the
+    /// sender a wake-up of this thread for every segment it sends.
+    pub coalescable: bool,
 }
 
 fn uring_error(context: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -388,6 +399,7 @@ impl UringTransport {
             scratch: ReceiveScratch::new(),
             events: Vec::new(),
             outlook: SubmitOutlook::default(),
+            received_since_prepare: false,
             receive_stats: ReceiveStats::default(),
             released: false,
             config,
@@ -662,6 +674,9 @@ impl UringTransport {
         for index in 0..self.links.capacity_used() {
             self.prepare_link(index, now, submitter);
         }
+        self.outlook.coalescable = std::mem::take(&mut self.received_since_prepare)
+            && self.outlook.completions_at_submit == 0
+            && self.sends_in_flight() == 0;
         while let Some(entry) = self.pending.front() {
             // A shutdown is hard-linked to the close behind it: both go in
             // together, or the next entry anyone pushes into a shared ring
