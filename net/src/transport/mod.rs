@@ -128,8 +128,9 @@ pub struct Config {
     /// the kernel gather completions before waking while frames keep
     /// arriving and nothing of ours waits for an answer (see
     /// [`uring::SubmitOutlook::coalescable`]); 0 wakes at the first
-    /// completion, always. A lone frame is never held: after this long the
-    /// wait ends at the first completion.
+    /// completion, always. A lone frame is held no longer: after this long
+    /// the wait ends at the first completion. A turn that may wait less
+    /// gathers for no longer than it may wait.
     pub coalesce_wait_us: u32,
 }
 

@@ -296,8 +296,14 @@ impl Transport for UringDriver {
         // gather a few completions before it wakes us: a minimum wait,
         // after which the first completion ends the wait, so a lone frame
         // is not held. It needs a timeout of its own (without one the
-        // kernel ends the wait at the minimum, completions or not).
-        let coalesce = outlook.coalescable && self.coalesce_wait_us > 0 && !wait.is_zero();
+        // kernel ends the wait at the minimum, completions or not). The
+        // minimum is never longer than the turn may wait: the kernel arms
+        // only the minimum's timer until that fires, so a longer minimum
+        // would outlast the turn's timeout (or a redial's deadline).
+        let min_wait_us = u32::try_from(wait.as_micros())
+            .unwrap_or(u32::MAX)
+            .min(self.coalesce_wait_us);
+        let coalesce = outlook.coalescable && min_wait_us > 0;
         let wait = if coalesce {
             Wait::For(wait)
         } else {
@@ -308,7 +314,7 @@ impl Transport for UringDriver {
         // one completion beyond them, so that a round trip costs one enter.
         let (want, min_wait_us) = if coalesce {
             self.coalesced_waits += 1;
-            (COALESCE_COMPLETIONS, self.coalesce_wait_us)
+            (COALESCE_COMPLETIONS, min_wait_us)
         } else {
             (1 + outlook.completions_at_submit as usize, 0)
         };
@@ -510,6 +516,64 @@ mod tests {
         assert!(
             !coalesced_turn(&mut server, &mut events),
             "a sending turn coalesced"
+        );
+    }
+
+    /// A coalesced wait ends by the turn's own timeout, even one shorter
+    /// than the minimum wait (the kernel would sleep the minimum out, as it
+    /// arms only the minimum's timer until that fires): the `Transport`
+    /// contract waits up to `timeout`.
+    #[test]
+    fn a_coalesced_wait_ends_by_the_turns_timeout() {
+        if !available() {
+            return eprintln!("io_uring unavailable here, skipped");
+        }
+        let mut config = Config::new(NodeId(2));
+        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+        config.connections_max = 8;
+        // Far longer than the turn's timeout below, and than any delay a
+        // busy machine adds to it.
+        config.coalesce_wait_us = 2_000_000;
+        let mut server = UringDriver::open(config).expect("opens");
+        if !server.coalesces() {
+            return eprintln!("no IORING_FEAT_MIN_TIMEOUT here, skipped");
+        }
+        let (mut client, _connection) = accepted_connection(&mut server);
+        // The driver's timer, armed by the 1 ms turns above, fires meanwhile
+        // and the next turn takes it: no timer of the driver's is armed for
+        // the turn under test (it would end the wait by itself).
+        std::thread::sleep(Duration::from_millis(20));
+        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
+        crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
+            .expect("encodes");
+        crate::frame::encode_into(&mut bytes, &request(1, 100), 1 << 20).expect("encodes");
+        std::io::Write::write_all(&mut client, &bytes).expect("writes");
+        let started = Instant::now();
+        let mut events = Vec::new();
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+            // Long turns: a timer armed for them would end none below.
+            server
+                .turn(Duration::from_secs(30), &mut events)
+                .expect("turns");
+        }
+        events.clear();
+        // Bytes came in the last turn and nothing is sent: this one coalesces.
+        let (before, started) = (server.coalesced_waits(), Instant::now());
+        server
+            .turn(Duration::from_millis(5), &mut events)
+            .expect("turns");
+        let took = started.elapsed();
+        assert!(
+            server.coalesced_waits() > before,
+            "the turn did not coalesce"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "a turn with a 5 ms timeout waited {took:?}"
         );
     }
 
