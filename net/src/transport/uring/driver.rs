@@ -577,6 +577,63 @@ mod tests {
         );
     }
 
+    /// A turn whose submission queue filled (its `prepare` ran twice)
+    /// still knows that bytes arrived in the turn before.
+    #[test]
+    fn a_prepare_cut_short_by_a_full_queue_keeps_the_arrival() {
+        if !available() {
+            return eprintln!("io_uring unavailable here, skipped");
+        }
+        let mut server = listening_server();
+        let (mut client, connection) = accepted_connection(&mut server);
+        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
+        crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
+            .expect("encodes");
+        crate::frame::encode_into(&mut bytes, &request(1, 100), 1 << 20).expect("encodes");
+        std::io::Write::write_all(&mut client, &bytes).expect("writes");
+        let (started, mut events) = (Instant::now(), Vec::new());
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+            server
+                .turn(Duration::from_millis(1), &mut events)
+                .expect("turns");
+        }
+        // A shutdown and its close to push, into a queue with one free slot.
+        server.transport.close(connection);
+        let now = Instant::now();
+        let (submitter, mut sq, _) = server.ring.split();
+        sq.sync();
+        let nop = opcode::Nop::new().build().user_data(u64::MAX - 1);
+        while sq.capacity() - sq.len() > 1 {
+            // SAFETY: a no-op refers to no memory.
+            unsafe { sq.push(&nop) }.expect("room");
+        }
+        assert!(
+            !server.transport.prepare(now, &submitter, &mut sq),
+            "no room for both"
+        );
+        sq.sync();
+        submitter.submit().expect("submits");
+        sq.sync();
+        assert!(
+            server.transport.prepare(now, &submitter, &mut sq),
+            "both fit now"
+        );
+        assert!(
+            server.transport.take_outlook().coalescable,
+            "the arrival was forgotten by the first prepare"
+        );
+        drop(sq);
+        server.transport.release(&server.ring.submitter());
+        assert!(
+            server.drain_released(Duration::from_secs(5), |_| {}),
+            "never drained"
+        );
+    }
+
     /// A driver listening on loopback with room for a few connections.
     fn listening_server() -> UringDriver {
         let mut config = Config::new(NodeId(2));

@@ -306,7 +306,7 @@ pub struct UringTransport {
     events: Vec<Event>,
     /// What the owner should know before it waits; see [`SubmitOutlook`].
     outlook: SubmitOutlook,
-    /// Bytes arrived since the last `prepare` (see
+    /// Bytes arrived since the last `prepare` that pushed everything (see
     /// [`SubmitOutlook::coalescable`]).
     received_since_prepare: bool,
     receive_stats: ReceiveStats,
@@ -345,7 +345,8 @@ pub struct SubmitOutlook {
     /// A send queue that refused a frame (`QueueFull`) has room again: its
     /// producer waits to fill it, so the owner should not wait at all.
     pub room_made: bool,
-    /// Bytes arrived since the last [`UringTransport::prepare`], and no
+    /// Bytes arrived since the last turn's [`UringTransport::prepare`]
+    /// (the last call that pushed everything), and no
     /// send of the transport is in flight (none waits for room, none was
     /// just submitted): nothing of ours needs a prompt wake-up. The owner
     /// may let the kernel gather a few completions before it wakes
@@ -674,7 +675,9 @@ impl UringTransport {
         for index in 0..self.links.capacity_used() {
             self.prepare_link(index, now, submitter);
         }
-        self.outlook.coalescable = std::mem::take(&mut self.received_since_prepare)
+        // Kept until a call pushes everything: when the queue fills first,
+        // the owner submits and calls again within the same turn.
+        self.outlook.coalescable = self.received_since_prepare
             && self.outlook.completions_at_submit == 0
             && self.sends_in_flight() == 0;
         while let Some(entry) = self.pending.front() {
@@ -699,6 +702,7 @@ impl UringTransport {
                 unsafe { sq.push(&entry) }.expect("room was checked");
             }
         }
+        self.received_since_prepare = false;
         true
     }
 
