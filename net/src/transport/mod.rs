@@ -134,10 +134,12 @@ pub struct Config {
     pub coalesce_wait_us: u32,
 }
 
-/// The default [`Config::coalesce_wait_us`]. Measured here (README): a
-/// sender that wakes its receiver for every segment pays the wake-up, which
-/// cost streaming clients 10-25 % of their CPU; from 20 µs up the gain was
-/// the same, and 50 µs kept it in the runs where 20 µs lost part of it.
+/// The default [`Config::coalesce_wait_us`]. A sender that wakes its
+/// receiver for every segment pays the wake-up: coalescing took the
+/// io_uring client's CPU per 1 KiB message streamed over one connection
+/// from 424 to 325 ns here (net/README.md, "What was tried"). The value is
+/// a guess on the safe side, not a sweep: long enough to gather a few
+/// segments of a stream, short against the round trips it may delay.
 pub const COALESCE_WAIT_US_DEFAULT: u32 = 50;
 
 /// Sends of at least this many bytes use `SEND_ZC` on connections that are

@@ -500,7 +500,8 @@ mod tests {
             !coalesced_turn(&mut server, &mut events),
             "a quiet turn coalesced"
         );
-        // A frame again, answered in the same turn: that turn sends.
+        // A frame again, answered: the turn that sends the answer does not
+        // coalesce.
         bytes.clear();
         crate::frame::encode_into(&mut bytes, &request(2, 100), 1 << 20).expect("encodes");
         std::io::Write::write_all(&mut client, &bytes).expect("writes");
