@@ -13,9 +13,12 @@ pub enum LogError {
         /// The directory.
         path: PathBuf,
     },
-    /// The file system refused a write because it is mounted read-only or
-    /// the directory is not writable.
-    #[error("{op} {path}: the log directory is read-only or not writable ({source})")]
+    /// The file system refused access: it is mounted read-only, or the
+    /// directory or a file in it may not be read or written by this user
+    /// (`EROFS`, `EACCES`, `EPERM`; the source says which).
+    #[error(
+        "{op} {path}: the log directory is read-only or not accessible to this user ({source})"
+    )]
     ReadOnly {
         /// What the log was doing.
         op: &'static str,
@@ -141,5 +144,34 @@ impl LogError {
     #[must_use]
     pub fn is_corruption(&self) -> bool {
         matches!(self, LogError::Corruption { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A permission error on a read is not called a read-only file system:
+    /// the message names both causes and carries the system's own words.
+    #[test]
+    fn permission_errors_say_what_the_system_said() {
+        let error = LogError::from_io(
+            "reading",
+            "/log/0000000000000001.seg",
+            io::Error::from_raw_os_error(libc::EACCES),
+        );
+        let message = error.to_string();
+        assert!(matches!(error, LogError::ReadOnly { .. }), "{message}");
+        assert!(message.contains("not accessible to this user"), "{message}");
+        assert!(message.contains("Permission denied"), "{message}");
+        let error = LogError::from_io(
+            "writing",
+            "/log/0000000000000001.seg",
+            io::Error::from_raw_os_error(libc::EROFS),
+        );
+        assert!(
+            error.to_string().contains("Read-only file system"),
+            "{error}"
+        );
     }
 }

@@ -78,11 +78,13 @@ impl SegmentId {
         name
     }
 
-    /// Parses a segment file name; `None` for any other name.
+    /// Parses a segment file name, exactly as [`SegmentId::file_name`]
+    /// spells it (lower-case hex); `None` for any other name.
     #[must_use]
     pub fn from_file_name(name: &str) -> Option<SegmentId> {
         let hex = name.strip_suffix(".seg")?;
-        if hex.len() != 16 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        let lower_hex = |byte: u8| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte);
+        if hex.len() != 16 || !hex.bytes().all(lower_hex) {
             return None;
         }
         u64::from_str_radix(hex, 16).ok().map(SegmentId)

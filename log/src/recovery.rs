@@ -160,6 +160,20 @@ pub(crate) fn recover(
     };
     recover_snapshot(storage, &mut recovered)?;
     recover_metadata_file(storage, &mut recovered, &mut resume)?;
+    // A file named like a segment but not as this log names them (upper-case
+    // hex, say, after a copy through another tool) would be skipped, and
+    // its records with it: refuse it instead.
+    if let Some(name) = names
+        .iter()
+        .find(|name| name.ends_with(".seg") && SegmentId::from_file_name(name).is_none())
+    {
+        return Err(LogError::ForeignFile {
+            path: storage.path_of(name),
+            reason: "named like a segment, but not as this log names them \
+                     (16 lower-case hex digits, then .seg)"
+                .to_string(),
+        });
+    }
     let mut segment_ids: Vec<SegmentId> = names
         .iter()
         .filter_map(|name| SegmentId::from_file_name(name))
@@ -173,8 +187,14 @@ pub(crate) fn recover(
     for &segment in &segment_ids {
         let name = segment.file_name();
         let path = storage.path_of(&name);
+        // Listed a moment ago, yet not there: a dangling symbolic link (or a
+        // file removed under a running recovery). Its records are not
+        // here, so say so rather than recover without them.
         let Some(bytes) = storage.read(&name, segment_bytes_max)? else {
-            continue;
+            return Err(LogError::ForeignFile {
+                path,
+                reason: "listed, but it cannot be opened (a dangling symbolic link?)".to_string(),
+            });
         };
         check_segment_header(&bytes, segment, path.clone())?;
         resume.segment_sizes.insert(segment, bytes.len() as u64);

@@ -246,6 +246,39 @@ fn foreign_and_newer_files_are_refused() {
     assert!(matches!(error, LogError::ForeignFile { .. }), "{error}");
 }
 
+/// A segment whose name is spelt otherwise (upper-case hex) and a segment
+/// that is a dangling symbolic link are refused by name, not skipped with
+/// their records; the files stay as they were.
+#[test]
+fn segments_that_cannot_be_read_as_named_are_refused() {
+    let directory = filled_directory("misnamed");
+    let segment = directory.0.join(SegmentId(1).file_name());
+    let upper = directory.0.join("000000000000000A.seg");
+    std::fs::copy(&segment, &upper).expect("copy");
+    let error = reopen(&directory).expect_err("an upper-case segment name");
+    match &error {
+        LogError::ForeignFile { path, reason } => {
+            assert_eq!(path, &upper);
+            assert!(reason.contains("lower-case hex"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(upper.exists(), "refusing removes nothing");
+    std::fs::remove_file(&upper).expect("remove");
+    let dangling = directory.0.join(SegmentId(9).file_name());
+    std::os::unix::fs::symlink(directory.0.join("nowhere"), &dangling).expect("symlink");
+    let error = reopen(&directory).expect_err("a dangling segment link");
+    match &error {
+        LogError::ForeignFile { path, reason } => {
+            assert_eq!(path, &dangling);
+            assert!(reason.contains("cannot be opened"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    std::fs::remove_file(&dangling).expect("remove");
+    assert_eq!(reopen(&directory).expect("recovers").accepted.len(), 20);
+}
+
 #[test]
 fn inspect_lists_segments_records_and_damage_without_writing() {
     let directory = filled_directory("inspect");
