@@ -184,18 +184,28 @@ pub(crate) fn recover(
         resume.log_start_hint,
         resume.metadata_order,
     );
+    let mut present = Vec::with_capacity(segment_ids.len());
     for &segment in &segment_ids {
         let name = segment.file_name();
         let path = storage.path_of(&name);
-        // Listed a moment ago, yet not there: a dangling symbolic link (or a
-        // file removed under a running recovery). Its records are not
-        // here, so say so rather than recover without them.
         let Some(bytes) = storage.read(&name, segment_bytes_max)? else {
+            // Gone from the directory since the listing: retired (or moved
+            // aside) by the log's owner, which a reader that takes no lock
+            // sees (`inspect` on a running node). Ids are never reused, so
+            // this is the log as listed a moment later: go on without it
+            // (a gap it leaves is the walk's "missing segment").
+            if !storage.list()?.contains(&name) {
+                continue;
+            }
+            // Still listed, yet it cannot be opened: a dangling symbolic
+            // link. Its records are not here, so say so rather than
+            // recover without them.
             return Err(LogError::ForeignFile {
                 path,
                 reason: "listed, but it cannot be opened (a dangling symbolic link?)".to_string(),
             });
         };
+        present.push(segment);
         check_segment_header(&bytes, segment, path.clone())?;
         resume.segment_sizes.insert(segment, bytes.len() as u64);
         walk.segment(segment, path, &bytes, &mut recovered);
@@ -209,7 +219,7 @@ pub(crate) fn recover(
     resume.metadata_order = MetadataOrder {
         records_from: walk.metadata_order.records_from.min(resume.next_commit),
     };
-    resume.segments = segment_ids;
+    resume.segments = present;
     let snapshot_slot = recovered
         .snapshot
         .as_ref()

@@ -234,3 +234,109 @@ fn recycled_segments_with_a_new_layout_reopen_clean_at_every_point() {
         log = reopened;
     }
 }
+
+/// A reader that takes no lock (`synod log inspect` on a running node):
+/// the directory is listed, then the running owner installs a snapshot and
+/// retires its oldest segments (renamed to spares or removed), then the
+/// reader reads the segments it listed. A segment gone from the directory
+/// by then was retired, not lost: the reader sees the log as if it had
+/// listed it after the retirement, neither an error nor damage.
+#[test]
+fn a_segment_retired_after_the_listing_is_left_out_not_refused() {
+    use synod_log::aligned::AlignedBuf;
+    use synod_log::{Log, LogConfig, Result, SegmentId, Storage};
+
+    /// Delegates to the disk; runs the owner's step right after the first
+    /// listing.
+    struct ListThenOwnerActs {
+        disk: MemStorage,
+        owner: Option<Box<dyn FnOnce()>>,
+    }
+
+    impl Storage for ListThenOwnerActs {
+        fn path_of(&self, name: &str) -> std::path::PathBuf {
+            self.disk.path_of(name)
+        }
+        fn list(&mut self) -> Result<Vec<String>> {
+            let names = self.disk.list()?;
+            if let Some(owner) = self.owner.take() {
+                owner();
+            }
+            Ok(names)
+        }
+        fn read(&mut self, name: &str, length_max_bytes: u64) -> Result<Option<Vec<u8>>> {
+            self.disk.read(name, length_max_bytes)
+        }
+        fn write_atomic(&mut self, _: &str, _: &[u8]) -> Result<()> {
+            unreachable!("a reader never writes")
+        }
+        fn overwrite(&mut self, _: &str, _: u64, _: &[u8]) -> Result<()> {
+            unreachable!("a reader never writes")
+        }
+        fn rename(&mut self, _: &str, _: &str) -> Result<()> {
+            unreachable!("a reader never renames")
+        }
+        fn remove(&mut self, _: &str) -> Result<()> {
+            unreachable!("a reader never removes")
+        }
+        fn prepare_segment(&mut self, _: SegmentId, _: u64) {}
+        fn activate_segment(&mut self, _: SegmentId, _: u64) -> Result<bool> {
+            unreachable!("a reader never writes")
+        }
+        fn write_group(&mut self, _: SegmentId, _: u64, _: &AlignedBuf, _: usize) -> Result<()> {
+            unreachable!("a reader never writes")
+        }
+        fn release_segment(&mut self, _: SegmentId) {}
+        fn retire_segment(&mut self, _: SegmentId, _: usize) -> Result<()> {
+            unreachable!("a reader never removes")
+        }
+    }
+
+    for spare_segments_max in [0, 2] {
+        let config = LogConfig {
+            spare_segments_max,
+            ..small_config()
+        };
+        let storage = MemStorage::new();
+        let (mut log, _) = open_mem(&storage, config.clone());
+        for slot in 1..=200u64 {
+            log.append(&entry(slot, 1, 1000)).unwrap();
+            if slot.is_multiple_of(5) {
+                log.commit().unwrap();
+            }
+        }
+        let before = log.segment_count();
+        let snapshot = Snapshot {
+            slot: Slot(150),
+            bytes: Batch::copy_from_slice(b"state at 150"),
+        };
+        let owner_done = std::rc::Rc::new(std::cell::Cell::new(usize::MAX));
+        let owner = {
+            let (snapshot, owner_done) = (snapshot.clone(), owner_done.clone());
+            move || {
+                log.install_snapshot(&snapshot).unwrap();
+                owner_done.set(log.segment_count());
+                drop::<Log<MemStorage>>(log);
+            }
+        };
+        let mut reader = ListThenOwnerActs {
+            disk: storage.clone(),
+            owner: Some(Box::new(owner)),
+        };
+        let peeked = synod_log::peek(&mut reader, &config)
+            .unwrap_or_else(|error| panic!("spares {spare_segments_max}: {error}"));
+        assert!(
+            owner_done.get() < before,
+            "the owner retired segments: {before} -> {}",
+            owner_done.get()
+        );
+        assert!(!peeked.damaged, "{}", peeked.report);
+        assert_eq!(peeked.snapshot, Some(snapshot));
+        assert_eq!(peeked.accepted.first().map(|e| e.slot), Some(Slot(151)));
+        assert_eq!(peeked.accepted.len(), 50);
+        // Exactly what a reader listing after the retirement sees.
+        let after = synod_log::peek(&mut storage.clone(), &config).expect("peek");
+        assert_eq!(peeked.accepted, after.accepted);
+        assert_eq!(peeked.report.segments.len(), after.report.segments.len());
+    }
+}
