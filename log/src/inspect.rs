@@ -172,12 +172,15 @@ impl Storage for ReadOnlyDirectory {
             }
             Ok(_) => {}
         }
+        // The owner of a running log may retire the file between the check
+        // and the open: that is a missing file, as if listed a moment later.
+        let file = match std::fs::File::open(&path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            opened => opened.map_err(|error| LogError::from_io("reading", path.clone(), error))?,
+        };
         let mut bytes = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|file| {
-                file.take(length_max_bytes.saturating_add(1))
-                    .read_to_end(&mut bytes)
-            })
+        file.take(length_max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
             .map_err(|error| LogError::from_io("reading", path.clone(), error))?;
         if bytes.len() as u64 > length_max_bytes {
             return Err(too_long(path, bytes.len() as u64));
