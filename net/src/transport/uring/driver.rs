@@ -467,10 +467,6 @@ mod tests {
         }
         let (mut client, connection) = accepted_connection(&mut server);
         let mut events = Vec::new();
-        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
-        crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
-            .expect("encodes");
-        crate::frame::encode_into(&mut bytes, &request(1, 100), 1 << 20).expect("encodes");
         let coalesced_turn = |server: &mut UringDriver, events: &mut Vec<Event>| {
             let before = server.coalesced_waits();
             server
@@ -479,18 +475,10 @@ mod tests {
             server.coalesced_waits() > before
         };
         // Until the frame is in: the turn that brings it waited the usual way.
-        std::io::Write::write_all(&mut client, &bytes).expect("writes");
-        let started = Instant::now();
-        while !events
-            .iter()
-            .any(|event| matches!(event, Event::Frame { .. }))
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
-            assert!(
-                !coalesced_turn(&mut server, &mut events),
-                "a quiet turn coalesced"
-            );
-        }
+        write_frames(&mut client, true, 1);
+        turn_until_frame(&mut server, &mut events, |server, events| {
+            assert!(!coalesced_turn(server, events), "a quiet turn coalesced");
+        });
         events.clear();
         assert!(
             coalesced_turn(&mut server, &mut events),
@@ -502,17 +490,10 @@ mod tests {
         );
         // A frame again, answered: the turn that sends the answer does not
         // coalesce.
-        bytes.clear();
-        crate::frame::encode_into(&mut bytes, &request(2, 100), 1 << 20).expect("encodes");
-        std::io::Write::write_all(&mut client, &bytes).expect("writes");
-        let started = Instant::now();
-        while !events
-            .iter()
-            .any(|event| matches!(event, Event::Frame { .. }))
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
-            coalesced_turn(&mut server, &mut events);
-        }
+        write_frames(&mut client, false, 2);
+        turn_until_frame(&mut server, &mut events, |server, events| {
+            coalesced_turn(server, events);
+        });
         server.send(connection, &request(3, 100)).expect("room");
         assert!(
             !coalesced_turn(&mut server, &mut events),
@@ -529,13 +510,9 @@ mod tests {
         if !available() {
             return eprintln!("io_uring unavailable here, skipped");
         }
-        let mut config = Config::new(NodeId(2));
-        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
-        config.connections_max = 8;
         // Far longer than the turn's timeout below, and than any delay a
         // busy machine adds to it.
-        config.coalesce_wait_us = 2_000_000;
-        let mut server = UringDriver::open(config).expect("opens");
+        let mut server = listening_server_with(|config| config.coalesce_wait_us = 2_000_000);
         if !server.coalesces() {
             return eprintln!("no IORING_FEAT_MIN_TIMEOUT here, skipped");
         }
@@ -544,23 +521,12 @@ mod tests {
         // and the next turn takes it: no timer of the driver's is armed for
         // the turn under test (it would end the wait by itself).
         std::thread::sleep(Duration::from_millis(20));
-        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
-        crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
-            .expect("encodes");
-        crate::frame::encode_into(&mut bytes, &request(1, 100), 1 << 20).expect("encodes");
-        std::io::Write::write_all(&mut client, &bytes).expect("writes");
-        let started = Instant::now();
+        write_frames(&mut client, true, 1);
         let mut events = Vec::new();
-        while !events
-            .iter()
-            .any(|event| matches!(event, Event::Frame { .. }))
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+        turn_until_frame(&mut server, &mut events, |server, events| {
             // Long turns: a timer armed for them would end none below.
-            server
-                .turn(Duration::from_secs(30), &mut events)
-                .expect("turns");
-        }
+            server.turn(Duration::from_secs(30), events).expect("turns");
+        });
         events.clear();
         // Bytes came in the last turn and nothing is sent: this one coalesces.
         let (before, started) = (server.coalesced_waits(), Instant::now());
@@ -587,31 +553,18 @@ mod tests {
         }
         let mut server = listening_server();
         let (mut client, connection) = accepted_connection(&mut server);
-        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
-        crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
-            .expect("encodes");
-        crate::frame::encode_into(&mut bytes, &request(1, 100), 1 << 20).expect("encodes");
-        std::io::Write::write_all(&mut client, &bytes).expect("writes");
-        let (started, mut events) = (Instant::now(), Vec::new());
-        while !events
-            .iter()
-            .any(|event| matches!(event, Event::Frame { .. }))
-        {
-            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+        write_frames(&mut client, true, 1);
+        let mut events = Vec::new();
+        turn_until_frame(&mut server, &mut events, |server, events| {
             server
-                .turn(Duration::from_millis(1), &mut events)
+                .turn(Duration::from_millis(1), events)
                 .expect("turns");
-        }
+        });
         // A shutdown and its close to push, into a queue with one free slot.
         server.transport.close(connection);
         let now = Instant::now();
         let (submitter, mut sq, _) = server.ring.split();
-        sq.sync();
-        let nop = opcode::Nop::new().build().user_data(u64::MAX - 1);
-        while sq.capacity() - sq.len() > 1 {
-            // SAFETY: a no-op refers to no memory.
-            unsafe { sq.push(&nop) }.expect("room");
-        }
+        fill_all_but_one(&mut sq);
         assert!(
             !server.transport.prepare(now, &submitter, &mut sq),
             "no room for both"
@@ -637,10 +590,54 @@ mod tests {
 
     /// A driver listening on loopback with room for a few connections.
     fn listening_server() -> UringDriver {
+        listening_server_with(|_| {})
+    }
+
+    /// As [`listening_server`], with `adjust` applied to its configuration.
+    fn listening_server_with(adjust: impl FnOnce(&mut Config)) -> UringDriver {
         let mut config = Config::new(NodeId(2));
         config.listen = Some("127.0.0.1:0".parse().expect("an address"));
         config.connections_max = 8;
+        adjust(&mut config);
         UringDriver::open(config).expect("opens")
+    }
+
+    /// Writes a request frame numbered `seq`, after a hello when `hello`,
+    /// as the client of an accepted connection.
+    fn write_frames(client: &mut std::net::TcpStream, hello: bool, seq: u64) {
+        let mut bytes = rkyv::util::AlignedVec::<{ crate::bytes::ALIGNMENT }>::new();
+        if hello {
+            crate::frame::encode_into(&mut bytes, &Config::new(NodeId(1)).hello(), 1 << 20)
+                .expect("encodes");
+        }
+        crate::frame::encode_into(&mut bytes, &request(seq, 100), 1 << 20).expect("encodes");
+        std::io::Write::write_all(client, &bytes).expect("writes");
+    }
+
+    /// Runs `turn` until a frame is among `events` (for at most 30 s).
+    fn turn_until_frame(
+        server: &mut UringDriver,
+        events: &mut Vec<Event>,
+        mut turn: impl FnMut(&mut UringDriver, &mut Vec<Event>),
+    ) {
+        let started = Instant::now();
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Frame { .. }))
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "no frame");
+            turn(server, events);
+        }
+    }
+
+    /// Fills the submission queue with no-ops up to one free entry.
+    fn fill_all_but_one(sq: &mut io_uring::SubmissionQueue<'_>) {
+        sq.sync();
+        let nop = opcode::Nop::new().build().user_data(u64::MAX - 1);
+        while sq.capacity() - sq.len() > 1 {
+            // SAFETY: a no-op refers to no memory.
+            unsafe { sq.push(&nop) }.expect("room");
+        }
     }
 
     /// Connects a client to `server` and turns until the server has
@@ -717,12 +714,7 @@ mod tests {
         server.transport.close(connection);
         let now = Instant::now();
         let (submitter, mut sq, _) = server.ring.split();
-        sq.sync();
-        let nop = opcode::Nop::new().build().user_data(u64::MAX - 1);
-        while sq.capacity() - sq.len() > 1 {
-            // SAFETY: a no-op refers to no memory.
-            unsafe { sq.push(&nop) }.expect("room");
-        }
+        fill_all_but_one(&mut sq);
         assert!(
             !server.transport.prepare(now, &submitter, &mut sq),
             "no room for both"
