@@ -1,11 +1,12 @@
 //! One benchmark cell, for profiling:
 //! `net_one MODE(ping|stream) BACKEND(uring|portable|blocking) SIZE CONNS DURATION_MS [ZC]`,
 //! with `SYNOD_NET_PIN=auto|shared|split|free` to place the two threads
-//! (auto by default, as `synod bench net`).
+//! (auto by default, as `synod bench net`) and `SYNOD_NET_BUSY_POLL_US=N`
+//! to have both transports busy-poll.
 
 use std::time::Duration;
 
-use synod_bench::net::{run_blocking_ping_pong, run_once, Mode, Pin};
+use synod_bench::net::{run_blocking_ping_pong, run_once, Mode, Pin, Setup};
 use synod_net::transport::BackendChoice;
 
 fn main() {
@@ -31,32 +32,19 @@ fn main() {
         Ok("free") => Pin::Free,
         _ => Pin::Auto,
     };
+    let setup = Setup {
+        duration,
+        send_zero_copy_bytes_min: zero_copy,
+        pin,
+        busy_poll_us: std::env::var("SYNOD_NET_BUSY_POLL_US")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0),
+    };
     let sample = match argument(1, "uring").as_str() {
         "blocking" => run_blocking_ping_pong(size, duration, pin),
-        "portable" => {
-            run_once(
-                mode,
-                BackendChoice::Portable,
-                size,
-                connections,
-                duration,
-                zero_copy,
-                pin,
-            )
-            .1
-        }
-        _ => {
-            run_once(
-                mode,
-                BackendChoice::IoUring,
-                size,
-                connections,
-                duration,
-                zero_copy,
-                pin,
-            )
-            .1
-        }
+        "portable" => run_once(mode, BackendChoice::Portable, size, connections, &setup).1,
+        _ => run_once(mode, BackendChoice::IoUring, size, connections, &setup).1,
     };
     println!("{sample:?}");
 }

@@ -55,6 +55,34 @@ pub struct NetBench {
     pub send_zero_copy_bytes_min: Option<usize>,
     /// Where the two threads of each run may run.
     pub pin: Pin,
+    /// `Config::busy_poll_us` for both transports (0: they sleep when idle).
+    pub busy_poll_us: u32,
+}
+
+/// How one run sets up and places its transports, beyond its cell.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// How long the run measures.
+    pub duration: Duration,
+    /// `SEND_ZC` threshold for io_uring (None: the default).
+    pub send_zero_copy_bytes_min: Option<usize>,
+    /// Where the two threads run.
+    pub pin: Pin,
+    /// `Config::busy_poll_us` for both transports.
+    pub busy_poll_us: u32,
+}
+
+impl Setup {
+    /// Runs of `duration`, everything else the default.
+    #[must_use]
+    pub fn lasting(duration: Duration) -> Setup {
+        Setup {
+            duration,
+            send_zero_copy_bytes_min: None,
+            pin: Pin::Auto,
+            busy_poll_us: 0,
+        }
+    }
 }
 
 impl Default for NetBench {
@@ -68,6 +96,7 @@ impl Default for NetBench {
             duration: Duration::from_millis(500),
             send_zero_copy_bytes_min: None,
             pin: Pin::Auto,
+            busy_poll_us: 0,
         }
     }
 }
@@ -109,22 +138,17 @@ fn thread_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-fn config(
-    backend: BackendChoice,
-    node: u8,
-    listen: bool,
-    size: usize,
-    zero_copy: Option<usize>,
-) -> Config {
+fn config(backend: BackendChoice, node: u8, listen: bool, size: usize, setup: &Setup) -> Config {
     let mut config = Config::new(NodeId(node));
     config.backend = backend;
+    config.busy_poll_us = setup.busy_poll_us;
     config.body_bytes_max = (size as u32 + 4096).max(1 << 16);
     config.send_queue_bytes_max = (4 * (size + 4096)).max(1 << 20);
     config.connections_max = 128;
     if listen {
         config.listen = Some("127.0.0.1:0".parse().expect("a loopback address"));
     }
-    if let Some(bytes) = zero_copy {
+    if let Some(bytes) = setup.send_zero_copy_bytes_min {
         // An explicit threshold is a measurement: apply it on loopback too.
         config.send_zero_copy_bytes_min = bytes;
         config.zero_copy = transport::ZeroCopy::AboveThresholdEverywhere;
@@ -275,19 +299,17 @@ pub fn run_once(
     backend: BackendChoice,
     size: usize,
     connections: usize,
-    duration: Duration,
-    zero_copy: Option<usize>,
-    pin: Pin,
+    setup: &Setup,
 ) -> (Backend, Sample) {
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (address_sender, address) = mpsc::channel();
     let server_phase = Arc::clone(&phase);
-    let (server_cpu, client_cpu) = pin.cpus(mode, connections);
+    let (server_cpu, client_cpu) = setup.pin.cpus(mode, connections, setup.busy_poll_us > 0);
     let _pinned = Pinned::to(client_cpu);
+    let server_config = config(backend, 1, true, size, setup);
     let server = thread::spawn(move || {
         let _pinned = Pinned::to(server_cpu);
-        let transport =
-            transport::open(config(backend, 1, true, size, zero_copy)).expect("the server opens");
+        let transport = transport::open(server_config).expect("the server opens");
         address_sender
             .send(transport.local_addr().expect("listening"))
             .expect("the client waits");
@@ -295,11 +317,11 @@ pub fn run_once(
     });
     let address = address.recv().expect("the server starts");
     let mut client =
-        transport::open(config(backend, 2, false, size, zero_copy)).expect("the client opens");
+        transport::open(config(backend, 2, false, size, setup)).expect("the client opens");
     let ran = client.backend();
     let links = connect_all(&mut client, address, connections);
     let (round_trips, elapsed, client_cpu) =
-        client_loop(&mut client, &links, mode, size, duration, &phase);
+        client_loop(&mut client, &links, mode, size, setup.duration, &phase);
     drop(client); // closes the connections, which wakes the server to see the stop
     let report = server.join().expect("the server thread finishes");
     let messages = if mode == Mode::PingPong {
@@ -323,7 +345,7 @@ pub fn run_once(
 /// # Panics
 /// When a loopback socket fails.
 pub fn run_blocking_ping_pong(size: usize, duration: Duration, pin: Pin) -> Sample {
-    let (server_cpu, client_cpu) = pin.cpus(Mode::PingPong, 1);
+    let (server_cpu, client_cpu) = pin.cpus(Mode::PingPong, 1, false);
     let _pinned = Pinned::to(client_cpu);
     let frame = encode(
         &request(1, size) as &dyn Encode,
@@ -400,6 +422,12 @@ impl NetBench {
     /// Runs the grid `repeats` times, interleaving back ends within each
     /// cell and cells within each repeat; `progress` hears about every run.
     pub fn run(&self, mut progress: impl FnMut(&str)) -> Vec<Cell> {
+        let setup = Setup {
+            duration: self.duration,
+            send_zero_copy_bytes_min: self.send_zero_copy_bytes_min,
+            pin: self.pin,
+            busy_poll_us: self.busy_poll_us,
+        };
         let mut grid: Vec<(Mode, usize, usize, String, Vec<Sample>)> = Vec::new();
         for repeat in 0..self.repeats {
             let mut at = 0;
@@ -407,15 +435,7 @@ impl NetBench {
                 for &size in &self.sizes {
                     for &connections in &self.connections {
                         for &backend in &self.backends {
-                            let (ran, sample) = run_once(
-                                mode,
-                                backend,
-                                size,
-                                connections,
-                                self.duration,
-                                self.send_zero_copy_bytes_min,
-                                self.pin,
-                            );
+                            let (ran, sample) = run_once(mode, backend, size, connections, &setup);
                             progress(&format!("repeat {repeat}: {mode:?} {size} B x{connections} {ran}: {:.0} msg/s", sample.messages_per_second));
                             record(
                                 &mut grid,
@@ -610,15 +630,11 @@ pub fn zero_copy_sweep(
     for repeat in 0..repeats {
         for (at, &size) in sizes.iter().enumerate() {
             for (which, threshold) in [(0, 0usize), (1, usize::MAX)] {
-                let (_, sample) = run_once(
-                    Mode::PingPong,
-                    BackendChoice::IoUring,
-                    size,
-                    1,
-                    duration,
-                    Some(threshold),
-                    Pin::Auto,
-                );
+                let setup = Setup {
+                    send_zero_copy_bytes_min: Some(threshold),
+                    ..Setup::lasting(duration)
+                };
+                let (_, sample) = run_once(Mode::PingPong, BackendChoice::IoUring, size, 1, &setup);
                 progress(&format!(
                     "repeat {repeat}: {size} B zero copy {}: {:.0} msg/s",
                     which == 0,

@@ -305,3 +305,95 @@ fn a_coalesced_wait_ends_at_a_lone_frame() {
         "no lone frame arrived in a coalesced wait"
     );
 }
+
+/// Busy polling (`Config::busy_poll_us`, for threads with a CPU of their
+/// own) changes how a turn waits, not what it delivers: two endpoints that
+/// both poll ping-pong every request to its answer in order, and a quiet
+/// turn still ends by its own timeout, not after the far longer polling
+/// budget.
+fn busy_polling_answers_in_order_and_keeps_the_turns_timeout(backend: BackendChoice) {
+    let config = move |node| {
+        let mut config = common::config(backend, node);
+        config.busy_poll_us = 60_000_000;
+        config
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server_stop, (address_sender, address_received)) = (Arc::clone(&stop), mpsc::channel());
+    let server = thread::spawn(move || {
+        let mut server = synod_net::transport::open(config(2)).expect("opens");
+        address_sender
+            .send(address(server.as_ref()))
+            .expect("the test waits for the address");
+        let mut events = Vec::new();
+        while !server_stop.load(Ordering::Relaxed) {
+            server
+                .turn(Duration::from_millis(5), &mut events)
+                .expect("the server turns");
+            for event in events.drain(..) {
+                if let Some((connection, _, seq, _)) = common::request_seq(&event) {
+                    let answer = ClientResponse {
+                        client_id: ClientId(1),
+                        seq: Seq(seq),
+                        outcome: Outcome::Done { payload: vec![] },
+                    };
+                    // The connection may have closed in the same turn.
+                    let _ = server.send(connection, &answer);
+                }
+            }
+        }
+    });
+    let server_address = address_received.recv().expect("the server starts");
+    let mut client = synod_net::transport::open(config(1)).expect("opens");
+    let quiet_turn = Instant::now();
+    client
+        .turn(Duration::from_millis(20), &mut Vec::new())
+        .expect("turns");
+    assert!(
+        quiet_turn.elapsed() < DEADLINE,
+        "a quiet turn of 20 ms polled for {:?}",
+        quiet_turn.elapsed()
+    );
+    let connection = client.connect(NodeId(2), server_address).expect("room");
+    let (started, mut events) = (Instant::now(), Vec::new());
+    for seq in 0..300u64 {
+        common::send_with_backpressure(
+            &mut client,
+            connection,
+            &request(seq, 100),
+            &mut events,
+            started,
+        );
+        let answered = loop {
+            assert!(started.elapsed() < DEADLINE, "no answer to {seq}");
+            client
+                .turn(Duration::from_millis(5), &mut events)
+                .expect("the client turns");
+            let answer = events.drain(..).find_map(|event| match event {
+                Event::Frame { frame, .. } => match frame.archived() {
+                    synod_net::frame::Archived::Response(response) => {
+                        Some(response.seq.to_native().0)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            });
+            if let Some(answer) = answer {
+                break answer;
+            }
+        };
+        assert_eq!(answered, seq, "answers come in order");
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(client);
+    server.join().expect("the server stops");
+}
+
+#[test]
+fn io_uring_busy_polling_answers_in_order_and_keeps_the_turns_timeout() {
+    busy_polling_answers_in_order_and_keeps_the_turns_timeout(BackendChoice::IoUring);
+}
+
+#[test]
+fn portable_busy_polling_answers_in_order_and_keeps_the_turns_timeout() {
+    busy_polling_answers_in_order_and_keeps_the_turns_timeout(BackendChoice::Portable);
+}

@@ -43,6 +43,11 @@ pub(crate) struct NetArgs {
     /// scheduler puts them).
     #[arg(long, value_enum, default_value_t = PinArg::Auto)]
     pin: PinArg,
+    /// Have both transports poll this many microseconds before they sleep
+    /// (`busy_poll_us`; for threads with a CPU each, which `auto` then
+    /// gives every run). 0 (the default): they sleep when idle.
+    #[arg(long, default_value_t = 0)]
+    busy_poll_us: u32,
 }
 
 /// Thread placement for the benchmark.
@@ -86,7 +91,20 @@ pub(crate) fn bench(arguments: &NetArgs) -> anyhow::Result<()> {
             PinArg::Shared => Pin::Shared,
             PinArg::Split => Pin::Split,
         },
+        busy_poll_us: arguments.busy_poll_us,
     };
     let cells = bench.run(progress);
-    print_out(format_args!("{}\n{}", table(&cells), goals(&cells)))
+    let polling = if arguments.busy_poll_us > 0 {
+        format!(
+            "transports busy-poll {} µs before they sleep; blocking sockets do not\n",
+            arguments.busy_poll_us
+        )
+    } else {
+        String::new()
+    };
+    print_out(format_args!(
+        "{}\n{polling}{}",
+        table(&cells),
+        goals(&cells)
+    ))
 }

@@ -99,16 +99,44 @@ pub const SHARED_CONNECTIONS_BELOW: usize = 4;
 impl Pin {
     /// The CPUs of a run's server and client, chosen among those the
     /// calling thread may use (before either is pinned: a thread inherits
-    /// its creator's affinity).
-    pub(super) fn cpus(self, mode: Mode, connections: usize) -> (Option<usize>, Option<usize>) {
+    /// its creator's affinity). Threads that busy-poll get a CPU each
+    /// under `Auto`: sharing one, each would spin away the other's time.
+    pub(super) fn cpus(
+        self,
+        mode: Mode,
+        connections: usize,
+        busy_poll: bool,
+    ) -> (Option<usize>, Option<usize>) {
         let allowed = allowed_cpus();
         let rank = |rank: usize| allowed.get(rank % allowed.len().max(1)).copied();
-        let serial = mode == Mode::PingPong && connections < SHARED_CONNECTIONS_BELOW;
+        let serial = mode == Mode::PingPong && connections < SHARED_CONNECTIONS_BELOW && !busy_poll;
         match self {
             Pin::Free => (None, None),
             Pin::Auto if serial => (rank(0), rank(0)),
             Pin::Shared => (rank(0), rank(0)),
             Pin::Auto | Pin::Split => (rank(0), rank(1)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Auto` puts a serial ping-pong on one CPU, unless its threads
+    /// busy-poll: then each gets a CPU of its own (where there are two).
+    #[test]
+    fn auto_splits_busy_polling_threads() {
+        let (server, client) = Pin::Auto.cpus(Mode::PingPong, 1, false);
+        assert_eq!(server, client, "a serial ping-pong shares a CPU");
+        let (server, client) = Pin::Auto.cpus(Mode::PingPong, 1, true);
+        if allowed_cpus().len() >= 2 {
+            assert_ne!(server, client, "busy-polling threads share a CPU");
+        }
+        assert_eq!(
+            Pin::Shared.cpus(Mode::PingPong, 1, true),
+            (server, server),
+            "an explicit placement is kept"
+        );
     }
 }

@@ -132,6 +132,15 @@ pub struct Config {
     /// the wait ends at the first completion. A turn that may wait less
     /// gathers for no longer than it may wait.
     pub coalesce_wait_us: u32,
+    /// How long, in microseconds, a turn that would sleep first polls for
+    /// work without sleeping (both back ends); 0, the default, never polls.
+    /// For a thread with a CPU of its own (a shard pinned to a dedicated
+    /// core): it spends that CPU's idle time to save the wake-up a sleeping
+    /// wait costs on every arrival, as Linux's `SO_BUSY_POLL` and Seastar's
+    /// idle polling do. Threads that share a CPU slow each other down with
+    /// it. A turn never polls longer than it may wait, and after polling
+    /// this long without work it sleeps for the rest of its timeout.
+    pub busy_poll_us: u32,
 }
 
 /// The default [`Config::coalesce_wait_us`]. A sender that wakes its
@@ -192,6 +201,7 @@ impl Config {
             backend: BackendChoice::Auto,
             sqpoll: SqPoll::Off,
             coalesce_wait_us: COALESCE_WAIT_US_DEFAULT,
+            busy_poll_us: 0,
         }
     }
 

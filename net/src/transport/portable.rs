@@ -418,9 +418,9 @@ impl PortableTransport {
 
     /// The wait for this turn: none when events are already waiting, and no
     /// longer than the next redial.
-    fn wait_ms(&self, timeout: Duration, now: Instant, events: &[Event]) -> i32 {
+    fn wait(&self, timeout: Duration, now: Instant, events: &[Event]) -> Duration {
         if !events.is_empty() || self.accept_pending || !self.read_pending.is_empty() {
-            return 0;
+            return Duration::ZERO;
         }
         let mut wait = timeout;
         if let Some(retry_at) = self.accept_retry_at {
@@ -435,7 +435,33 @@ impl PortableTransport {
                 wait = wait.min(retry_at.saturating_duration_since(now));
             }
         }
-        i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+        wait
+    }
+
+    /// Waits up to `wait_ms` for readiness; returns how many entries of
+    /// `ready` it filled (none when a signal interrupted the wait).
+    fn epoll_wait(&mut self, wait_ms: i32) -> Result<usize, TransportError> {
+        let capacity = self.ready.len() as i32;
+        // SAFETY: `ready` has room for `capacity` events and lives across the call.
+        let count = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.ready.as_mut_ptr(),
+                capacity,
+                wait_ms,
+            )
+        };
+        if count >= 0 {
+            return Ok(count as usize);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() == ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        Err(TransportError::Io {
+            context: "epoll_wait",
+            source: error,
+        })
     }
 }
 
@@ -503,33 +529,27 @@ impl Transport for PortableTransport {
         }
         // Handing bytes to the kernel is progress the caller hears of at once
         // (as io_uring reports a send's completion), so it can queue more.
-        let wait_ms = if self.written {
-            0
+        let wait = if self.written {
+            Duration::ZERO
         } else {
-            self.wait_ms(timeout, now, events)
+            self.wait(timeout, now, events)
         };
-        let capacity = self.ready.len() as i32;
-        // SAFETY: `ready` has room for `capacity` events and lives across the call.
-        let count = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.ready.as_mut_ptr(),
-                capacity,
-                wait_ms,
-            )
-        };
-        if count < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() == ErrorKind::Interrupted {
-                return Ok(());
+        let busy_poll = Duration::from_micros(u64::from(self.config.busy_poll_us));
+        let (mut count, mut polled_for) = (0, Duration::ZERO);
+        if !busy_poll.is_zero() && !wait.is_zero() {
+            let (started, budget) = (Instant::now(), wait.min(busy_poll));
+            while count == 0 && started.elapsed() < budget {
+                count = self.epoll_wait(0)?;
             }
-            return Err(TransportError::Io {
-                context: "epoll_wait",
-                source: error,
-            });
+            polled_for = started.elapsed();
+        }
+        if count == 0 {
+            let rest = wait.saturating_sub(polled_for);
+            count = self
+                .epoll_wait(i32::try_from(rest.as_micros().div_ceil(1000)).unwrap_or(i32::MAX))?;
         }
         let now = Instant::now();
-        for at in 0..count as usize {
+        for at in 0..count {
             let libc::epoll_event {
                 events: flags,
                 u64: token,

@@ -85,6 +85,9 @@ pub struct UringDriver {
     /// configured so or when the kernel lacks `IORING_FEAT_MIN_TIMEOUT`.
     coalesce_wait_us: u32,
     coalesced_waits: u64,
+    /// How long a turn polls before it sleeps (`Config::busy_poll_us`).
+    busy_poll: Duration,
+    busy_polls_found: u64,
 }
 
 impl UringDriver {
@@ -127,6 +130,7 @@ impl UringDriver {
         } else {
             0
         };
+        let busy_poll = Duration::from_micros(u64::from(config.busy_poll_us));
         let transport = UringTransport::new(config, resources, &ring.submitter())?;
         let timer = Timer {
             armed_for: None,
@@ -138,6 +142,8 @@ impl UringDriver {
             timer,
             coalesce_wait_us,
             coalesced_waits: 0,
+            busy_poll,
+            busy_polls_found: 0,
         })
     }
 
@@ -158,6 +164,13 @@ impl UringDriver {
     #[must_use]
     pub fn coalesced_waits(&self) -> u64 {
         self.coalesced_waits
+    }
+
+    /// Turns whose busy polling found what they waited for (for tests and
+    /// diagnostics).
+    #[must_use]
+    pub fn busy_polls_found(&self) -> u64 {
+        self.busy_polls_found
     }
 
     fn wait_for(&self, timeout: Duration, now: Instant) -> Duration {
@@ -287,11 +300,26 @@ impl Transport for UringDriver {
             submitter.submit().map_err(uring_error("submit"))?;
         }
         let outlook = self.transport.take_outlook();
-        let wait = if outlook.room_made {
+        let mut wait = if outlook.room_made {
             Duration::ZERO
         } else {
             wait
         };
+        // Sends that leave at once complete inside the enter that submits
+        // them: a turn waits for one completion beyond them, so that a round
+        // trip costs one enter.
+        let want = 1 + outlook.completions_at_submit as usize;
+        let mut polled = false;
+        if !self.busy_poll.is_zero() && !wait.is_zero() {
+            let started = Instant::now();
+            polled = poll(&submitter, &mut sq, &mut cq, want, wait.min(self.busy_poll))?;
+            wait = if polled {
+                self.busy_polls_found += 1;
+                Duration::ZERO
+            } else {
+                wait.saturating_sub(started.elapsed())
+            };
+        }
         // While frames stream in and nothing of ours waits, let the kernel
         // gather a few completions before it wakes us: a minimum wait,
         // after which the first completion ends the wait, so a lone frame
@@ -310,15 +338,15 @@ impl Transport for UringDriver {
             self.timer.plan(wait, &mut sq, &submitter)?
         };
         sq.sync();
-        // Sends that leave at once complete inside this very enter: wait for
-        // one completion beyond them, so that a round trip costs one enter.
         let (want, min_wait_us) = if coalesce {
             self.coalesced_waits += 1;
             (COALESCE_COMPLETIONS, min_wait_us)
         } else {
-            (1 + outlook.completions_at_submit as usize, 0)
+            (want, 0)
         };
         let entered = match wait {
+            // Polling found the completions; nothing is left to submit.
+            Wait::None if polled => Ok(0),
             Wait::None => submitter.submit(),
             Wait::ForTimer => submitter.submit_and_wait(want),
             Wait::For(wait) => {
@@ -329,20 +357,7 @@ impl Transport for UringDriver {
                 submitter.submit_with_args(want, &args)
             }
         };
-        match entered {
-            Ok(_) => {}
-            Err(error)
-                if matches!(
-                    error.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) => {}
-            Err(error) => {
-                return Err(TransportError::Uring {
-                    context: "submit_and_wait",
-                    source: error,
-                })
-            }
-        }
+        tolerate(entered, "submit_and_wait")?;
         cq.sync();
         for cqe in &mut cq {
             if cqe.user_data() == TIMER_TAG {
@@ -353,6 +368,61 @@ impl Transport for UringDriver {
         }
         self.transport.drain_events(events);
         Ok(())
+    }
+}
+
+/// An enter's result, with what is no failure (a timeout that passed, a
+/// signal, a completion queue to drain first) taken as success.
+fn tolerate(entered: std::io::Result<usize>, context: &'static str) -> Result<(), TransportError> {
+    match entered {
+        Ok(_) => Ok(()),
+        Err(error)
+            if matches!(
+                error.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(TransportError::Uring {
+            context,
+            source: error,
+        }),
+    }
+}
+
+/// Polls between clock reads (a clock read costs about as much as a poll).
+const POLLS_PER_CLOCK_READ: u32 = 16;
+
+/// Busy polling: submits what is queued, then looks for `want` completions
+/// without sleeping, entering the ring only when the kernel flags deferred
+/// task work (`IORING_SQ_TASKRUN`: an arrival whose completion waits for
+/// us to post it), until they are there (true) or `budget` has passed.
+fn poll(
+    submitter: &io_uring::Submitter<'_>,
+    sq: &mut io_uring::SubmissionQueue<'_>,
+    cq: &mut io_uring::CompletionQueue<'_>,
+    want: usize,
+    budget: Duration,
+) -> Result<bool, TransportError> {
+    sq.sync();
+    tolerate(submitter.submit(), "submit")?;
+    let started = Instant::now();
+    loop {
+        for _ in 0..POLLS_PER_CLOCK_READ {
+            if sq.taskrun() {
+                // An enter without a wait runs the deferred task work.
+                tolerate(submitter.submit(), "submit")?;
+            }
+            cq.sync();
+            if cq.len() >= want {
+                return Ok(true);
+            }
+            std::hint::spin_loop();
+        }
+        if started.elapsed() >= budget {
+            return Ok(false);
+        }
     }
 }
 
@@ -452,6 +522,41 @@ mod tests {
             "never drained"
         );
         assert_closed(client);
+    }
+
+    /// A busy-polling turn finds a frame that arrives while it polls: the
+    /// receive's completion waits as deferred task work, which the poll
+    /// runs when the kernel flags it (without that it would poll out its
+    /// budget, 10 s here, and the frame would come from the wait after).
+    #[test]
+    fn a_busy_polling_turn_finds_a_frame_arriving_while_it_polls() {
+        if !available() {
+            return eprintln!("io_uring unavailable here, skipped");
+        }
+        let mut server = listening_server_with(|config| config.busy_poll_us = 60_000_000);
+        let (mut client, _) = accepted_connection(&mut server);
+        let mut events = Vec::new();
+        write_frames(&mut client, true, 1);
+        turn_until_frame(&mut server, &mut events, |server, events| {
+            server
+                .turn(Duration::from_millis(1), events)
+                .expect("turns");
+        });
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            write_frames(&mut client, false, 2);
+            client
+        });
+        let before = server.busy_polls_found();
+        events.clear();
+        turn_until_frame(&mut server, &mut events, |server, events| {
+            server.turn(Duration::from_secs(10), events).expect("turns");
+        });
+        assert!(
+            server.busy_polls_found() > before,
+            "the frame came from a wait, not from polling"
+        );
+        drop(writer.join().expect("the writer finishes"));
     }
 
     /// A turn right after bytes arrived waits coalesced; a quiet turn, and a
