@@ -535,8 +535,9 @@ impl Transport for PortableTransport {
             self.wait(timeout, now, events)
         };
         let busy_poll = Duration::from_micros(u64::from(self.config.busy_poll_us));
+        let polls = !busy_poll.is_zero() && !wait.is_zero();
         let (mut count, mut polled_for) = (0, Duration::ZERO);
-        if !busy_poll.is_zero() && !wait.is_zero() {
+        if polls {
             let (started, budget) = (Instant::now(), wait.min(busy_poll));
             while count == 0 && started.elapsed() < budget {
                 count = self.epoll_wait(0)?;
@@ -545,8 +546,17 @@ impl Transport for PortableTransport {
         }
         if count == 0 {
             let rest = wait.saturating_sub(polled_for);
-            count = self
-                .epoll_wait(i32::try_from(rest.as_micros().div_ceil(1000)).unwrap_or(i32::MAX))?;
+            // epoll_wait counts whole milliseconds. A turn that did not poll
+            // rounds up (as it always did); after polling, the rest rounds
+            // down: rounded up, it would sleep up to a millisecond past the
+            // turn's timeout or a redial's deadline (a 1.5 ms turn polling
+            // 1.4 ms took 2.4 ms), while a turn may always end sooner.
+            let rest_ms = if polls {
+                rest.as_millis()
+            } else {
+                rest.as_micros().div_ceil(1000)
+            };
+            count = self.epoll_wait(i32::try_from(rest_ms).unwrap_or(i32::MAX))?;
         }
         let now = Instant::now();
         for at in 0..count {
