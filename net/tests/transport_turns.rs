@@ -439,3 +439,76 @@ fn io_uring_busy_polling_turn_sleeps_only_the_rest_of_its_timeout() {
 fn portable_busy_polling_turn_sleeps_only_the_rest_of_its_timeout() {
     a_busy_polling_turn_sleeps_only_the_rest_of_its_timeout(BackendChoice::Portable);
 }
+
+/// A busy-polling turn finds a frame that arrives while it polls. It polls
+/// for longer than its timeout, so it never sleeps: a frame the polling
+/// missed would come out only when the timeout (10 s) is over.
+fn a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(backend: BackendChoice) {
+    let mut config = common::config(backend, 2);
+    config.busy_poll_us = 60_000_000;
+    let mut server = synod_net::transport::open(config).expect("opens");
+    let server_address = address(server.as_ref());
+    let (go, going) = mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut client = endpoint(backend, 1);
+        let connection = client.connect(NodeId(2), server_address).expect("room");
+        let (started, mut events) = (Instant::now(), Vec::new());
+        while !events
+            .iter()
+            .any(|event| matches!(event, Event::Connected { .. }))
+        {
+            assert!(started.elapsed() < DEADLINE, "no connection");
+            client
+                .turn(Duration::from_millis(1), &mut events)
+                .expect("the client turns");
+        }
+        going.recv().expect("the server is accepted");
+        thread::sleep(Duration::from_millis(20));
+        client.send(connection, &request(1, 100)).expect("room");
+        client
+            .turn(Duration::ZERO, &mut events)
+            .expect("the client turns");
+        // Keeps the connection until the test is done.
+        going.recv().expect("the test ends");
+    });
+    let (started, mut events) = (Instant::now(), Vec::new());
+    while !events
+        .iter()
+        .any(|event| matches!(event, Event::Accepted { .. }))
+    {
+        assert!(started.elapsed() < DEADLINE, "no accept");
+        server
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("the server turns");
+    }
+    go.send(()).expect("the client waits");
+    let started = Instant::now();
+    while !events
+        .iter()
+        .any(|event| common::request_seq(event).is_some())
+    {
+        assert!(started.elapsed() < DEADLINE, "no frame");
+        // The portable back end does not wait while the caller holds events.
+        events.clear();
+        server
+            .turn(Duration::from_secs(10), &mut events)
+            .expect("the server turns");
+    }
+    let took = started.elapsed();
+    go.send(()).expect("the client waits");
+    client.join().expect("the client finishes");
+    assert!(
+        took < Duration::from_secs(5),
+        "the frame came at the end of the turn's timeout, after {took:?}: polling missed it"
+    );
+}
+
+#[test]
+fn io_uring_busy_polling_turn_finds_a_frame_arriving_while_it_polls() {
+    a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(BackendChoice::IoUring);
+}
+
+#[test]
+fn portable_busy_polling_turn_finds_a_frame_arriving_while_it_polls() {
+    a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(BackendChoice::Portable);
+}
