@@ -15,7 +15,7 @@
 //! lane `X` that stands `D` bits before the data it is folded into is
 //! replaced by `X * x^D mod P`, computed as two 64x64 carry-less products
 //! of its halves with constants `x^(D+32) mod P` and `x^(D-32) mod P`
-//! (laid out over 33 bits, see [`fold_keys`]); the result has the same
+//! (laid out over 33 bits, see `fold_keys`); the result has the same
 //! remainder, so the checksum of the folded 16 bytes followed by the rest
 //! of the input, computed with the `crc32` instruction from a zero state,
 //! is the checksum of the whole input. The starting crc is XORed into the
@@ -23,7 +23,7 @@
 //! it does.
 //!
 //! Invariants:
-//! - [`crc32c`] and [`crc32c_append`] return exactly what the `crc32c`
+//! - [`crc32c()`] and [`crc32c_append`] return exactly what the `crc32c`
 //!   crate returns for every input and starting value (property tests
 //!   against it, every length up to 2 KiB at several alignments).
 //! - The fold runs only after runtime detection of every CPU feature it

@@ -139,7 +139,12 @@ pub struct Config {
     /// wait costs on every arrival, as Linux's `SO_BUSY_POLL` and Seastar's
     /// idle polling do. Threads that share a CPU slow each other down with
     /// it. A turn never polls longer than it may wait, and after polling
-    /// this long without work it sleeps for the rest of its timeout.
+    /// this long without work it sleeps for the rest of its timeout. A
+    /// turn whose polling finds work returns with it at once, so coalesced
+    /// waits (`coalesce_wait_us`) apply only to the sleep after a fruitless
+    /// poll. With io_uring the ring's owner polls: the standalone
+    /// [`uring::UringDriver`] does; a runtime that owns the ring and runs
+    /// [`uring::UringTransport`] on it polls that ring itself.
     pub busy_poll_us: u32,
 }
 

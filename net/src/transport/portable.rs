@@ -546,17 +546,7 @@ impl Transport for PortableTransport {
         }
         if count == 0 {
             let rest = wait.saturating_sub(polled_for);
-            // epoll_wait counts whole milliseconds. A turn that did not poll
-            // rounds up (as it always did); after polling, the rest rounds
-            // down: rounded up, it would sleep up to a millisecond past the
-            // turn's timeout or a redial's deadline (a 1.5 ms turn polling
-            // 1.4 ms took 2.4 ms), while a turn may always end sooner.
-            let rest_ms = if polls {
-                rest.as_millis()
-            } else {
-                rest.as_micros().div_ceil(1000)
-            };
-            count = self.epoll_wait(i32::try_from(rest_ms).unwrap_or(i32::MAX))?;
+            count = self.epoll_wait(epoll_timeout_ms(rest, polls))?;
         }
         let now = Instant::now();
         for at in 0..count {
@@ -567,5 +557,37 @@ impl Transport for PortableTransport {
             self.handle_ready(token, flags, now, events);
         }
         Ok(())
+    }
+}
+
+/// `epoll_wait`'s timeout, in whole milliseconds, for the `rest` of a
+/// turn's wait. A turn that did not poll rounds up (it sleeps rather than
+/// spin through a sub-millisecond wait). After polling the rest rounds
+/// down: rounded up, a turn would sleep up to a millisecond past its
+/// timeout or a redial's deadline (a 1.5 ms turn polling 1.4 ms took
+/// 2.4 ms), and a turn may always end sooner.
+fn epoll_timeout_ms(rest: Duration, polled: bool) -> i32 {
+    let milliseconds = if polled {
+        rest.as_millis()
+    } else {
+        rest.as_micros().div_ceil(1000)
+    };
+    i32::try_from(milliseconds).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rest_of_a_wait_rounds_down_after_polling_and_up_otherwise() {
+        let micros = Duration::from_micros;
+        assert_eq!(epoll_timeout_ms(micros(100), true), 0);
+        assert_eq!(epoll_timeout_ms(micros(100), false), 1);
+        assert_eq!(epoll_timeout_ms(micros(1_500), true), 1);
+        assert_eq!(epoll_timeout_ms(micros(1_500), false), 2);
+        assert_eq!(epoll_timeout_ms(micros(2_000), true), 2);
+        assert_eq!(epoll_timeout_ms(micros(2_000), false), 2);
+        assert_eq!(epoll_timeout_ms(Duration::MAX, false), i32::MAX);
     }
 }

@@ -12,7 +12,7 @@
 //! Operations: multishot accept on the listener, multishot receive into the
 //! provided-buffer ring (or, for large frames in answered traffic, one-shot
 //! receives into a buffer of the connection's own, see
-//! [`LARGE_RECEIVE_BYTES`]), one send (or `SEND_ZC` above the threshold) per
+//! `LARGE_RECEIVE_BYTES`), one send (or `SEND_ZC` above the threshold) per
 //! connection in flight, connect, shutdown and close; every socket is a
 //! registered (fixed) file.
 //!
