@@ -67,17 +67,9 @@ fn an_io_uring_round_trip_takes_one_turn_of_the_caller() {
         Arc::clone(&stop),
     );
     let mut client = endpoint(BackendChoice::IoUring, 1);
-    let connection = client.connect(NodeId(2), server_address).expect("room");
-    let (started, mut events) = (Instant::now(), Vec::new());
-    while !events
-        .iter()
-        .any(|event| matches!(event, Event::Connected { .. }))
-    {
-        assert!(started.elapsed() < DEADLINE, "no connection");
-        client
-            .turn(Duration::from_millis(5), &mut events)
-            .expect("turns");
-    }
+    let mut events = Vec::new();
+    let connection = common::connect_and_wait(&mut client, NodeId(2), server_address, &mut events);
+    let started = Instant::now();
     let round_trips = 500u64;
     let mut turns = 0u64;
     for seq in 0..round_trips {
@@ -151,16 +143,6 @@ fn refused_producer_is_woken_by_room(backend: BackendChoice) {
     assert!(refusals > 10, "the queue pushed back ({refusals} refusals)");
 }
 
-#[test]
-fn io_uring_refused_producer_is_woken_by_room() {
-    refused_producer_is_woken_by_room(BackendChoice::IoUring);
-}
-
-#[test]
-fn portable_refused_producer_is_woken_by_room() {
-    refused_producer_is_woken_by_room(BackendChoice::Portable);
-}
-
 /// Answers of 7 MiB, more than a socket takes at once, from a server whose
 /// turns would otherwise wait 30 seconds: an answer that leaves in part
 /// must not leave its sender waiting for the peer, who waits for the rest.
@@ -201,16 +183,6 @@ fn large_answers_do_not_stall(backend: BackendChoice) {
     // Closing the connection ends the server's wait.
     drop(client);
     server.join().expect("the server stops");
-}
-
-#[test]
-fn io_uring_large_answers_do_not_stall() {
-    large_answers_do_not_stall(BackendChoice::IoUring);
-}
-
-#[test]
-fn portable_large_answers_do_not_stall() {
-    large_answers_do_not_stall(BackendChoice::Portable);
 }
 
 /// While a stream comes in, the io_uring back end lets the kernel gather
@@ -388,22 +360,12 @@ fn busy_polling_answers_in_order_and_keeps_the_turns_timeout(backend: BackendCho
     server.join().expect("the server stops");
 }
 
-#[test]
-fn io_uring_busy_polling_answers_in_order_and_keeps_the_turns_timeout() {
-    busy_polling_answers_in_order_and_keeps_the_turns_timeout(BackendChoice::IoUring);
-}
-
-#[test]
-fn portable_busy_polling_answers_in_order_and_keeps_the_turns_timeout() {
-    busy_polling_answers_in_order_and_keeps_the_turns_timeout(BackendChoice::Portable);
-}
-
 /// A busy-polling turn that polls out part of its timeout then sleeps for
 /// the rest, not for its whole timeout again (a 300 ms turn that polls
 /// 200 ms ends by 300 ms, not 500). The fastest of a few turns counts: a
 /// busy machine only delays them. (How the portable back end rounds the
 /// rest to whole milliseconds is a unit test of its own.)
-fn a_busy_polling_turn_sleeps_only_the_rest_of_its_timeout(backend: BackendChoice) {
+fn busy_polling_turn_sleeps_only_the_rest_of_its_timeout(backend: BackendChoice) {
     let (timeout, limit) = (Duration::from_millis(300), Duration::from_millis(450));
     let mut config = common::config(backend, 1);
     config.busy_poll_us = 200_000;
@@ -422,20 +384,10 @@ fn a_busy_polling_turn_sleeps_only_the_rest_of_its_timeout(backend: BackendChoic
     );
 }
 
-#[test]
-fn io_uring_busy_polling_turn_sleeps_only_the_rest_of_its_timeout() {
-    a_busy_polling_turn_sleeps_only_the_rest_of_its_timeout(BackendChoice::IoUring);
-}
-
-#[test]
-fn portable_busy_polling_turn_sleeps_only_the_rest_of_its_timeout() {
-    a_busy_polling_turn_sleeps_only_the_rest_of_its_timeout(BackendChoice::Portable);
-}
-
 /// A busy-polling turn finds a frame that arrives while it polls. It polls
 /// for longer than its timeout, so it never sleeps: a frame the polling
 /// missed would come out only when the timeout (10 s) is over.
-fn a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(backend: BackendChoice) {
+fn busy_polling_turn_finds_a_frame_arriving_while_it_polls(backend: BackendChoice) {
     let mut config = common::config(backend, 2);
     config.busy_poll_us = 60_000_000;
     let mut server = synod_net::transport::open(config).expect("opens");
@@ -443,17 +395,9 @@ fn a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(backend: BackendCho
     let (go, going) = mpsc::channel::<()>();
     let client = thread::spawn(move || {
         let mut client = endpoint(backend, 1);
-        let connection = client.connect(NodeId(2), server_address).expect("room");
-        let (started, mut events) = (Instant::now(), Vec::new());
-        while !events
-            .iter()
-            .any(|event| matches!(event, Event::Connected { .. }))
-        {
-            assert!(started.elapsed() < DEADLINE, "no connection");
-            client
-                .turn(Duration::from_millis(1), &mut events)
-                .expect("the client turns");
-        }
+        let mut events = Vec::new();
+        let connection =
+            common::connect_and_wait(&mut client, NodeId(2), server_address, &mut events);
         going.recv().expect("the server is accepted");
         thread::sleep(Duration::from_millis(20));
         client.send(connection, &request(1, 100)).expect("room");
@@ -495,12 +439,23 @@ fn a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(backend: BackendCho
     );
 }
 
-#[test]
-fn io_uring_busy_polling_turn_finds_a_frame_arriving_while_it_polls() {
-    a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(BackendChoice::IoUring);
+macro_rules! both_backends {
+    ($($name:ident,)*) => {
+        mod portable {
+            use super::*;
+            $(#[test] fn $name() { super::$name(BackendChoice::Portable) })*
+        }
+        mod io_uring {
+            use super::*;
+            $(#[test] fn $name() { super::$name(BackendChoice::IoUring) })*
+        }
+    };
 }
 
-#[test]
-fn portable_busy_polling_turn_finds_a_frame_arriving_while_it_polls() {
-    a_busy_polling_turn_finds_a_frame_arriving_while_it_polls(BackendChoice::Portable);
+both_backends! {
+    refused_producer_is_woken_by_room,
+    large_answers_do_not_stall,
+    busy_polling_answers_in_order_and_keeps_the_turns_timeout,
+    busy_polling_turn_sleeps_only_the_rest_of_its_timeout,
+    busy_polling_turn_finds_a_frame_arriving_while_it_polls,
 }

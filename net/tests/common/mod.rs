@@ -49,6 +49,28 @@ pub fn pump(transports: &mut [&mut Box<dyn Transport>], events: &mut [Vec<Event>
     }
 }
 
+/// Dials `peer` at `address` and turns `transport` (1 ms turns) until the
+/// connection is up; the events of those turns stay in `events`.
+pub fn connect_and_wait(
+    transport: &mut Box<dyn Transport>,
+    peer: NodeId,
+    address: SocketAddr,
+    events: &mut Vec<Event>,
+) -> ConnectionId {
+    let connection = transport.connect(peer, address).expect("room");
+    let started = Instant::now();
+    while !events
+        .iter()
+        .any(|event| matches!(event, Event::Connected { .. }))
+    {
+        assert!(started.elapsed() < DEADLINE, "no connection");
+        transport
+            .turn(Duration::from_millis(1), events)
+            .expect("the turn succeeds");
+    }
+    connection
+}
+
 /// How many connections `events` says were accepted.
 pub fn accepted(events: &[Event]) -> usize {
     events
