@@ -144,7 +144,8 @@ pub struct Config {
     /// waits (`coalesce_wait_us`) apply only to the sleep after a fruitless
     /// poll. With io_uring the ring's owner polls: the standalone
     /// [`uring::UringDriver`] does; a runtime that owns the ring and runs
-    /// [`uring::UringTransport`] on it polls that ring itself.
+    /// [`uring::UringTransport`] on it polls that ring itself
+    /// ([`uring::busy_poll`]).
     pub busy_poll_us: u32,
 }
 

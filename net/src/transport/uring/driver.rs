@@ -313,7 +313,7 @@ impl Transport for UringDriver {
         let mut polled = false;
         if !self.busy_poll.is_zero() && !wait.is_zero() {
             let started = Instant::now();
-            polled = poll(&submitter, &mut sq, &mut cq, want, wait.min(self.busy_poll))?;
+            polled = busy_poll(&submitter, &mut sq, &mut cq, want, wait.min(self.busy_poll))?;
             wait = if polled {
                 self.busy_polls_found += 1;
                 Duration::ZERO
@@ -401,7 +401,14 @@ const POLLS_PER_CLOCK_READ: u32 = 16;
 /// without sleeping, entering the ring only when the kernel flags deferred
 /// task work (`IORING_SQ_TASKRUN`: an arrival whose completion waits for
 /// us to post it), until they are there (true) or `budget` has passed.
-fn poll(
+/// [`UringDriver`] polls its ring with it; a runtime that owns a shard's
+/// ring (set up with `TASKRUN_FLAG` beside `DEFER_TASKRUN`) polls it the
+/// same way. Completions are left in the queue for the caller.
+///
+/// # Errors
+/// [`TransportError::Uring`] when an enter fails (not for a signal, a
+/// timeout or a completion queue to drain first).
+pub fn busy_poll(
     submitter: &io_uring::Submitter<'_>,
     sq: &mut io_uring::SubmissionQueue<'_>,
     cq: &mut io_uring::CompletionQueue<'_>,

@@ -72,7 +72,7 @@ mod complete;
 mod driver;
 
 use bufring::BufRing;
-pub use driver::{available, UringDriver};
+pub use driver::{available, busy_poll, UringDriver};
 
 /// Operations per connection, each with its own completion tag.
 const OPS_PER_LINK: u64 = 8;
