@@ -416,6 +416,51 @@ mod tests {
         }
     }
 
+    /// Inputs under [`FOLD_MIN_BYTES`] (and just over it) from arbitrary
+    /// starting values at every alignment, alone and chained: the tests
+    /// above start these lengths from 0 or one value per length.
+    #[test]
+    fn short_inputs_match_the_crate_from_any_start_at_every_alignment() {
+        let data = bytes(2 * FOLD_MIN_BYTES + 64, 9);
+        let starts = [0, 1, 0xFFFF_FFFF, 0x8000_0000, 0xDEAD_BEEF, 0x1234_5678];
+        for offset in 0..64 {
+            for length in 0..=FOLD_MIN_BYTES + 16 {
+                let slice = &data[offset..offset + length];
+                for start in starts {
+                    let start = start ^ (offset * 131 + length) as u32;
+                    assert_eq!(
+                        crc32c_append(start, slice),
+                        crc32c::crc32c_append(start, slice),
+                        "length {length}, offset {offset}, start {start:#x}"
+                    );
+                }
+                let whole = crc32c::crc32c(slice);
+                for split in 0..=length {
+                    let (head, tail) = slice.split_at(split);
+                    assert_eq!(
+                        crc32c_append(crc32c(head), tail),
+                        whole,
+                        "length {length}, offset {offset}, split {split}"
+                    );
+                }
+            }
+        }
+        // The short path itself, called directly.
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("sse4.2") {
+            let mut start = 0x9E37_79B9u32;
+            for length in 0..FOLD_MIN_BYTES {
+                for offset in 0..16 {
+                    let slice = &data[offset..offset + length];
+                    start = start.rotate_left(7) ^ (length * 16 + offset) as u32;
+                    // SAFETY: SSE 4.2 was detected above.
+                    let short = unsafe { fold::short(start, slice) };
+                    assert_eq!(short, crc32c::crc32c_append(start, slice));
+                }
+            }
+        }
+    }
+
     #[test]
     fn copying_checksums_match_and_copy_every_byte() {
         let data = bytes(70_000, 3);
@@ -469,6 +514,21 @@ mod tests {
             let (head, rest) = data.split_at(split);
             prop_assert_eq!(crc32c_append(start, &data), crc32c::crc32c_append(start, &data));
             prop_assert_eq!(crc32c_append(crc32c(head), rest), crc32c(&data));
+        }
+
+        #[test]
+        fn short_appending_matches_the_crate(
+            start in any::<u32>(),
+            offset in 0usize..64,
+            split in 0usize..FOLD_MIN_BYTES,
+            data in proptest::collection::vec(any::<u8>(), 64..2 * FOLD_MIN_BYTES),
+        ) {
+            let data = &data[offset..];
+            let short = &data[..data.len().min(FOLD_MIN_BYTES - 1)];
+            prop_assert_eq!(crc32c_append(start, short), crc32c::crc32c_append(start, short));
+            let (head, rest) = short.split_at(split.min(short.len()));
+            let chained = crc32c_append(crc32c_append(start, head), rest);
+            prop_assert_eq!(chained, crc32c::crc32c_append(start, short));
         }
     }
 }
