@@ -393,3 +393,51 @@ fn a_body_received_directly_returns_its_buffer_to_the_shared_pool() {
         "not to the decoder's own"
     );
 }
+
+/// A body that needs more scratch space than the stack gives the
+/// serializer (a promise carrying many accepted entries) is archived again
+/// with the arena, whole: it decodes to the value, its checksum holds.
+#[test]
+fn a_body_beyond_the_stack_scratch_is_archived_whole() {
+    use crate::samples::batch;
+    use crate::wire::{AcceptedEntry, Ballot, NodeId, Slot};
+    let ballot = Ballot {
+        round: 3,
+        node: NodeId(1),
+    };
+    let promise = Message::Promise {
+        ballot,
+        from_slot: Slot(10),
+        accepted: (0..500)
+            .map(|slot| AcceptedEntry {
+                slot: Slot(10 + slot),
+                ballot,
+                batch: batch(2, 10),
+            })
+            .collect(),
+        commit_point: Slot(9),
+        snapshot_slot: Slot(0),
+    };
+    // The stack's scratch alone does not hold this value.
+    let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); crate::frame::SCRATCH_BYTES];
+    let on_stack = rkyv::api::low::to_bytes_in_with_alloc::<_, _, rkyv::rancor::Error>(
+        &promise,
+        AlignedVec::<16>::new(),
+        rkyv::ser::allocator::SubAllocator::new(&mut scratch),
+    );
+    assert!(on_stack.is_err(), "the value fits the stack's scratch");
+    // Encoded after the frames before it, which stay as they were.
+    let mut bytes = stream_of(3, 50);
+    let before = bytes.len();
+    encode_into(&mut bytes, &promise, MAX).expect("encodes");
+    let length = bytes.len();
+    let mut frames = Vec::new();
+    Decoder::new(MAX)
+        .feed(&Arc::new(bytes), 0..length, &mut frames)
+        .expect("decodes");
+    assert_eq!(frames.len(), 4);
+    assert_eq!(seqs(&frames[..3]), vec![0, 1, 2]);
+    let message = frames[3].message().expect("a replica kind");
+    assert_eq!(format!("{message:?}"), format!("{promise:?}"));
+    assert!(length > before);
+}
