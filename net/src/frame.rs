@@ -569,3 +569,251 @@ mod tests {
         assert_eq!(&out[..16], &[9u8; 16]);
     }
 }
+
+/// The stack's serializer archives every wire type exactly as the
+/// high-level one does, and a body that fails over to the arena (before or
+/// after the stack's attempt wrote part of it) is the high-level archive.
+#[cfg(test)]
+mod low_high_tests {
+    use rkyv::ser::allocator::SubAllocator;
+    use rkyv::ser::Positional;
+
+    use super::*;
+    use crate::samples::{batch, replica_sample, request, sample};
+    use crate::wire::{AcceptedEntry, Ballot, Batch, ClientId, NodeId, Outcome, Seq, Slot};
+
+    const PAYLOADS: [usize; 8] = [0, 1, 15, 100, 1000, 2047, 2048, 5000];
+
+    /// The high-level archive of `value`, from a 16-aligned start.
+    fn high<T>(value: &T) -> Vec<u8>
+    where
+        T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                AlignedVec<ALIGNMENT>,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rancor::Error,
+            >,
+        >,
+    {
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, AlignedVec::<ALIGNMENT>::new())
+            .expect("archives")
+            .to_vec()
+    }
+
+    /// The low-level archive of `value` with scratch enough for any sample.
+    fn low<T>(value: &T) -> Vec<u8>
+    where
+        T: for<'a> rkyv::Serialize<
+            rkyv::api::low::LowSerializer<AlignedVec<ALIGNMENT>, SubAllocator<'a>, rancor::Error>,
+        >,
+    {
+        let mut scratch = vec![std::mem::MaybeUninit::<u8>::uninit(); 1 << 16];
+        rkyv::api::low::to_bytes_in_with_alloc::<_, _, rancor::Error>(
+            value,
+            AlignedVec::<ALIGNMENT>::new(),
+            SubAllocator::new(&mut scratch),
+        )
+        .expect("archives")
+        .to_vec()
+    }
+
+    /// Encodes `value` after two frames and checks that its body is
+    /// `expected` with the right checksum, and the frames before it stayed.
+    fn encodes_as(value: &dyn crate::samples::EncodeDebug, expected: &[u8]) {
+        let mut out = encode(&*sample(Kind::Hello, 0), u32::MAX).expect("encodes");
+        encode_into(&mut out, &*sample(Kind::Accept, 3000), u32::MAX).expect("encodes");
+        let before = out.to_vec();
+        let frame_start = out.len();
+        let length = encode_into(&mut out, value, u32::MAX).expect("encodes");
+        assert_eq!(&out[..frame_start], &before[..], "{value:?}: frames before");
+        assert_eq!(length % ALIGNMENT, 0);
+        assert_eq!(out.len(), frame_start + length);
+        let header_bytes: &[u8; HEADER_BYTES] = out[frame_start..frame_start + HEADER_BYTES]
+            .try_into()
+            .expect("a header");
+        let header = Header::parse(header_bytes, u32::MAX).expect("a header");
+        let body_start = frame_start + HEADER_BYTES;
+        let body = &out[body_start..body_start + header.body_bytes as usize];
+        assert_eq!(body, expected, "{value:?}: body");
+        check_body(&header, body).expect("the checksum holds");
+        validate(header.kind, body).expect("validates");
+        assert!(out[body_start + body.len()..].iter().all(|&byte| byte == 0));
+    }
+
+    /// Whether the stack's scratch holds the archive of `value`.
+    fn fits_on_stack<T>(value: &T) -> bool
+    where
+        T: for<'a> rkyv::Serialize<
+            rkyv::api::low::LowSerializer<AlignedVec<ALIGNMENT>, SubAllocator<'a>, rancor::Error>,
+        >,
+    {
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); SCRATCH_BYTES];
+        rkyv::api::low::to_bytes_in_with_alloc::<_, _, rancor::Error>(
+            value,
+            AlignedVec::<ALIGNMENT>::new(),
+            SubAllocator::new(&mut scratch),
+        )
+        .is_ok()
+    }
+
+    macro_rules! same_both_ways {
+        ($value:expr) => {{
+            let value = $value;
+            let high = high(&value);
+            assert_eq!(low(&value), high, "{value:?}: low and high archives differ");
+            encodes_as(&value, &high);
+            fits_on_stack(&value)
+        }};
+    }
+
+    #[test]
+    fn every_sample_kind_archives_as_the_high_level_serializer_does() {
+        for payload in PAYLOADS {
+            for kind in Kind::ALL {
+                let on_stack = match kind {
+                    Kind::ClientRequest => same_both_ways!(request(1, payload)),
+                    Kind::ClientResponse => {
+                        let response = ClientResponse {
+                            client_id: ClientId(7),
+                            seq: Seq(1),
+                            outcome: Outcome::Done {
+                                payload: vec![5u8; payload],
+                            },
+                        };
+                        assert_eq!(
+                            format!("{response:?}"),
+                            format!("{:?}", sample(kind, payload))
+                        );
+                        same_both_ways!(response)
+                    }
+                    Kind::Hello => {
+                        let hello = Hello {
+                            cluster_id: 42,
+                            node: NodeId(1),
+                            shard: 0,
+                        };
+                        assert_eq!(format!("{hello:?}"), format!("{:?}", sample(kind, payload)));
+                        same_both_ways!(hello)
+                    }
+                    replica => same_both_ways!(replica_sample(replica, payload)),
+                };
+                assert!(on_stack, "{kind:?} ({payload} B) needs the arena");
+            }
+        }
+        for outcome in [
+            Outcome::NotLeader {
+                leader: Some(NodeId(3)),
+            },
+            Outcome::NotLeader { leader: None },
+            Outcome::Busy,
+            Outcome::SessionExpired,
+            Outcome::Rejected {
+                reason: "x".repeat(3000),
+            },
+        ] {
+            assert!(same_both_ways!(ClientResponse {
+                client_id: ClientId(7),
+                seq: Seq(1),
+                outcome,
+            }));
+        }
+    }
+
+    #[test]
+    fn values_beyond_the_stack_scratch_archive_as_the_high_level_serializer_does() {
+        let ballot = Ballot {
+            round: 3,
+            node: NodeId(1),
+        };
+        let entries = |count: u64, payload: usize| -> Vec<AcceptedEntry> {
+            (0..count)
+                .map(|slot| AcceptedEntry {
+                    slot: Slot(10 + slot),
+                    ballot,
+                    batch: batch(1, payload),
+                })
+                .collect()
+        };
+        for payload in [0, 100, 3000] {
+            for count in [200, 255, 257, 300] {
+                // 4-byte resolvers; the scratch may lose up to 3 bytes to alignment.
+                let expect_on_stack = count <= 255;
+                let on_stack = same_both_ways!(Message::Promise {
+                    ballot,
+                    from_slot: Slot(10),
+                    accepted: entries(count, payload),
+                    commit_point: Slot(9),
+                    snapshot_slot: Slot(0),
+                });
+                assert_eq!(on_stack, expect_on_stack, "Promise of {count}");
+                let on_stack = same_both_ways!(Message::RecoveryInfo {
+                    nonce: 1,
+                    promised: ballot,
+                    accepted: entries(count, payload),
+                    commit_point: Slot(9),
+                    compacted_through: Slot(0),
+                });
+                assert_eq!(on_stack, expect_on_stack, "RecoveryInfo of {count}");
+                let batches: Vec<Batch> = (0..count).map(|_| batch(1, payload)).collect();
+                let on_stack = same_both_ways!(Message::Accept {
+                    ballot,
+                    first_slot: Slot(10),
+                    batches: batches.clone(),
+                    commit_point: Slot(9),
+                });
+                assert_eq!(on_stack, expect_on_stack, "Accept of {count}");
+                let on_stack = same_both_ways!(Message::Chosen {
+                    ballot,
+                    first_slot: Slot(10),
+                    batches,
+                    commit_point: Slot(9),
+                });
+                assert_eq!(on_stack, expect_on_stack, "Chosen of {count}");
+            }
+        }
+    }
+
+    /// No wire type runs out of scratch after writing part of its body; this
+    /// one does (a long payload first, then more resolvers than fit).
+    #[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+    struct PartlyWritten {
+        head: Vec<u8>,
+        batches: Vec<Batch>,
+        tail: Vec<u8>,
+    }
+
+    impl Encode for PartlyWritten {
+        fn kind(&self) -> Kind {
+            Kind::Hello
+        }
+        fn archive_into(&self, out: &mut BodyWriter<'_>) -> Result<(), rancor::Error> {
+            archive_body!(self, out)
+        }
+    }
+
+    #[test]
+    fn a_body_that_fails_over_after_partial_writes_is_the_high_level_archive() {
+        for head in [5, FUSED_COPY_BYTES_MIN + 3] {
+            let value = PartlyWritten {
+                head: vec![1u8; head],
+                batches: (0..300).map(|_| batch(1, 10)).collect(),
+                tail: vec![2u8; FUSED_COPY_BYTES_MIN],
+            };
+            // The stack's attempt writes the head before it fails.
+            let mut out = AlignedVec::<ALIGNMENT>::new();
+            out.extend_from_slice(&[7u8; 16]);
+            let mut writer = BodyWriter::new(&mut out);
+            let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); SCRATCH_BYTES];
+            let on_stack = rkyv::api::low::to_bytes_in_with_alloc::<_, _, rancor::Error>(
+                &value,
+                &mut writer,
+                SubAllocator::new(&mut scratch),
+            );
+            assert!(on_stack.is_err());
+            assert!(writer.pos() >= 16 + head, "the head was written");
+            let high = high(&value);
+            assert_eq!(low(&value), high);
+            encodes_as(&value, &high);
+        }
+    }
+}
