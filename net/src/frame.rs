@@ -273,16 +273,24 @@ impl<E> rkyv::ser::Writer<E> for BodyWriter<'_> {
     }
 }
 
-/// Scratch space for archiving a body, on the stack: enough for every
-/// fixed-size message and for batches of a few dozen commands.
+/// Scratch space for archiving a body, on the stack. Only a vector of
+/// non-copy elements takes scratch (a 4-byte resolver per element while it
+/// is archived): a batch's commands are archived already and its bytes
+/// need none, so this holds every fixed-size message and the `accepted` or
+/// `batches` of up to 255 entries.
 pub(crate) const SCRATCH_BYTES: usize = 1024;
 
 /// Archives `$value` into `$out` with rkyv's low-level serializer and a
 /// scratch allocator on the stack: no thread-local arena to acquire and
 /// shrink and no shared-pointer map to build, which were about a fifth of
 /// encoding a small frame (`perf` of `encode/Hello`). A value that needs
-/// more scratch than [`SCRATCH_BYTES`] (a batch of many commands) is
-/// archived again with the high-level serializer, whose arena grows.
+/// more scratch than [`SCRATCH_BYTES`] (a promise or an accept of
+/// hundreds of entries) is archived again with the high-level serializer,
+/// whose arena grows. The two differ only in the allocator and in sharing,
+/// which no wire type uses (the low one has none and would not compile for
+/// an `Rc`/`Arc`), so the archives are the same bytes
+/// (`low_high_tests`); an error that is not the scratch's recurs in the
+/// high-level attempt and is reported from there.
 macro_rules! archive_body {
     ($value:expr, $out:expr) => {{
         let out: &mut BodyWriter<'_> = $out;
