@@ -1,16 +1,26 @@
 //! crc32c, the checksum of every frame body and log record, as fast as the
 //! CPU allows.
 //!
-//! Inputs of [`FOLD_MIN_BYTES`] and more, on x86-64 with AVX-512 and
-//! `VPCLMULQDQ`, are folded with carry-less multiplies (256 bytes a step
-//! with four 512-bit accumulators, then 64 bytes a step with one, then
-//! 16); shorter ones go through the `crc32` instruction 8 bytes at a time
-//! (SSE 4.2), and everything else to the `crc32c` crate (SSE 4.2 `crc32`
-//! instructions, three streams). On this project's machine (AMD EPYC, KVM)
-//! the fold takes 9.9 ns for 176 bytes, 27 ns for 1,136, 78 ns for 4 KiB
-//! and 1.17 us for 65,600 bytes against the crate's 17.1 ns, 69 ns, 194 ns
-//! and 2.69 us: 1.7x at 176 bytes, 2.3-2.5x from 1 KiB
-//! (`cargo bench -p synod-net --bench frames -- crc32c`, one run).
+//! Inputs of [`FOLD_MIN_BYTES`] and more, on x86-64 with `VPCLMULQDQ`, are
+//! folded with carry-less multiplies: with AVX-512, 256 bytes a step with
+//! four 512-bit accumulators, then 64 bytes a step with one; with AVX2
+//! only (AMD Zen 3, Intel Alder Lake), the same with 256-bit registers,
+//! 128 and 32 bytes a step; then 16. Shorter inputs go through the `crc32`
+//! instruction 8 bytes at a time (SSE 4.2), and everything else to the
+//! `crc32c` crate (SSE 4.2 `crc32` instructions, three streams).
+//! `cargo bench -p synod-net --bench frames -- crc32c`, one run each, the
+//! crate's time against ours:
+//!
+//! | bytes | AMD EPYC Zen 4, 512-bit | AMD EPYC Zen 3, 256-bit |
+//! |---|---|---|
+//! | 176 | 17.1 / 9.9 ns | 33 / 17 ns |
+//! | 1,136 | 69 / 27 ns | 90 / 71 ns |
+//! | 4,096 | 194 / 78 ns | 272 / 190 ns |
+//! | 65,600 | 2.69 / 1.17 us | 3.30 / 3.06 us |
+//!
+//! On Zen 3 the 256-bit multiplies reach about the crate's three `crc32`
+//! streams on long inputs; the gain there is copying while checksumming
+//! ([`copy_crc32c_append`]: 65,600 bytes 6.0 → 3.4 us).
 //!
 //! How the fold works (reflected bit order, as crc32c uses): a 128-bit
 //! lane `X` that stands `D` bits before the data it is folded into is
@@ -47,11 +57,11 @@ pub fn crc32c(data: &[u8]) -> u32 {
 pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if data.len() >= FOLD_MIN_BYTES {
-        if fold::available() {
-            // SAFETY: `fold::available` checked at run time that this CPU
-            // has every feature `fold::fold` is compiled for; without `COPY`
-            // it never touches `target`, so a null one is fine.
-            return unsafe { fold::fold::<false>(crc, data, std::ptr::null_mut()) };
+        if let Some(width) = fold::width() {
+            // SAFETY: `fold::width` checked at run time that this CPU has
+            // every feature the fold of that width is compiled for; without
+            // `COPY` it never touches `target`, so a null one is fine.
+            return unsafe { fold::fold::<false>(width, crc, data, std::ptr::null_mut()) };
         }
     } else if std::is_x86_feature_detected!("sse4.2") {
         // SAFETY: the one feature `fold::short` needs was checked at run time.
@@ -81,10 +91,10 @@ pub fn copy_crc32c_append(crc: u32, target: &mut [u8], source: &[u8]) -> u32 {
 /// overlap `source`.
 pub unsafe fn copy_crc32c_append_raw(crc: u32, target: *mut u8, source: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
-    if source.len() >= FOLD_MIN_BYTES && fold::available() {
+    if let Some(width) = fold::width().filter(|_| source.len() >= FOLD_MIN_BYTES) {
         // SAFETY: the features were checked at run time; the caller vouches
         // for `target`.
-        return unsafe { fold::fold::<true>(crc, source, target) };
+        return unsafe { fold::fold::<true>(width, crc, source, target) };
     }
     // SAFETY: the caller vouches for `target` (valid, not overlapping).
     unsafe { std::ptr::copy_nonoverlapping(source.as_ptr(), target, source.len()) };
@@ -139,9 +149,11 @@ const fn fold_keys(distance: u32) -> (u64, u64) {
 #[cfg(target_arch = "x86_64")]
 mod fold {
     use std::arch::x86_64::{
-        __m128i, __m512i, _mm512_castsi128_si512, _mm512_clmulepi64_epi128,
-        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_set_epi64, _mm512_storeu_si512,
-        _mm512_ternarylogic_epi64, _mm512_xor_si512, _mm_clmulepi64_si128, _mm_crc32_u16,
+        __m128i, __m256i, __m512i, _mm256_clmulepi64_epi128, _mm256_extracti128_si256,
+        _mm256_loadu_si256, _mm256_set_epi64x, _mm256_storeu_si256, _mm256_xor_si256,
+        _mm256_zextsi128_si256, _mm512_clmulepi64_epi128, _mm512_extracti32x4_epi32,
+        _mm512_loadu_si512, _mm512_set_epi64, _mm512_storeu_si512, _mm512_ternarylogic_epi64,
+        _mm512_xor_si512, _mm512_zextsi128_si512, _mm_clmulepi64_si128, _mm_crc32_u16,
         _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8, _mm_cvtsi128_si64, _mm_cvtsi32_si128,
         _mm_extract_epi64, _mm_loadu_si128, _mm_set_epi64x, _mm_storeu_si128, _mm_xor_si128,
     };
@@ -149,69 +161,63 @@ mod fold {
 
     use super::fold_keys;
 
-    /// Four 512-bit accumulators: 256 bytes per step.
-    const KEYS_2048: (u64, u64) = fold_keys(2048);
-    /// One 512-bit register into the next.
-    const KEYS_512: (u64, u64) = fold_keys(512);
-    /// The first 128-bit lane of a 512-bit register onto its last one.
-    const KEYS_384: (u64, u64) = fold_keys(384);
-    /// The second 128-bit lane of a 512-bit register onto its last one.
-    const KEYS_256: (u64, u64) = fold_keys(256);
     /// One 128-bit lane into the next.
     const KEYS_128: (u64, u64) = fold_keys(128);
 
-    const UNKNOWN: u8 = 0;
-    const YES: u8 = 1;
-    const NO: u8 = 2;
-    static AVAILABLE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    /// The register width a fold runs with.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Width {
+        /// AVX-512F and `VPCLMULQDQ`: 512-bit registers, 256 bytes a step.
+        Zmm,
+        /// AVX2 and `VPCLMULQDQ` (AMD Zen 3, Intel Alder Lake): 256-bit
+        /// registers, 128 bytes a step.
+        Ymm,
+    }
 
-    /// True when this CPU has everything the fold uses (checked once).
-    pub(super) fn available() -> bool {
-        match AVAILABLE.load(Ordering::Relaxed) {
-            YES => true,
-            NO => false,
+    impl Width {
+        /// True when this CPU has every feature this width's fold uses.
+        fn detected(self) -> bool {
+            let common = std::is_x86_feature_detected!("vpclmulqdq")
+                && std::is_x86_feature_detected!("pclmulqdq")
+                && std::is_x86_feature_detected!("sse4.2");
+            common
+                && match self {
+                    Width::Zmm => std::is_x86_feature_detected!("avx512f"),
+                    Width::Ymm => std::is_x86_feature_detected!("avx2"),
+                }
+        }
+    }
+
+    const UNKNOWN: u8 = 0;
+    const ZMM: u8 = 1;
+    const YMM: u8 = 2;
+    const NONE: u8 = 3;
+    static WIDTH: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// The widest fold this CPU runs, if any (detected once).
+    pub(super) fn width() -> Option<Width> {
+        match WIDTH.load(Ordering::Relaxed) {
+            ZMM => Some(Width::Zmm),
+            YMM => Some(Width::Ymm),
+            NONE => None,
             _ => {
-                let yes = std::is_x86_feature_detected!("avx512f")
-                    && std::is_x86_feature_detected!("vpclmulqdq")
-                    && std::is_x86_feature_detected!("pclmulqdq")
-                    && std::is_x86_feature_detected!("sse4.2");
-                AVAILABLE.store(if yes { YES } else { NO }, Ordering::Relaxed);
-                yes
+                let found = widths().next();
+                let code = match found {
+                    Some(Width::Zmm) => ZMM,
+                    Some(Width::Ymm) => YMM,
+                    None => NONE,
+                };
+                WIDTH.store(code, Ordering::Relaxed);
+                found
             }
         }
     }
 
-    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
-    fn keys512(keys: (u64, u64)) -> __m512i {
-        let (low, high) = (keys.0 as i64, keys.1 as i64);
-        _mm512_set_epi64(high, low, high, low, high, low, high, low)
-    }
-
-    /// Each 128-bit lane of `value` moved forward and added to `next`.
-    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
-    fn fold512(value: __m512i, keys: __m512i, next: __m512i) -> __m512i {
-        let low = _mm512_clmulepi64_epi128(value, keys, 0x00);
-        let high = _mm512_clmulepi64_epi128(value, keys, 0x11);
-        // 0x96: three-way XOR.
-        _mm512_ternarylogic_epi64(low, high, next, 0x96)
-    }
-
-    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
-    fn fold128(value: __m128i, keys: __m128i, next: __m128i) -> __m128i {
-        let low = _mm_clmulepi64_si128(value, keys, 0x00);
-        let high = _mm_clmulepi64_si128(value, keys, 0x11);
-        _mm_xor_si128(_mm_xor_si128(low, high), next)
-    }
-
-    /// The fold alone, for the tests.
-    ///
-    /// # Safety
-    /// As [`fold`].
-    #[cfg(test)]
-    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
-    pub(super) unsafe fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
-        // SAFETY: the caller vouches for the features; no copy is made.
-        unsafe { fold::<false>(crc, data, std::ptr::null_mut()) }
+    /// Every fold this CPU runs, widest first.
+    pub(super) fn widths() -> impl Iterator<Item = Width> {
+        [Width::Zmm, Width::Ymm]
+            .into_iter()
+            .filter(|width| width.detected())
     }
 
     /// The fold; see the module documentation. With `COPY`, every byte of
@@ -219,99 +225,310 @@ mod fold {
     /// registers the fold loads it into.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F, VPCLMULQDQ, PCLMULQDQ and SSE 4.2
-    /// ([`available`]). With `COPY`, `target` must be valid for writes of
-    /// `data.len()` bytes and must not overlap `data`.
+    /// The CPU must have every feature `width` needs (it came from
+    /// [`width`] or [`widths`]). With `COPY`, `target` must be valid for
+    /// writes of `data.len()` bytes and must not overlap `data`.
     ///
     /// # Panics
     /// When `data` is shorter than [`super::FOLD_MIN_BYTES`].
+    pub(super) unsafe fn fold<const COPY: bool>(
+        width: Width,
+        crc: u32,
+        data: &[u8],
+        target: *mut u8,
+    ) -> u32 {
+        // SAFETY: the caller vouches for the features and for `target`.
+        unsafe {
+            match width {
+                Width::Zmm => fold_zmm::<COPY>(crc, data, target),
+                Width::Ymm => fold_ymm::<COPY>(crc, data, target),
+            }
+        }
+    }
+
     #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
-    pub(super) unsafe fn fold<const COPY: bool>(crc: u32, data: &[u8], target: *mut u8) -> u32 {
-        assert!(data.len() >= super::FOLD_MIN_BYTES);
-        let load512 = |at: usize| {
-            debug_assert!(at + 64 <= data.len());
-            // SAFETY: every caller below passes `at` with `at + 64 <=
-            // data.len()`, so the 64 bytes read lie inside `data`; the load
-            // is unaligned, and the target features are enabled. With
-            // `COPY` the same 64 bytes of `target` are valid for writes
-            // (the caller's promise) and do not overlap `data`.
+    unsafe fn fold_zmm<const COPY: bool>(crc: u32, data: &[u8], target: *mut u8) -> u32 {
+        // SAFETY: as `fold`; the features `Zmm` uses are enabled here.
+        unsafe { fold_with::<__m512i, COPY>(crc, data, target) }
+    }
+
+    #[target_feature(enable = "avx2,vpclmulqdq,pclmulqdq,sse4.2")]
+    unsafe fn fold_ymm<const COPY: bool>(crc: u32, data: &[u8], target: *mut u8) -> u32 {
+        // SAFETY: as `fold`; the features `Ymm` uses are enabled here.
+        unsafe { fold_with::<__m256i, COPY>(crc, data, target) }
+    }
+
+    /// A vector register the fold runs on. Its methods are inlined into a
+    /// function that enables the features they need (`fold_zmm`,
+    /// `fold_ymm`), so each compiles to the instructions it names.
+    trait Register: Copy {
+        /// Bytes per register.
+        const BYTES: usize;
+        /// The constants that move every 128-bit lane one register on.
+        const NEXT: (u64, u64);
+        /// The same, four registers on (four accumulators a step).
+        const FOUR: (u64, u64);
+        /// # Safety
+        /// `from` is valid for reads of `BYTES`; the CPU has the features.
+        unsafe fn load(from: *const u8) -> Self;
+        /// # Safety
+        /// `to` is valid for writes of `BYTES`; the CPU has the features.
+        unsafe fn store(self, to: *mut u8);
+        /// # Safety
+        /// The CPU has the features (as for every method below).
+        unsafe fn low32(value: u32) -> Self;
+        /// # Safety
+        /// As above.
+        unsafe fn xor(self, other: Self) -> Self;
+        /// `keys` in every 128-bit lane.
+        ///
+        /// # Safety
+        /// As above.
+        unsafe fn keys(keys: (u64, u64)) -> Self;
+        /// Each 128-bit lane of `self` moved on by `keys` and added to `next`.
+        ///
+        /// # Safety
+        /// As above.
+        unsafe fn fold(self, keys: Self, next: Self) -> Self;
+        /// Every lane moved onto the last one, each by its own distance.
+        ///
+        /// # Safety
+        /// As above.
+        unsafe fn last_lane(self) -> __m128i;
+    }
+
+    impl Register for __m512i {
+        const BYTES: usize = 64;
+        const NEXT: (u64, u64) = fold_keys(512);
+        const FOUR: (u64, u64) = fold_keys(2048);
+
+        #[inline(always)]
+        unsafe fn load(from: *const u8) -> Self {
+            // SAFETY: the caller's promise (readable, features).
+            unsafe { _mm512_loadu_si512(from.cast()) }
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, to: *mut u8) {
+            // SAFETY: the caller's promise (writable, features).
+            unsafe { _mm512_storeu_si512(to.cast(), self) }
+        }
+
+        #[inline(always)]
+        unsafe fn low32(value: u32) -> Self {
+            // SAFETY: the caller's promise (features).
+            unsafe { _mm512_zextsi128_si512(_mm_cvtsi32_si128(value as i32)) }
+        }
+
+        #[inline(always)]
+        unsafe fn xor(self, other: Self) -> Self {
+            // SAFETY: the caller's promise (features).
+            unsafe { _mm512_xor_si512(self, other) }
+        }
+
+        #[inline(always)]
+        unsafe fn keys(keys: (u64, u64)) -> Self {
+            let (low, high) = (keys.0 as i64, keys.1 as i64);
+            // SAFETY: the caller's promise (features).
+            unsafe { _mm512_set_epi64(high, low, high, low, high, low, high, low) }
+        }
+
+        #[inline(always)]
+        unsafe fn fold(self, keys: Self, next: Self) -> Self {
+            // SAFETY: the caller's promise (features).
             unsafe {
-                let value = _mm512_loadu_si512(data.as_ptr().add(at).cast());
+                let low = _mm512_clmulepi64_epi128(self, keys, 0x00);
+                let high = _mm512_clmulepi64_epi128(self, keys, 0x11);
+                // 0x96: three-way XOR.
+                _mm512_ternarylogic_epi64(low, high, next, 0x96)
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn last_lane(self) -> __m128i {
+            // The multiplies are independent, only the XORs chain.
+            // SAFETY: the caller's promise (features).
+            unsafe {
+                fold128(
+                    _mm512_extracti32x4_epi32::<0>(self),
+                    const { fold_keys(384) },
+                    fold128(
+                        _mm512_extracti32x4_epi32::<1>(self),
+                        const { fold_keys(256) },
+                        fold128(
+                            _mm512_extracti32x4_epi32::<2>(self),
+                            KEYS_128,
+                            _mm512_extracti32x4_epi32::<3>(self),
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+
+    impl Register for __m256i {
+        const BYTES: usize = 32;
+        const NEXT: (u64, u64) = fold_keys(256);
+        const FOUR: (u64, u64) = fold_keys(1024);
+
+        #[inline(always)]
+        unsafe fn load(from: *const u8) -> Self {
+            // SAFETY: the caller's promise (readable, features).
+            unsafe { _mm256_loadu_si256(from.cast()) }
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, to: *mut u8) {
+            // SAFETY: the caller's promise (writable, features).
+            unsafe { _mm256_storeu_si256(to.cast(), self) }
+        }
+
+        #[inline(always)]
+        unsafe fn low32(value: u32) -> Self {
+            // SAFETY: the caller's promise (features).
+            unsafe { _mm256_zextsi128_si256(_mm_cvtsi32_si128(value as i32)) }
+        }
+
+        #[inline(always)]
+        unsafe fn xor(self, other: Self) -> Self {
+            // SAFETY: the caller's promise (features).
+            unsafe { _mm256_xor_si256(self, other) }
+        }
+
+        #[inline(always)]
+        unsafe fn keys(keys: (u64, u64)) -> Self {
+            let (low, high) = (keys.0 as i64, keys.1 as i64);
+            // SAFETY: the caller's promise (features).
+            unsafe { _mm256_set_epi64x(high, low, high, low) }
+        }
+
+        #[inline(always)]
+        unsafe fn fold(self, keys: Self, next: Self) -> Self {
+            // SAFETY: the caller's promise (features).
+            unsafe {
+                let low = _mm256_clmulepi64_epi128(self, keys, 0x00);
+                let high = _mm256_clmulepi64_epi128(self, keys, 0x11);
+                _mm256_xor_si256(_mm256_xor_si256(low, high), next)
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn last_lane(self) -> __m128i {
+            // SAFETY: the caller's promise (features).
+            unsafe {
+                fold128(
+                    _mm256_extracti128_si256::<0>(self),
+                    KEYS_128,
+                    _mm256_extracti128_si256::<1>(self),
+                )
+            }
+        }
+    }
+
+    /// `value` moved on by `keys` (the constants of `fold_keys`) and added
+    /// to `next`.
+    ///
+    /// # Safety
+    /// The CPU has PCLMULQDQ and SSE 2.
+    #[inline(always)]
+    unsafe fn fold128(value: __m128i, keys: (u64, u64), next: __m128i) -> __m128i {
+        // SAFETY: the caller's promise (features).
+        unsafe {
+            let keys = _mm_set_epi64x(keys.1 as i64, keys.0 as i64);
+            let low = _mm_clmulepi64_si128(value, keys, 0x00);
+            let high = _mm_clmulepi64_si128(value, keys, 0x11);
+            _mm_xor_si128(_mm_xor_si128(low, high), next)
+        }
+    }
+
+    /// The fold with registers `R`, four accumulators while 4 registers'
+    /// worth is left, then one, then 16 bytes a step, then the `crc32`
+    /// instruction for the last bytes.
+    ///
+    /// # Safety
+    /// As [`fold`], for the features `R` uses; inlined into a function
+    /// that enables them.
+    #[inline(always)]
+    unsafe fn fold_with<R: Register, const COPY: bool>(
+        crc: u32,
+        data: &[u8],
+        target: *mut u8,
+    ) -> u32 {
+        assert!(data.len() >= super::FOLD_MIN_BYTES && super::FOLD_MIN_BYTES >= R::BYTES);
+        let load = |at: usize| {
+            debug_assert!(at + R::BYTES <= data.len());
+            // SAFETY: every caller below passes `at` with `at + R::BYTES <=
+            // data.len()`, so the bytes read lie inside `data`; loads are
+            // unaligned, and the features are the caller's promise. With
+            // `COPY` the same bytes of `target` are valid for writes (the
+            // caller's promise) and do not overlap `data`.
+            unsafe {
+                let value = R::load(data.as_ptr().add(at));
                 if COPY {
-                    _mm512_storeu_si512(target.add(at).cast(), value);
+                    value.store(target.add(at));
                 }
                 value
             }
         };
-        // The starting crc enters as the first four bytes XORed with it
-        // (inverted, as crc32c starts and ends inverted).
-        let start = _mm512_castsi128_si512(_mm_cvtsi32_si128(!crc as i32));
-        let keys = keys512(KEYS_512);
-        let (mut folded, mut at) = if data.len() >= 256 {
-            // Four accumulators, 256 bytes a step, then folded into one.
-            let mut lanes = [
-                _mm512_xor_si512(load512(0), start),
-                load512(64),
-                load512(128),
-                load512(192),
-            ];
-            let mut at = 256;
-            let wide = keys512(KEYS_2048);
-            while data.len() - at >= 256 {
-                for (index, lane) in lanes.iter_mut().enumerate() {
-                    *lane = fold512(*lane, wide, load512(at + 64 * index));
+        // SAFETY: every register operation below needs the features `R`
+        // uses, which the caller promises; the raw loads and stores are
+        // argued where they are made.
+        unsafe {
+            // The starting crc enters as the first four bytes XORed with
+            // it (inverted, as crc32c starts and ends inverted).
+            let start = R::low32(!crc);
+            let next_keys = R::keys(R::NEXT);
+            let step = 4 * R::BYTES;
+            let (mut folded, mut at) = if data.len() >= step {
+                // Four accumulators, a step at a time, then folded into one.
+                let mut lanes = [
+                    load(0).xor(start),
+                    load(R::BYTES),
+                    load(2 * R::BYTES),
+                    load(3 * R::BYTES),
+                ];
+                let mut at = step;
+                let wide = R::keys(R::FOUR);
+                while data.len() - at >= step {
+                    for (index, lane) in lanes.iter_mut().enumerate() {
+                        *lane = lane.fold(wide, load(at + R::BYTES * index));
+                    }
+                    at += step;
                 }
-                at += 256;
+                let mut folded = lanes[0].fold(next_keys, lanes[1]);
+                folded = folded.fold(next_keys, lanes[2]);
+                folded = folded.fold(next_keys, lanes[3]);
+                (folded, at)
+            } else {
+                (load(0).xor(start), R::BYTES)
+            };
+            while data.len() - at >= R::BYTES {
+                folded = folded.fold(next_keys, load(at));
+                at += R::BYTES;
             }
-            let mut folded = fold512(lanes[0], keys, lanes[1]);
-            folded = fold512(folded, keys, lanes[2]);
-            folded = fold512(folded, keys, lanes[3]);
-            (folded, at)
-        } else {
-            (_mm512_xor_si512(load512(0), start), 64)
-        };
-        while data.len() - at >= 64 {
-            folded = fold512(folded, keys, load512(at));
-            at += 64;
-        }
-        // The register's four lanes moved onto its last one, each by its
-        // own distance: the multiplies are independent, only the XORs chain.
-        let key = |keys: (u64, u64)| _mm_set_epi64x(keys.1 as i64, keys.0 as i64);
-        let keys = key(KEYS_128);
-        let mut lane = fold128(
-            _mm512_extracti32x4_epi32::<0>(folded),
-            key(KEYS_384),
-            fold128(
-                _mm512_extracti32x4_epi32::<1>(folded),
-                key(KEYS_256),
-                fold128(
-                    _mm512_extracti32x4_epi32::<2>(folded),
-                    keys,
-                    _mm512_extracti32x4_epi32::<3>(folded),
-                ),
-            ),
-        );
-        while data.len() - at >= 16 {
-            // SAFETY: `at + 16 <= data.len()`: the 16 bytes lie inside
-            // `data`; the load is unaligned.
-            let next = unsafe { _mm_loadu_si128(data.as_ptr().add(at).cast()) };
+            let mut lane = folded.last_lane();
+            while data.len() - at >= 16 {
+                // The 16 bytes at `at` lie inside `data` (`at + 16 <=
+                // data.len()`); the load is unaligned.
+                let next = _mm_loadu_si128(data.as_ptr().add(at).cast());
+                if COPY {
+                    // As for the register stores above.
+                    _mm_storeu_si128(target.add(at).cast(), next);
+                }
+                lane = fold128(lane, KEYS_128, next);
+                at += 16;
+            }
+            // The folded lane, then the last bytes (fewer than 16), through
+            // the crc32 instruction from a zero state.
+            let mut state = _mm_crc32_u64(0, _mm_cvtsi128_si64(lane) as u64);
+            state = _mm_crc32_u64(state, _mm_extract_epi64::<1>(lane) as u64);
+            let rest = &data[at..];
             if COPY {
-                // SAFETY: as for the 64-byte stores above.
-                unsafe { _mm_storeu_si128(target.add(at).cast(), next) };
+                // The last `rest.len()` bytes of `target`, as above.
+                std::ptr::copy_nonoverlapping(rest.as_ptr(), target.add(at), rest.len());
             }
-            lane = fold128(lane, keys, next);
-            at += 16;
+            !words(state as u32, rest)
         }
-        // The folded lane, then the last bytes (fewer than 16), through the
-        // crc32 instruction from a zero state.
-        let mut state = _mm_crc32_u64(0, _mm_cvtsi128_si64(lane) as u64);
-        state = _mm_crc32_u64(state, _mm_extract_epi64::<1>(lane) as u64);
-        let rest = &data[at..];
-        if COPY {
-            // SAFETY: the last `rest.len()` bytes of `target`, as above.
-            unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), target.add(at), rest.len()) };
-        }
-        !words(state as u32, rest)
     }
 
     /// The crc32c of an input shorter than the fold takes, with the `crc32`
@@ -392,28 +609,50 @@ mod tests {
         }
     }
 
-    /// The fold itself, called directly (the tests above go through the
-    /// dispatch, which on a CPU without AVX-512 never reaches it).
+    /// Every fold this CPU has, called directly (the tests above go
+    /// through the dispatch, which takes only the widest), checksumming and
+    /// copying.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_fold_matches_the_crate_from_64_bytes_to_8_kib() {
-        if !fold::available() {
-            eprintln!("skipped: this CPU lacks AVX-512 or VPCLMULQDQ, the fold never runs here");
+    fn every_fold_matches_the_crate_from_64_bytes_to_8_kib() {
+        let widths: Vec<_> = fold::widths().collect();
+        if widths.is_empty() {
+            eprintln!("skipped: this CPU lacks VPCLMULQDQ, no fold runs here");
             return;
         }
         let data = bytes(8192 + 64, 5);
-        let mut start = 0x1234_5678u32;
-        for length in FOLD_MIN_BYTES..=8192 {
-            let offset = length % 61;
-            let slice = &data[offset..offset + length];
-            start = start.rotate_left(5) ^ length as u32;
-            // SAFETY: `fold::available` returned true above.
-            let folded = unsafe { fold::crc32c_append(start, slice) };
-            assert_eq!(
-                folded,
-                crc32c::crc32c_append(start, slice),
-                "length {length}, offset {offset}, start {start:#x}"
-            );
+        let mut target = vec![0u8; 8192 + 2];
+        for width in widths {
+            let mut start = 0x1234_5678u32;
+            for length in FOLD_MIN_BYTES..=8192 {
+                let offset = length % 61;
+                let slice = &data[offset..offset + length];
+                start = start.rotate_left(5) ^ length as u32;
+                let expected = crc32c::crc32c_append(start, slice);
+                // SAFETY: `width` came from `fold::widths`; without `COPY`
+                // the target is never touched.
+                let folded =
+                    unsafe { fold::fold::<false>(width, start, slice, std::ptr::null_mut()) };
+                assert_eq!(
+                    folded, expected,
+                    "{width:?}, length {length}, offset {offset}, start {start:#x}"
+                );
+                target.fill(0xEE);
+                // SAFETY: as above; `target[1..]` holds `length + 1` bytes
+                // and does not overlap `data`.
+                let copied =
+                    unsafe { fold::fold::<true>(width, start, slice, target.as_mut_ptr().add(1)) };
+                assert_eq!(copied, expected, "{width:?} copying, length {length}");
+                assert_eq!(
+                    &target[1..=length],
+                    slice,
+                    "{width:?} copy, length {length}"
+                );
+                assert!(
+                    target[0] == 0xEE && target[length + 1] == 0xEE,
+                    "{width:?} wrote outside its target, length {length}"
+                );
+            }
         }
     }
 
