@@ -15,6 +15,38 @@ use rkyv::util::AlignedVec;
 /// The alignment every frame body and every batch starts on.
 pub const ALIGNMENT: usize = 16;
 
+/// Bytes in a memory page.
+pub(crate) const PAGE_BYTES: usize = 4096;
+
+/// A zeroed receive buffer with room for `bytes` from its first page
+/// boundary on ([`page_start`]), where receives write.
+///
+/// Why on a page: on AMD Zen 3 the kernel's copy into user memory (`rep
+/// movsb`) runs 2-3x slower when the destination lies a few bytes past the
+/// source modulo 4 KiB, and a socket's bytes sit in the kernel's pages
+/// from their start. The allocator puts a buffer of 128 KiB 16 bytes into
+/// its first page, and smaller ones anywhere. In C, blocking sockets, one
+/// CPU (2026-11-28): 64 KiB ping-pong ran at 20-23k round trips/s reading
+/// at a page boundary or 32 bytes and more past one, and at 7.6-9.9k
+/// reading 8, 16 or 24 bytes past one (net/README.md, "What was tried").
+pub(crate) fn receive_buffer(bytes: usize) -> Arc<AlignedVec<ALIGNMENT>> {
+    // The buffer starts 16-byte aligned, so its first page boundary is at
+    // most a page less 16 bytes in.
+    let total = bytes + PAGE_BYTES - ALIGNMENT;
+    let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(total);
+    buffer.resize(total, 0);
+    Arc::new(buffer)
+}
+
+/// How far into `buffer` its first page boundary lies (a multiple of
+/// [`ALIGNMENT`], below [`PAGE_BYTES`]): receives into a buffer from
+/// [`receive_buffer`] start there.
+pub(crate) fn page_start(buffer: &AlignedVec<ALIGNMENT>) -> usize {
+    let start = buffer.as_ptr().align_offset(PAGE_BYTES);
+    debug_assert!(start.is_multiple_of(ALIGNMENT) && start < PAGE_BYTES);
+    start
+}
+
 /// An immutable, reference-counted, 16-byte aligned range of bytes.
 #[derive(Clone)]
 pub struct SharedBytes {
@@ -121,5 +153,24 @@ impl SharedBytes {
 impl std::fmt::Debug for SharedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SharedBytes({} bytes)", self.len())
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn receive_buffers_have_their_room_from_a_page_boundary_on() {
+    // Sizes the allocator serves from its heap and from fresh mappings.
+    for bytes in [4096, 16 << 10, 64 << 10, 128 << 10, 1 << 20] {
+        let buffers: Vec<_> = (0..8).map(|_| receive_buffer(bytes)).collect();
+        for buffer in &buffers {
+            let start = page_start(buffer);
+            assert_eq!((buffer.as_ptr() as usize + start) % PAGE_BYTES, 0);
+            assert_eq!(start % ALIGNMENT, 0, "frames received there lie aligned");
+            assert!(
+                buffer.len() - start >= bytes,
+                "{bytes} bytes of room after the page start"
+            );
+            assert!(buffer.iter().all(|&byte| byte == 0));
+        }
     }
 }

@@ -25,7 +25,7 @@ use super::{
     sys, Backend, CloseReason, Config, ConnectionId, ConnectionLog, Event, SendError, Transport,
     TransportError, ACCEPT_RETRY_DELAY,
 };
-use crate::bytes::ALIGNMENT;
+use crate::bytes::{page_start, receive_buffer, ALIGNMENT};
 use crate::frame::Encode;
 use crate::wire::NodeId;
 
@@ -237,9 +237,7 @@ impl PortableTransport {
         {
             return self.buffers.swap_remove(at);
         }
-        let mut fresh = AlignedVec::<ALIGNMENT>::with_capacity(self.config.receive_buffer_bytes);
-        fresh.resize(self.config.receive_buffer_bytes, 0);
-        Arc::new(fresh)
+        receive_buffer(self.config.receive_buffer_bytes)
     }
 
     /// Returns a receive buffer to the pool (frames may still refer to it).
@@ -276,11 +274,15 @@ impl PortableTransport {
             let Some(stream) = &link.socket.stream else {
                 return;
             };
-            let phase = link.socket.stream_phase;
+            // From the buffer's first page on (see `receive_buffer`), at the
+            // stream's phase so frames lie aligned.
+            let page = page_start(&buffer);
+            let start = page + link.socket.stream_phase;
+            let end = page + self.config.receive_buffer_bytes;
             let target = Arc::get_mut(&mut buffer)
                 .expect("take_buffer hands out buffers no frame refers to");
             let mut reader: &TcpStream = stream;
-            let count = match reader.read(&mut target.as_mut_slice()[phase..]) {
+            let count = match reader.read(&mut target.as_mut_slice()[start..end]) {
                 Ok(0) => return self.broken(index, CloseReason::EndOfStream, now, events),
                 Ok(count) => count,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
@@ -291,11 +293,11 @@ impl PortableTransport {
                     return self.broken(index, CloseReason::Io(error.to_string()), now, events)
                 }
             };
-            link.socket.stream_phase = (phase + count) % ALIGNMENT;
+            link.socket.stream_phase = (link.socket.stream_phase + count) % ALIGNMENT;
             let cluster_id = self.config.cluster_id;
             let received = link.receive(
                 &buffer,
-                phase..phase + count,
+                start..start + count,
                 cluster_id,
                 &mut self.scratch,
                 events,

@@ -17,18 +17,11 @@ use io_uring::types::BufRingEntry;
 use io_uring::Submitter;
 use rkyv::util::AlignedVec;
 
-use crate::bytes::ALIGNMENT;
+use crate::bytes::{page_start, receive_buffer, ALIGNMENT, PAGE_BYTES};
 use crate::transport::TransportError;
 
-const PAGE_BYTES: usize = 4096;
 /// Buffers kept aside (lent out or spare) for reuse.
 const SPARES_MAX: usize = 64;
-
-fn new_buffer(buffer_bytes: usize) -> Arc<AlignedVec<ALIGNMENT>> {
-    let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(buffer_bytes);
-    buffer.resize(buffer_bytes, 0);
-    Arc::new(buffer)
-}
 
 /// The buffer ring and its buffers.
 pub(crate) struct BufRing {
@@ -68,7 +61,7 @@ impl BufRing {
         // SAFETY: the layout has a non-zero size.
         let entries = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
         assert!(!entries.is_null(), "out of memory for the buffer ring");
-        let buffers = (0..count).map(|_| new_buffer(buffer_bytes)).collect();
+        let buffers = (0..count).map(|_| receive_buffer(buffer_bytes)).collect();
         let mut ring = BufRing {
             entries,
             layout,
@@ -107,7 +100,8 @@ impl BufRing {
         self.in_ring
     }
 
-    /// The buffer a completion named, now ours.
+    /// The buffer a completion named, now ours; its bytes start at
+    /// [`page_start`] of it.
     pub fn take(&mut self, bid: u16) -> Option<&Arc<AlignedVec<ALIGNMENT>>> {
         let buffer = self.buffers.get(usize::from(bid))?;
         assert!(
@@ -127,7 +121,7 @@ impl BufRing {
             let spare = self
                 .spares
                 .pop()
-                .unwrap_or_else(|| new_buffer(self.buffer_bytes));
+                .unwrap_or_else(|| receive_buffer(self.buffer_bytes));
             let held = std::mem::replace(&mut self.buffers[slot], spare);
             if self.lent.len() < SPARES_MAX {
                 self.lent.push(held);
@@ -153,10 +147,14 @@ impl BufRing {
     }
 
     fn give(&mut self, bid: u16) {
-        let length = self.buffers[usize::from(bid)].len() as u32;
+        let length = u32::try_from(self.buffer_bytes).expect("provided buffers are below 4 GiB");
         let buffer = Arc::get_mut(&mut self.buffers[usize::from(bid)])
             .expect("only unreferenced buffers go to the kernel");
-        let address = buffer.as_mut_ptr() as u64;
+        // The kernel writes from the buffer's first page boundary on, with
+        // `buffer_bytes` of room there (`receive_buffer`).
+        let start = page_start(buffer);
+        // SAFETY: `start` lies within the buffer (`page_start`).
+        let address = unsafe { buffer.as_mut_ptr().add(start) } as u64;
         // SAFETY: `tail & mask` indexes one of the ring's `mask + 1` entries;
         // the kernel reads an entry only after the tail is published past it.
         let entry = unsafe { &mut *self.entries.add(usize::from(self.tail & self.mask)) };

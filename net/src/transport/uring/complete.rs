@@ -9,7 +9,7 @@ use super::{
     LARGE_STREAM_FRAMES_MIN, OP_ACCEPT, OP_CANCEL, OP_CLOSE, OP_CONNECT, OP_RECV, OP_SEND,
     OP_SHUTDOWN,
 };
-use crate::bytes::ALIGNMENT;
+use crate::bytes::{page_start, ALIGNMENT};
 use crate::transport::link::{Phase, Role};
 use crate::transport::{CloseReason, Event, ACCEPT_RETRY_DELAY};
 use std::time::Instant;
@@ -99,10 +99,11 @@ impl UringTransport {
                     .take(bid)
                     .expect("the kernel names one of our buffers")
                     .clone();
+                let start = page_start(&buffer);
                 let outcome = if open {
                     link.receive(
                         &buffer,
-                        0..count as usize,
+                        start..start + count as usize,
                         cluster_id,
                         &mut self.scratch,
                         &mut self.events,

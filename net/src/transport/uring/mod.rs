@@ -63,7 +63,7 @@ use rkyv::util::AlignedVec;
 use super::link::{Links, Phase, ReceiveScratch, Role};
 use super::sys::{self, RawAddress};
 use super::{CloseReason, Config, ConnectionId, Event, SendError, TransportError};
-use crate::bytes::ALIGNMENT;
+use crate::bytes::{page_start, receive_buffer, ALIGNMENT};
 use crate::frame::{Encode, Header, HEADER_BYTES};
 use crate::wire::NodeId;
 
@@ -169,26 +169,7 @@ fn take_large_buffer(pool: &mut Vec<Arc<AlignedVec<ALIGNMENT>>>) -> Arc<AlignedV
     {
         return pool.remove(at);
     }
-    // A page more, so the receive can start on a page (`page_skew`).
-    let bytes = LARGE_RECEIVE_BYTES + PAGE_BYTES;
-    let mut buffer = AlignedVec::<ALIGNMENT>::with_capacity(bytes);
-    buffer.resize(bytes, 0);
-    Arc::new(buffer)
-}
-
-const PAGE_BYTES: usize = 4096;
-
-/// How far into `buffer` its first page boundary lies (a multiple of
-/// [`ALIGNMENT`]): a one-shot receive starts there. On AMD Zen 3 the
-/// kernel's copy into user memory (`rep movsb`) runs several times slower
-/// when the destination lies a few bytes past the source modulo 4 KiB, and
-/// a loopback socket's bytes come from page-aligned pages; the allocator
-/// puts a 128 KiB buffer 16 bytes into its first page. 64 KiB ping-pong
-/// over one connection ran at 8.6k round trips/s with the receive 16 bytes
-/// into a page and at 14.1k with it on the page (Zen 3, 2026-11-28;
-/// net/README.md, "What was tried").
-fn page_skew(buffer: &AlignedVec<ALIGNMENT>) -> usize {
-    buffer.as_ptr().align_offset(PAGE_BYTES)
+    receive_buffer(LARGE_RECEIVE_BYTES)
 }
 
 /// Keeps a large receive buffer for reuse (frames may still refer to it).
@@ -789,10 +770,11 @@ impl UringTransport {
                 .build()
         } else {
             let mut buffer = take_large_buffer(&mut self.large_buffers);
-            let at = page_skew(&buffer) + link.socket.stream_phase;
+            let at = page_start(&buffer) + link.socket.stream_phase;
             let target = Arc::get_mut(&mut buffer).expect("a buffer no frame refers to");
             let length = (target.len() - at) as u32;
-            // SAFETY: `at < PAGE_BYTES + ALIGNMENT < len`: within the buffer.
+            // SAFETY: `at` (a page start plus a phase) is below a page, the
+            // buffer over 128 KiB (`receive_buffer`): within the buffer.
             let start = unsafe { target.as_mut_ptr().add(at) };
             link.socket.recv_buffer = Some(LargeReceive {
                 buffer,
@@ -1016,22 +998,4 @@ fn a_connection_state_fits_two_cache_lines() {
         "UringSocket grew to {} bytes: measure `synod bench net` before keeping that",
         size_of::<UringSocket>()
     );
-}
-
-#[cfg(test)]
-#[test]
-fn a_large_receive_starts_on_a_page_with_a_whole_buffer_after_it() {
-    let mut pool = Vec::new();
-    for _ in 0..4 {
-        let buffer = take_large_buffer(&mut pool);
-        let skew = page_skew(&buffer);
-        assert_eq!((buffer.as_ptr() as usize + skew) % PAGE_BYTES, 0);
-        assert_eq!(skew % ALIGNMENT, 0, "frames after it stay aligned");
-        assert!(
-            buffer.len() - skew - (ALIGNMENT - 1) >= LARGE_RECEIVE_BYTES,
-            "a whole large receive fits after the page boundary and any phase"
-        );
-        assert!(skew < PAGE_BYTES);
-        give_back_large_buffer(&mut pool, buffer);
-    }
 }
