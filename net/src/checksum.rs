@@ -8,19 +8,23 @@
 //! 128 and 32 bytes a step; then 16. Shorter inputs go through the `crc32`
 //! instruction 8 bytes at a time (SSE 4.2), and everything else to the
 //! `crc32c` crate (SSE 4.2 `crc32` instructions, three streams).
-//! `cargo bench -p synod-net --bench frames -- crc32c`, one run each, the
-//! crate's time against ours:
+//! `cargo bench -p synod-net --bench frames -- crc32c`; on Zen 4 one run,
+//! the crate against the 512-bit fold; on Zen 3 (2026-11-28) the binaries
+//! before and after the 256-bit fold alternating, medians of three runs:
 //!
-//! | bytes | AMD EPYC Zen 4, 512-bit | AMD EPYC Zen 3, 256-bit |
-//! |---|---|---|
-//! | 176 | 17.1 / 9.9 ns | 33 / 17 ns |
-//! | 1,136 | 69 / 27 ns | 90 / 71 ns |
-//! | 4,096 | 194 / 78 ns | 272 / 190 ns |
-//! | 65,600 | 2.69 / 1.17 us | 3.30 / 3.06 us |
+//! | bytes | Zen 4: crate / 512-bit fold | Zen 3: crate / 256-bit fold | Zen 3, copying too: copy then crate / one pass |
+//! |---|---|---|---|
+//! | 176 | 17.1 / 9.9 ns | 22 / 21 ns | |
+//! | 1,136 | 69 / 27 ns | 100 / 71 ns | 124 / 74 ns |
+//! | 4,096 | 194 / 78 ns | 259 / 215 ns | 2,198 / 225 ns |
+//! | 65,600 | 2.69 / 1.17 us | 3.39 / 3.02 us | 5.23 / 3.54 us |
 //!
-//! On Zen 3 the 256-bit multiplies reach about the crate's three `crc32`
-//! streams on long inputs; the gain there is copying while checksumming
-//! ([`copy_crc32c_append`]: 65,600 bytes 6.0 → 3.4 us).
+//! On Zen 3 the 256-bit multiplies take about what the crate's three
+//! `crc32` streams take on long inputs; the gain there is
+//! [`copy_crc32c_append`], which stores what it loads. The separate
+//! `memcpy` of 4 KiB took 2 us: the benchmark's target, allocated right
+//! after its source, lies 16 bytes past it modulo 4 KiB, where `rep movsb`
+//! is slow on that CPU (see `crate::bytes::receive_buffer`).
 //!
 //! How the fold works (reflected bit order, as crc32c uses): a 128-bit
 //! lane `X` that stands `D` bits before the data it is folded into is
