@@ -92,6 +92,31 @@ fn frames(c: &mut Criterion) {
     }
     group.finish();
     let _ = HEADER_BYTES;
+    // A 64 KiB request arriving in 16 KiB receives (the provided buffers'
+    // size): the decoder joins the pieces and checks the body.
+    let mut group = c.benchmark_group("decode_pieces");
+    for size in [16 * 1024, 64 * 1024] {
+        let value = sample(Kind::ClientRequest, size);
+        let mut bytes = AlignedVec::<16>::new();
+        encode_into(&mut bytes, value.as_ref(), BODY_BYTES_MAX_DEFAULT).expect("encodes");
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        let buffer = std::sync::Arc::new(bytes);
+        let mut out = Vec::with_capacity(1);
+        let mut decoder = Decoder::new(BODY_BYTES_MAX_DEFAULT);
+        group.bench_function(BenchmarkId::new("ClientRequest", size), |b| {
+            b.iter(|| {
+                out.clear();
+                for start in (0..buffer.len()).step_by(16 << 10) {
+                    let end = (start + (16 << 10)).min(buffer.len());
+                    decoder
+                        .feed(&buffer, start..end, &mut out)
+                        .expect("decodes");
+                }
+                out.len()
+            })
+        });
+    }
+    group.finish();
 }
 
 /// The frame checksum: the crate every caller used before against

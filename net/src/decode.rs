@@ -23,6 +23,7 @@ use std::sync::Arc;
 use rkyv::util::AlignedVec;
 
 use crate::bytes::{SharedBytes, ALIGNMENT};
+use crate::checksum::{copy_crc32c_append_raw, crc32c_append};
 use crate::frame::{Frame, FrameError, Header, HEADER_BYTES};
 
 /// A partial body up to this size is reserved whole when it starts (one
@@ -128,6 +129,10 @@ pub struct DecoderStats {
 struct Partial {
     header: Header,
     bytes: Arc<AlignedVec<ALIGNMENT>>,
+    /// The crc32c of `bytes` so far, computed as they are copied in (or
+    /// right after the kernel wrote them), so a whole body is not read
+    /// once more to check it.
+    crc: u32,
     /// Some of the body was received straight into `bytes`.
     direct: bool,
 }
@@ -141,6 +146,20 @@ impl Partial {
             Arc::get_mut(&mut self.bytes).expect("no frame refers to a body before it is complete");
         (target, body_bytes)
     }
+}
+
+/// Appends `bytes` to `target` and continues `crc` over them in the same
+/// pass (each byte loaded once, stored and checksummed).
+fn append_summing(target: &mut AlignedVec<ALIGNMENT>, crc: u32, bytes: &[u8]) -> u32 {
+    target.reserve(bytes.len());
+    let length = target.len();
+    // SAFETY: the reserve leaves room for `bytes.len()` bytes after
+    // `length`, which `bytes` (a shared borrow) cannot overlap, as
+    // `target` is borrowed mutably.
+    let crc = unsafe { copy_crc32c_append_raw(crc, target.as_mut_ptr().add(length), bytes) };
+    // SAFETY: the bytes up to the new length were just written.
+    unsafe { target.set_len(length + bytes.len()) };
+    crc
 }
 
 /// Decodes one connection's byte stream into frames.
@@ -381,12 +400,15 @@ impl Decoder {
         // costs nothing up front).
         let capacity = partial_capacity(body_bytes, available);
         let mut bytes = self.realign_pool.take(capacity, capacity);
-        Arc::get_mut(&mut bytes)
-            .expect("the pool hands out buffers no frame refers to")
-            .extend_from_slice(&buffer.as_slice()[range]);
+        let crc = append_summing(
+            Arc::get_mut(&mut bytes).expect("the pool hands out buffers no frame refers to"),
+            0,
+            &buffer.as_slice()[range],
+        );
         self.partial = Some(Partial {
             header,
             bytes,
+            crc,
             direct: false,
         });
         Ok(available)
@@ -394,18 +416,20 @@ impl Decoder {
 
     /// Adds `bytes` to the partial body; returns the bytes used.
     fn continue_body(&mut self, bytes: &[u8], out: &mut Vec<Frame>) -> Result<usize, FrameError> {
-        let (target, body_bytes) = self
+        let partial = self
             .partial
             .as_mut()
-            .expect("continue_body runs only with a partial body")
-            .target();
+            .expect("continue_body runs only with a partial body");
+        let crc = partial.crc;
+        let (target, body_bytes) = partial.target();
         let needed = body_bytes - target.len();
         let used = needed.min(bytes.len());
         if target.capacity() < target.len() + used {
             let capacity = partial_capacity(body_bytes, target.len() + used);
             target.reserve_exact(capacity - target.len());
         }
-        target.extend_from_slice(&bytes[..used]);
+        let crc = append_summing(target, crc, &bytes[..used]);
+        partial.crc = crc;
         if used == needed {
             self.finish_partial(out)?;
         }
@@ -417,6 +441,7 @@ impl Decoder {
         let Partial {
             header,
             bytes,
+            crc,
             direct,
         } = self.partial.take().expect("a partial body to finish");
         let body_bytes = header.body_bytes as usize;
@@ -426,7 +451,7 @@ impl Decoder {
         self.padding_left = header.padded_body_bytes() - body_bytes;
         let body = SharedBytes::slice_of(&bytes, 0, body_bytes);
         self.realign_pool.give_back(bytes);
-        out.push(Frame::checked(&header, body)?);
+        out.push(Frame::checked_summed(&header, body, crc)?);
         Ok(())
     }
 
@@ -517,13 +542,19 @@ impl Decoder {
             .as_mut()
             .expect("partial_filled follows partial_room");
         partial.direct = true;
+        let crc = partial.crc;
         let (target, body_bytes) = partial.target();
         let room = (target.capacity() - target.len()).min(body_bytes - target.len());
         assert!(count <= room, "no more bytes filled than the room held");
+        let length = target.len();
         // SAFETY: the caller wrote `count` bytes right after `len`, within
         // the capacity (checked above).
-        unsafe { target.set_len(target.len() + count) };
-        if target.len() < body_bytes {
+        unsafe { target.set_len(length + count) };
+        // Checksummed now, while the kernel's copy left them in the cache.
+        let crc = crc32c_append(crc, &target[length..]);
+        let done = target.len() == body_bytes;
+        partial.crc = crc;
+        if !done {
             return Ok(());
         }
         let result = self.finish_partial(out);

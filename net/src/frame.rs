@@ -432,7 +432,12 @@ pub fn body_crc32c(body: &[u8]) -> u32 {
 /// [`FrameError::ChecksumMismatch`], [`FrameError::Invalid`],
 /// [`FrameError::KindMismatch`].
 pub fn check_body(header: &Header, body: &[u8]) -> Result<(), FrameError> {
-    let computed = crate::checksum::crc32c(body);
+    check_summed(header, body, crate::checksum::crc32c(body))
+}
+
+/// [`check_body`] for a body whose crc32c the caller computed (as it
+/// copied the body together).
+fn check_summed(header: &Header, body: &[u8], computed: u32) -> Result<(), FrameError> {
     if computed != header.body_crc32c {
         return Err(FrameError::ChecksumMismatch {
             expected: header.body_crc32c,
@@ -504,6 +509,24 @@ impl Frame {
     /// As [`check_body`].
     pub fn checked(header: &Header, body: SharedBytes) -> Result<Frame, FrameError> {
         check_body(header, body.as_slice())?;
+        Ok(Frame {
+            kind: header.kind,
+            body,
+        })
+    }
+
+    /// [`Frame::checked`] for a body whose crc32c the caller computed over
+    /// exactly these bytes (the decoder, as it copied a body that came in
+    /// pieces).
+    ///
+    /// # Errors
+    /// As [`check_body`].
+    pub(crate) fn checked_summed(
+        header: &Header,
+        body: SharedBytes,
+        crc: u32,
+    ) -> Result<Frame, FrameError> {
+        check_summed(header, body.as_slice(), crc)?;
         Ok(Frame {
             kind: header.kind,
             body,

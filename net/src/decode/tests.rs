@@ -441,3 +441,53 @@ fn a_body_beyond_the_stack_scratch_is_archived_whole() {
     assert_eq!(format!("{message:?}"), format!("{promise:?}"));
     assert!(length > before);
 }
+
+/// The checksum of a body that comes in pieces is computed as the pieces
+/// are copied in (and right after the kernel writes the direct part):
+/// damage in any piece, on either path, is refused; an intact body whose
+/// pieces took both paths decodes.
+#[test]
+fn a_body_in_pieces_is_checked_across_every_piece_and_path() {
+    let stream = stream_of(1, 20_000).to_vec();
+    for direct in [false, true] {
+        for damage_at in [None, Some(HEADER_BYTES + 5), Some(7_000), Some(15_000)] {
+            let mut bytes = stream.clone();
+            if let Some(at) = damage_at {
+                bytes[at] ^= 0x10;
+            }
+            let mut decoder = Decoder::new(MAX);
+            let mut frames = Vec::new();
+            // Copied pieces, then (when `direct`) the rest straight into the
+            // body's buffer, or more copied pieces.
+            let mut result = Ok(());
+            for piece in [&bytes[..3_000], &bytes[3_000..9_000]] {
+                result = result.and(decoder.feed_slice(piece, &mut frames));
+            }
+            if direct {
+                let rest = &bytes[9_000..];
+                let (start, room) = decoder.partial_room().expect("a partial body");
+                assert!(room <= rest.len(), "the body's rest, without its padding");
+                // SAFETY: `room` writable bytes at `start`, as in `fill_directly`.
+                unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), start, room) };
+                // SAFETY: `room` bytes were written just above.
+                result = result.and(unsafe { decoder.partial_filled(room, &mut frames) });
+            } else {
+                result = result.and(decoder.feed_slice(&bytes[9_000..], &mut frames));
+            }
+            match damage_at {
+                None => {
+                    result.expect("an intact body decodes");
+                    assert_eq!(seqs(&frames), vec![0]);
+                    assert_eq!(
+                        frames[0].body().as_slice(),
+                        &stream[HEADER_BYTES..HEADER_BYTES + frames[0].body().len()]
+                    );
+                }
+                Some(at) => assert!(
+                    matches!(result, Err(FrameError::ChecksumMismatch { .. })) && frames.is_empty(),
+                    "damage at {at} (direct {direct}): {result:?}"
+                ),
+            }
+        }
+    }
+}
