@@ -180,14 +180,25 @@ mod fold {
 
     impl Width {
         /// True when this CPU has every feature this width's fold uses.
+        ///
+        /// That is every feature its `#[target_feature]` enables, and the
+        /// ones rustc enables with them: `avx512f` brings `avx2`, `avx`,
+        /// `fma` and `f16c`, `vpclmulqdq` brings `avx`. The standard
+        /// library reports `avx512f` only with `fma` and `f16c`, but each
+        /// CPUID bit on its own otherwise (and `vpclmulqdq` without asking
+        /// whether the OS saves the vector registers), so `avx` and `avx2`
+        /// are checked here for both widths: a hypervisor may hide one
+        /// and not the other.
         fn detected(self) -> bool {
             let common = std::is_x86_feature_detected!("vpclmulqdq")
                 && std::is_x86_feature_detected!("pclmulqdq")
-                && std::is_x86_feature_detected!("sse4.2");
+                && std::is_x86_feature_detected!("sse4.2")
+                && std::is_x86_feature_detected!("avx")
+                && std::is_x86_feature_detected!("avx2");
             common
                 && match self {
                     Width::Zmm => std::is_x86_feature_detected!("avx512f"),
-                    Width::Ymm => std::is_x86_feature_detected!("avx2"),
+                    Width::Ymm => true,
                 }
         }
     }
@@ -532,6 +543,163 @@ mod fold {
                 std::ptr::copy_nonoverlapping(rest.as_ptr(), target.add(at), rest.len());
             }
             !words(state as u32, rest)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The carry-less product of `a` and `b`, in software.
+        fn clmul(a: u64, b: u64) -> u128 {
+            (0..64)
+                .filter(|bit| (b >> bit) & 1 == 1)
+                .fold(0, |product, bit| product ^ (u128::from(a) << bit))
+        }
+
+        /// `fold128` in software.
+        fn fold_lane(value: u128, keys: (u64, u64), next: u128) -> u128 {
+            clmul(value as u64, keys.0) ^ clmul((value >> 64) as u64, keys.1) ^ next
+        }
+
+        /// `fold_with` in software for registers of `R::BYTES` with `R`'s
+        /// constants, lanes reduced onto the last by 128 bits per lane (as
+        /// both `last_lane`s do): checks the fold distances of a width on
+        /// any CPU, the 512-bit one too where it cannot run.
+        fn model<R: Register>(crc: u32, data: &[u8]) -> u32 {
+            let lanes = R::BYTES / 16;
+            let lane_at =
+                |at: usize| u128::from_le_bytes(data[at..at + 16].try_into().expect("16 bytes"));
+            let load = |at: usize| (0..lanes).map(|i| lane_at(at + 16 * i)).collect::<Vec<_>>();
+            let fold = |value: &[u128], keys: (u64, u64), next: Vec<u128>| {
+                value
+                    .iter()
+                    .zip(next)
+                    .map(|(&value, next)| fold_lane(value, keys, next))
+                    .collect::<Vec<_>>()
+            };
+            let mut first = load(0);
+            first[0] ^= u128::from(!crc);
+            let step = 4 * R::BYTES;
+            let (mut folded, mut at) = if data.len() >= step {
+                let mut registers = [
+                    first,
+                    load(R::BYTES),
+                    load(2 * R::BYTES),
+                    load(3 * R::BYTES),
+                ];
+                let mut at = step;
+                while data.len() - at >= step {
+                    for (index, register) in registers.iter_mut().enumerate() {
+                        *register = fold(register, R::FOUR, load(at + R::BYTES * index));
+                    }
+                    at += step;
+                }
+                let [a, b, c, d] = registers;
+                let folded = fold(&fold(&fold(&a, R::NEXT, b), R::NEXT, c), R::NEXT, d);
+                (folded, at)
+            } else {
+                (first, R::BYTES)
+            };
+            while data.len() - at >= R::BYTES {
+                folded = fold(&folded, R::NEXT, load(at));
+                at += R::BYTES;
+            }
+            let mut lane = folded[lanes - 1];
+            for (index, &value) in folded[..lanes - 1].iter().enumerate() {
+                let distance = 128 * (lanes - 1 - index) as u32;
+                lane ^= fold_lane(value, fold_keys(distance), 0);
+            }
+            while data.len() - at >= 16 {
+                lane = fold_lane(lane, KEYS_128, lane_at(at));
+                at += 16;
+            }
+            // The `crc32` instruction from a zero state over the lane, then
+            // the rest, inverted: the crate's append from all ones.
+            let state = crc32c::crc32c_append(u32::MAX, &lane.to_le_bytes());
+            crc32c::crc32c_append(state, &data[at..])
+        }
+
+        /// Each width's constants are the distances its register implies:
+        /// one register, and four.
+        #[test]
+        fn each_widths_constants_move_a_lane_one_and_four_registers_on() {
+            fn check<R: Register>() {
+                let bits = 8 * R::BYTES as u32;
+                assert_eq!(R::NEXT, fold_keys(bits));
+                assert_eq!(R::FOUR, fold_keys(4 * bits));
+            }
+            check::<__m512i>();
+            check::<__m256i>();
+        }
+
+        /// The fold of both widths, in software, on every length across
+        /// the 4-register, 1-register and 16-byte steps of each.
+        #[test]
+        fn both_widths_modelled_in_software_match_the_crate() {
+            let data: Vec<u8> = (0..1300u32)
+                .map(|index| (index.wrapping_mul(0x9E37_79B9) >> 11) as u8)
+                .collect();
+            let mut start = 0xC0FF_EE00u32;
+            for length in super::super::FOLD_MIN_BYTES..=1200 {
+                let offset = length % 37;
+                let slice = &data[offset..offset + length];
+                start = start.rotate_left(3) ^ length as u32;
+                let expected = crc32c::crc32c_append(start, slice);
+                assert_eq!(model::<__m512i>(start, slice), expected, "512, {length}");
+                assert_eq!(model::<__m256i>(start, slice), expected, "256, {length}");
+            }
+        }
+
+        /// Lengths anywhere up to 2 KiB, and within 17 bytes of a multiple
+        /// of 128 (where the steps of both widths change).
+        fn lengths() -> impl Strategy<Value = usize> {
+            prop_oneof![
+                super::super::FOLD_MIN_BYTES..2200usize,
+                (1usize..=17, 0usize..=34)
+                    .prop_map(|(blocks, delta)| (blocks * 128 + delta - 17)
+                        .max(super::super::FOLD_MIN_BYTES)),
+            ]
+        }
+
+        proptest! {
+            /// Every width this CPU has, from any start, at any source and
+            /// target alignment, checksumming and copying; and the software
+            /// model of both widths.
+            #[test]
+            fn every_width_matches_the_crate_from_any_start_and_alignment(
+                start in any::<u32>(),
+                data in proptest::collection::vec(any::<u8>(), 2200 + 64),
+                offset in 0usize..64,
+                length in lengths(),
+                target_offset in 0usize..64,
+            ) {
+                let slice = &data[offset..offset + length];
+                let expected = crc32c::crc32c_append(start, slice);
+                prop_assert_eq!(model::<__m512i>(start, slice), expected);
+                prop_assert_eq!(model::<__m256i>(start, slice), expected);
+                for width in widths() {
+                    // SAFETY: `width` came from `widths`; without `COPY` the
+                    // target is never touched.
+                    let folded =
+                        unsafe { fold::<false>(width, start, slice, std::ptr::null_mut()) };
+                    prop_assert_eq!(folded, expected, "{:?}", width);
+                    // 64 guard bytes either side of the target.
+                    let mut target = vec![0xA5u8; length + 128 + target_offset];
+                    let at = 64 + target_offset;
+                    // SAFETY: as above; `target[at..at + length]` is valid
+                    // for writes and does not overlap `data`.
+                    let copied =
+                        unsafe { fold::<true>(width, start, slice, target.as_mut_ptr().add(at)) };
+                    prop_assert_eq!(copied, expected, "{:?} copying", width);
+                    prop_assert_eq!(&target[at..at + length], slice, "{:?} copy", width);
+                    prop_assert!(
+                        target[..at].iter().chain(&target[at + length..]).all(|&b| b == 0xA5),
+                        "{:?} wrote outside its target", width
+                    );
+                }
+            }
         }
     }
 

@@ -999,3 +999,71 @@ fn a_connection_state_fits_two_cache_lines() {
         size_of::<UringSocket>()
     );
 }
+
+/// A one-shot receive starts at its buffer's page start plus the stream's
+/// phase (`arm_recv`): frames in it lie aligned, a frame start kept there
+/// waits for exactly the rest of a frame that fits before the buffer's end
+/// and for nothing that does not, and a fresh receive has a whole
+/// [`LARGE_RECEIVE_BYTES`] from the page start on.
+#[cfg(test)]
+#[test]
+fn a_large_receive_at_any_phase_keeps_exactly_the_frames_that_fit() {
+    use crate::wire::Kind;
+
+    let kind = Kind::ALL[0];
+    let body_bytes_max = u32::MAX;
+    let mut pool = Vec::new();
+    for phase in 0..ALIGNMENT {
+        let mut buffer = take_large_buffer(&mut pool);
+        let start = page_start(&buffer) + phase;
+        assert!(buffer.len() - page_start(&buffer) >= LARGE_RECEIVE_BYTES);
+        // A frame begins `ALIGNMENT - phase` bytes in (the stream reaches
+        // a multiple of 16 there), on a 16-byte boundary of memory.
+        let frame_at = start + (ALIGNMENT - phase) % ALIGNMENT;
+        assert_eq!((buffer.as_ptr() as usize + frame_at) % ALIGNMENT, 0);
+        // A frame start at `start` (phase 0 only: at another phase the
+        // decoder is inside a frame and the buffer is not kept).
+        if phase == 0 {
+            let room = buffer.len() - start;
+            for (frame_bytes, fits) in [
+                (room - room % ALIGNMENT, true),
+                (room - room % ALIGNMENT + ALIGNMENT, false),
+            ] {
+                let header = Header {
+                    kind,
+                    body_bytes: (frame_bytes - HEADER_BYTES) as u32,
+                    body_crc32c: 0,
+                };
+                let target = Arc::get_mut(&mut buffer).expect("no frame refers to it");
+                target.as_mut_slice()[start..start + HEADER_BYTES]
+                    .copy_from_slice(&header.to_bytes());
+                for held in [HEADER_BYTES, HEADER_BYTES + 1, 4096 + 5] {
+                    let mut large = LargeReceive {
+                        buffer: buffer.clone(),
+                        start,
+                        held,
+                        missing: 0,
+                    };
+                    assert_eq!(
+                        large.keep_incomplete_frame(body_bytes_max),
+                        fits,
+                        "phase {phase}, frame {frame_bytes}, held {held}"
+                    );
+                    if fits {
+                        assert_eq!(start + held + large.missing, buffer.len());
+                    }
+                }
+            }
+            // Not even a header: the rest of it, well inside the buffer.
+            let mut large = LargeReceive {
+                buffer: buffer.clone(),
+                start,
+                held: 5,
+                missing: 0,
+            };
+            assert!(large.keep_incomplete_frame(body_bytes_max));
+            assert_eq!(large.missing, HEADER_BYTES - 5);
+        }
+        give_back_large_buffer(&mut pool, buffer);
+    }
+}
