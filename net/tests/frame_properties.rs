@@ -31,21 +31,44 @@ fn stream(kinds: &[(u8, u16)]) -> (AlignedVec<16>, Vec<Vec<u8>>) {
 
 /// Feeds `bytes` in pieces of the given sizes (cycled), at a misalignment.
 fn feed(bytes: &[u8], cuts: &[usize], shift: usize) -> (Vec<Frame>, bool) {
+    feed_mixed(bytes, cuts, shift, &[false])
+}
+
+/// As [`feed`], but a piece whose turn in `direct` (cycled) is true, and
+/// that comes while a body is partial, is written straight into the
+/// decoder's partial room (as the io_uring back end's direct receives
+/// are), up to the room it lends.
+fn feed_mixed(bytes: &[u8], cuts: &[usize], shift: usize, direct: &[bool]) -> (Vec<Frame>, bool) {
     let mut decoder = Decoder::new(MAX);
     let mut frames = Vec::new();
     let mut at = 0;
     let mut cut = 0;
     while at < bytes.len() {
-        let length = cuts[cut % cuts.len()].clamp(1, bytes.len() - at);
+        let mut length = cuts[cut % cuts.len()].clamp(1, bytes.len() - at);
+        let room = if direct[cut % direct.len()] {
+            decoder.partial_room()
+        } else {
+            None
+        };
         cut += 1;
-        let mut buffer = AlignedVec::<16>::new();
-        buffer.extend_from_slice(&vec![0u8; shift]);
-        buffer.extend_from_slice(&bytes[at..at + length]);
-        let buffer = std::sync::Arc::new(buffer);
-        if decoder
-            .feed(&buffer, shift..shift + length, &mut frames)
-            .is_err()
-        {
+        let failed = if let Some((start, room)) = room {
+            length = length.min(room);
+            // SAFETY: `length` is at most the room `partial_room` just
+            // gave at `start`, which `bytes` does not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(bytes[at..].as_ptr(), start, length) };
+            // SAFETY: `length` bytes of that room were written just above,
+            // and the decoder was not fed since.
+            unsafe { decoder.partial_filled(length, &mut frames) }.is_err()
+        } else {
+            let mut buffer = AlignedVec::<16>::new();
+            buffer.extend_from_slice(&vec![0u8; shift]);
+            buffer.extend_from_slice(&bytes[at..at + length]);
+            let buffer = std::sync::Arc::new(buffer);
+            decoder
+                .feed(&buffer, shift..shift + length, &mut frames)
+                .is_err()
+        };
+        if failed {
             return (frames, true);
         }
         at += length;
@@ -68,9 +91,10 @@ proptest! {
         kinds in prop::collection::vec((any::<u8>(), 0u16..3000), 1..8),
         cuts in prop::collection::vec(1usize..5000, 1..8),
         shift in 0usize..16,
+        direct in prop::collection::vec(any::<bool>(), 1..4),
     ) {
         let (bytes, bodies) = stream(&kinds);
-        let (frames, failed) = feed(&bytes, &cuts, shift);
+        let (frames, failed) = feed_mixed(&bytes, &cuts, shift, &direct);
         prop_assert!(!failed);
         prop_assert_eq!(bodies_of(&frames), bodies);
         for frame in &frames {
@@ -85,6 +109,8 @@ proptest! {
         truncate in any::<prop::sample::Index>(),
         oversize in any::<bool>(),
         cuts in prop::collection::vec(1usize..3000, 1..4),
+        shift in 0usize..16,
+        direct in prop::collection::vec(any::<bool>(), 1..4),
     ) {
         let (bytes, bodies) = stream(&kinds);
         let mut bytes = bytes.to_vec();
@@ -96,7 +122,7 @@ proptest! {
             bytes[8..12].copy_from_slice(&(MAX + 1).to_le_bytes());
         }
         bytes.truncate(truncate.index(bytes.len() + 1));
-        let (frames, _) = feed(&bytes, &cuts, 0);
+        let (frames, _) = feed_mixed(&bytes, &cuts, shift, &direct);
         let decoded = bodies_of(&frames);
         prop_assert!(decoded.len() <= bodies.len());
         prop_assert_eq!(&decoded[..], &bodies[..decoded.len()], "only frames that were sent, in order");

@@ -5,12 +5,15 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{address, endpoint, pump, request_seq, send_with_backpressure, DEADLINE};
+use synod_net::frame::{encode, HEADER_BYTES};
 use synod_net::samples::request;
 use synod_net::transport::{BackendChoice, Event, Transport};
-use synod_net::wire::NodeId;
+use synod_net::wire::{Hello, NodeId};
 
 fn ordered_delivery_two_endpoints(backend: BackendChoice, count: u64, payload_bytes: usize) {
     let mut sender = endpoint(backend, 1);
@@ -285,6 +288,65 @@ fn io_uring_sqpoll_mode_delivers_in_order() {
     assert_eq!(received, (0..2_000).collect::<Vec<_>>());
 }
 
+/// Every receive buffer is written from its first page boundary on
+/// (`bytes::receive_buffer`): a frame that arrives alone, at the stream's
+/// 16-byte grid, in one receive (a provided buffer on io_uring, a pooled
+/// buffer on the portable back end) is taken in place with its header on
+/// that boundary, so its body lies `HEADER_BYTES` past a page.
+fn alone_in_a_receive_on_a_page(backend: BackendChoice) {
+    let mut server = endpoint(backend, 1);
+    let mut client = TcpStream::connect(address(server.as_ref())).expect("connects");
+    client.set_nodelay(true).expect("nodelay");
+    let hello = Hello {
+        cluster_id: 99,
+        node: NodeId(5),
+        shard: 0,
+    };
+    client
+        .write_all(&encode(&hello, 1 << 20).expect("encodes"))
+        .expect("writes");
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|event| matches!(event, Event::Identified { .. }))
+    {
+        assert!(started.elapsed() < DEADLINE, "no hello: {seen:?}");
+        server
+            .turn(Duration::from_millis(1), &mut seen)
+            .expect("turns");
+    }
+    // Payloads that fit a 16 KiB provided buffer whole.
+    for (seq, payload) in [100usize, 1_000, 4_000, 12_000, 8, 3_000]
+        .into_iter()
+        .enumerate()
+    {
+        let seq = seq as u64;
+        client
+            .write_all(&encode(&request(seq, payload), 1 << 20).expect("encodes"))
+            .expect("writes");
+        let mut events = Vec::new();
+        let frame = loop {
+            assert!(started.elapsed() < DEADLINE, "request {seq} never arrived");
+            server
+                .turn(Duration::from_millis(1), &mut events)
+                .expect("turns");
+            if let Some(at) = events.iter().position(|event| request_seq(event).is_some()) {
+                let Event::Frame { frame, .. } = events.swap_remove(at) else {
+                    unreachable!("request_seq matched a frame");
+                };
+                break frame;
+            }
+        };
+        let body = frame.body().as_slice();
+        assert_eq!(
+            body.as_ptr() as usize % 4096,
+            HEADER_BYTES,
+            "{backend:?}: request {seq} ({payload} B) lies in place, its header on a page"
+        );
+    }
+}
+
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)*) => {
         mod portable {
@@ -305,4 +367,5 @@ both_backends! {
     peer_restart_and_reconnect => restart_receiver_and_reconnect;
     vanished_peer_pushes_back_with_bounded_memory => vanished_peer_costs_bounded_memory;
     frames_held_by_the_consumer_do_not_stall_receiving => held_frames_do_not_stall_receiving;
+    frames_received_alone_start_on_a_page => alone_in_a_receive_on_a_page;
 }

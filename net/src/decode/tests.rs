@@ -491,3 +491,137 @@ fn a_body_in_pieces_is_checked_across_every_piece_and_path() {
         }
     }
 }
+
+/// Feeds `bytes` as a receive that starts `shift` bytes past an aligned
+/// address (a misaligned receive is copied from where it lies).
+fn feed_at(
+    decoder: &mut Decoder,
+    bytes: &[u8],
+    shift: usize,
+    frames: &mut Vec<Frame>,
+) -> Result<(), FrameError> {
+    let mut buffer = AlignedVec::<16>::with_capacity(shift + bytes.len());
+    buffer.resize(shift, 0);
+    buffer.extend_from_slice(bytes);
+    decoder.feed(&Arc::new(buffer), shift..shift + bytes.len(), frames)
+}
+
+/// Writes up to `bytes.len()` bytes into the decoder's partial room, as a
+/// direct receive does; returns how many were written.
+fn fill_direct(
+    decoder: &mut Decoder,
+    bytes: &[u8],
+    frames: &mut Vec<Frame>,
+) -> Result<usize, FrameError> {
+    let (start, room) = decoder.partial_room().expect("a partial body with room");
+    let count = room.min(bytes.len());
+    // SAFETY: `count` is at most the room `partial_room` gave at `start`.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, count) };
+    // SAFETY: `count` bytes of that room were written just above, and the
+    // decoder was not fed since.
+    unsafe { decoder.partial_filled(count, frames) }.map(|()| count)
+}
+
+/// A body begun by a header split mid-way across receives, then continued
+/// by direct receives and copied pieces in turn (some copied from
+/// misaligned receives): its running checksum covers exactly the body, in
+/// order, so an intact body decodes (and the frame after it too), damage
+/// anywhere in it is refused, and the failed decoder stays failed.
+#[test]
+fn a_body_after_a_split_header_is_checked_across_copied_and_direct_pieces() {
+    let mut stream = stream_of(2, 40_000).to_vec();
+    let first_end = {
+        let body_bytes = u32::from_le_bytes(stream[8..12].try_into().expect("4 bytes"));
+        HEADER_BYTES + (body_bytes as usize).next_multiple_of(ALIGNMENT)
+    };
+    let body_end = HEADER_BYTES + u32::from_le_bytes(stream[8..12].try_into().expect("4")) as usize;
+    let intact = stream.clone();
+    let total = stream.len();
+    // Pieces: (end, direct). The first ends inside the header, the second
+    // brings the rest of it and the body's start.
+    let pieces = |last_direct: bool| {
+        [
+            (7, false),
+            (HEADER_BYTES + 1_000, false),
+            (5_000, true),
+            (12_000, false),
+            (12_001, true),
+            (25_000, true),
+            (31_000, false),
+            (body_end - 1, !last_direct),
+            (body_end, last_direct),
+            (total, false),
+        ]
+    };
+    let damages = [
+        None,
+        Some(HEADER_BYTES),
+        Some(HEADER_BYTES + 999),
+        Some(HEADER_BYTES + 1_000),
+        Some(4_999),
+        Some(11_000),
+        Some(12_000),
+        Some(20_000),
+        Some(30_999),
+        Some(body_end - 2),
+        Some(body_end - 1),
+    ];
+    for (shift, last_direct) in [(0, false), (3, false), (0, true), (5, true)] {
+        for damage in damages {
+            stream.copy_from_slice(&intact);
+            if let Some(at) = damage {
+                stream[at] ^= 0x40;
+            }
+            let mut decoder = Decoder::new(MAX);
+            let mut frames = Vec::new();
+            let mut result = Ok(());
+            let mut at = 0;
+            for (end, direct) in pieces(last_direct) {
+                while at < end && result.is_ok() {
+                    if direct {
+                        match fill_direct(&mut decoder, &stream[at..end], &mut frames) {
+                            Ok(count) => at += count,
+                            Err(error) => result = Err(error),
+                        }
+                    } else {
+                        result = feed_at(&mut decoder, &stream[at..end], shift, &mut frames);
+                        at = end;
+                    }
+                }
+            }
+            match damage {
+                None => {
+                    result.expect("an intact stream decodes");
+                    assert_eq!(seqs(&frames), vec![0, 1], "shift {shift}");
+                    assert_eq!(frames[0].body().as_slice(), &intact[HEADER_BYTES..body_end]);
+                    assert_eq!(
+                        frames[1].body().as_slice(),
+                        &intact[first_end + HEADER_BYTES
+                            ..first_end + HEADER_BYTES + frames[1].body().len()]
+                    );
+                    assert_eq!(decoder.stats().frames_received_direct, 1);
+                    assert!(decoder.is_between_frames());
+                }
+                Some(at) => {
+                    let error = result.expect_err("damage is refused");
+                    assert!(
+                        matches!(error, FrameError::ChecksumMismatch { .. }) && frames.is_empty(),
+                        "damage at {at}, shift {shift}: {error:?}"
+                    );
+                    assert!(
+                        decoder.partial_room().is_none(),
+                        "a failed decoder lends no room"
+                    );
+                    assert_eq!(
+                        feed_at(&mut decoder, &intact[..64], 0, &mut frames),
+                        Err(error.clone())
+                    );
+                    // SAFETY: no bytes are claimed.
+                    let filled = unsafe { decoder.partial_filled(0, &mut frames) };
+                    assert_eq!(filled, Err(error));
+                    assert!(frames.is_empty());
+                }
+            }
+        }
+    }
+}

@@ -580,6 +580,83 @@ fn epoll_timeout_ms(rest: Duration, polled: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bytes::PAGE_BYTES;
+    use crate::frame::{encode_into, Archived};
+    use crate::samples::request;
+    use crate::wire::Hello;
+
+    /// Reads land in `[page_start + phase, page_start + receive_buffer_bytes)`
+    /// of their buffer and nowhere else: after a stream larger than many
+    /// receive buffers, every byte of every pooled buffer outside that
+    /// window is still the zero it was allocated with, and some reads did
+    /// fill the window to its end.
+    #[test]
+    fn reads_stay_within_receive_buffer_bytes_from_the_page_start() {
+        const READ_BYTES: usize = 4096;
+        const REQUESTS: u64 = 60;
+        let mut config = Config::new(NodeId(1));
+        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+        config.receive_buffer_bytes = READ_BYTES;
+        let mut transport = PortableTransport::open(config).expect("opens");
+        let address = transport.local_addr().expect("listening");
+        let mut stream = AlignedVec::<ALIGNMENT>::new();
+        let hello = Hello {
+            cluster_id: 0,
+            node: NodeId(2),
+            shard: 0,
+        };
+        encode_into(&mut stream, &hello, 1 << 20).expect("encodes");
+        for seq in 0..REQUESTS {
+            // Lengths off the 16-byte grid and off READ_BYTES.
+            encode_into(
+                &mut stream,
+                &request(seq, 2_500 + seq as usize * 7),
+                1 << 20,
+            )
+            .expect("encodes");
+        }
+        let writer = std::thread::spawn(move || {
+            let mut client = TcpStream::connect(address).expect("connects");
+            client.write_all(&stream).expect("writes");
+            client
+        });
+        let started = Instant::now();
+        let mut seqs = Vec::new();
+        while seqs.len() < REQUESTS as usize {
+            assert!(started.elapsed() < Duration::from_secs(30), "got {seqs:?}");
+            let mut events = Vec::new();
+            transport
+                .turn(Duration::from_millis(1), &mut events)
+                .expect("turns");
+            for event in events {
+                if let Event::Frame { frame, .. } = event {
+                    if let Archived::Request(request) = frame.archived() {
+                        seqs.push(request.seq.to_native().0);
+                    }
+                }
+            }
+        }
+        assert_eq!(seqs, (0..REQUESTS).collect::<Vec<_>>());
+        let _client = writer.join().expect("the writer finishes");
+        assert!(!transport.buffers.is_empty());
+        let mut filled_to_the_end = 0;
+        for buffer in &transport.buffers {
+            let page = page_start(buffer);
+            assert_eq!((buffer.as_ptr() as usize + page) % PAGE_BYTES, 0);
+            let (before, rest) = buffer.split_at(page);
+            let (window, after) = rest.split_at(READ_BYTES);
+            assert!(
+                before.iter().all(|&byte| byte == 0),
+                "written before the page"
+            );
+            assert!(
+                after.iter().all(|&byte| byte == 0),
+                "written past receive_buffer_bytes"
+            );
+            filled_to_the_end += usize::from(window[READ_BYTES - 64..].iter().any(|&b| b != 0));
+        }
+        assert!(filled_to_the_end > 0, "some read filled its whole window");
+    }
 
     #[test]
     fn the_rest_of_a_wait_rounds_down_after_polling_and_up_otherwise() {

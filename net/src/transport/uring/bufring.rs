@@ -146,6 +146,12 @@ impl BufRing {
         }
     }
 
+    /// Every buffer the ring holds, has lent or keeps spare (tests).
+    #[cfg(test)]
+    pub fn every_buffer(&self) -> impl Iterator<Item = &Arc<AlignedVec<ALIGNMENT>>> {
+        self.buffers.iter().chain(&self.lent).chain(&self.spares)
+    }
+
     fn give(&mut self, bid: u16) {
         let length = u32::try_from(self.buffer_bytes).expect("provided buffers are below 4 GiB");
         let buffer = Arc::get_mut(&mut self.buffers[usize::from(bid)])

@@ -1067,3 +1067,134 @@ fn a_large_receive_at_any_phase_keeps_exactly_the_frames_that_fit() {
         give_back_large_buffer(&mut pool, buffer);
     }
 }
+
+/// Receives write only from their buffer's first page boundary on: a
+/// multishot receive within `[page_start, page_start + provided_buffer_bytes)`
+/// of its provided buffer (the entry the kernel got), and a one-shot large
+/// receive nowhere before `page_start`. After a stream of small frames
+/// through many provided buffers and answered large frames received
+/// one-shot, every byte outside those windows is still the zero the
+/// buffers were allocated with.
+#[cfg(test)]
+#[test]
+fn receives_write_only_from_the_page_start_within_the_configured_room() {
+    use crate::bytes::PAGE_BYTES;
+    use crate::frame::{encode_into, Archived};
+    use crate::samples::request;
+    use crate::transport::{Transport, TransportError};
+    use crate::wire::{Hello, NodeId};
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    const PROVIDED_BYTES: usize = 4096;
+    const SMALL: u64 = 60;
+    const LARGE: u64 = 6;
+    let mut config = Config::new(NodeId(1));
+    config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+    config.provided_buffer_bytes = PROVIDED_BYTES;
+    config.provided_buffer_count = 16;
+    let mut driver = match UringDriver::open(config) {
+        Ok(driver) => driver,
+        Err(TransportError::Uring { .. }) if !available() => return,
+        Err(error) => panic!("the driver opens: {error}"),
+    };
+    let address = driver.local_addr().expect("listening");
+    let mut stream = AlignedVec::<ALIGNMENT>::new();
+    let hello = Hello {
+        cluster_id: 0,
+        node: NodeId(2),
+        shard: 0,
+    };
+    encode_into(&mut stream, &hello, 1 << 20).expect("encodes");
+    for seq in 0..SMALL {
+        // Lengths off the 16-byte grid and off the provided buffer's size.
+        encode_into(
+            &mut stream,
+            &request(seq, 2_500 + seq as usize * 7),
+            1 << 20,
+        )
+        .expect("encodes");
+    }
+    let (go, rounds) = std::sync::mpsc::channel::<u64>();
+    let writer = std::thread::spawn(move || {
+        let mut client = std::net::TcpStream::connect(address).expect("connects");
+        let mut drain = client.try_clone().expect("a second handle");
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 4096];
+            while drain.read(&mut sink).is_ok_and(|count| count > 0) {}
+        });
+        client.write_all(&stream).expect("writes");
+        for seq in rounds {
+            let mut frame = AlignedVec::<ALIGNMENT>::new();
+            encode_into(&mut frame, &request(seq, 64 << 10), 1 << 20).expect("encodes");
+            client.write_all(&frame).expect("writes");
+        }
+        client
+    });
+    let started = Instant::now();
+    let mut seqs = Vec::new();
+    while seqs.len() < (SMALL + LARGE) as usize {
+        assert!(started.elapsed() < Duration::from_secs(30), "got {seqs:?}");
+        let mut events = Vec::new();
+        driver
+            .turn(Duration::from_millis(1), &mut events)
+            .expect("turns");
+        for event in events {
+            let Event::Frame {
+                connection, frame, ..
+            } = event
+            else {
+                continue;
+            };
+            if let Archived::Request(request) = frame.archived() {
+                seqs.push(request.seq.to_native().0);
+            }
+            // Answer each frame from the last small one on, so the large
+            // ones are answered traffic (received one-shot), and ask for
+            // the next large one.
+            let next = seqs.len() as u64;
+            if (SMALL..SMALL + LARGE).contains(&next) {
+                driver.send(connection, &request(0, 8)).expect("room");
+                go.send(next).expect("the writer waits");
+            }
+        }
+    }
+    drop(go);
+    assert_eq!(seqs, (0..SMALL + LARGE).collect::<Vec<_>>());
+    let client = writer.join().expect("the writer finishes");
+    let transport = driver.transport();
+    assert!(
+        transport.receive_stats().large_receives > 0,
+        "{:?}",
+        transport.receive_stats()
+    );
+    let mut filled_to_the_end = 0;
+    for buffer in transport.buffers.every_buffer() {
+        let page = page_start(buffer);
+        assert_eq!((buffer.as_ptr() as usize + page) % PAGE_BYTES, 0);
+        let (before, rest) = buffer.split_at(page);
+        let (window, after) = rest.split_at(PROVIDED_BYTES);
+        assert!(
+            before.iter().all(|&byte| byte == 0),
+            "written before the page"
+        );
+        assert!(
+            after.iter().all(|&byte| byte == 0),
+            "written past provided_buffer_bytes"
+        );
+        filled_to_the_end += usize::from(window[PROVIDED_BYTES - 64..].iter().any(|&b| b != 0));
+    }
+    assert!(
+        filled_to_the_end > 0,
+        "some receive filled its whole buffer"
+    );
+    assert!(!transport.large_buffers.is_empty());
+    for buffer in &transport.large_buffers {
+        let page = page_start(buffer);
+        assert!(
+            buffer[..page].iter().all(|&byte| byte == 0),
+            "a large receive wrote before its page"
+        );
+    }
+    drop(client);
+}
