@@ -46,7 +46,10 @@ pub(crate) fn receive_buffer(bytes: usize) -> Arc<AlignedVec<ALIGNMENT>> {
 /// [`receive_buffer`] start there.
 pub(crate) fn page_start(buffer: &AlignedVec<ALIGNMENT>) -> usize {
     let start = buffer.as_ptr().align_offset(PAGE_BYTES);
-    debug_assert!(start.is_multiple_of(ALIGNMENT) && start < PAGE_BYTES);
+    assert!(
+        start.is_multiple_of(ALIGNMENT) && start < PAGE_BYTES,
+        "a receive buffer's first page boundary lies {start} bytes in: not a 16-byte multiple below a page"
+    );
     start
 }
 
