@@ -282,15 +282,23 @@ impl PortableTransport {
             let target = Arc::get_mut(&mut buffer)
                 .expect("take_buffer hands out buffers no frame refers to");
             let mut reader: &TcpStream = stream;
+            // A read that brought nothing returns its buffer to the pool.
             let count = match reader.read(&mut target.as_mut_slice()[start..end]) {
-                Ok(0) => return self.broken(index, CloseReason::EndOfStream, now, events),
+                Ok(0) => {
+                    self.give_back(buffer);
+                    return self.broken(index, CloseReason::EndOfStream, now, events);
+                }
                 Ok(count) => count,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
                     return self.give_back(buffer)
                 }
-                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {
+                    self.give_back(buffer);
+                    continue;
+                }
                 Err(error) => {
-                    return self.broken(index, CloseReason::Io(error.to_string()), now, events)
+                    self.give_back(buffer);
+                    return self.broken(index, CloseReason::Io(error.to_string()), now, events);
                 }
             };
             link.socket.stream_phase = (link.socket.stream_phase + count) % ALIGNMENT;
@@ -656,6 +664,50 @@ mod tests {
             filled_to_the_end += usize::from(window[READ_BYTES - 64..].iter().any(|&b| b != 0));
         }
         assert!(filled_to_the_end > 0, "some read filled its whole window");
+    }
+
+    /// A read that ends the stream gives its buffer back to the pool: after
+    /// peers that each send a hello and close, the transport still holds
+    /// the one buffer it read into, the same allocation every time.
+    #[test]
+    fn a_read_at_end_of_stream_returns_its_buffer_to_the_pool() {
+        let mut config = Config::new(NodeId(1));
+        config.listen = Some("127.0.0.1:0".parse().expect("an address"));
+        let mut transport = PortableTransport::open(config).expect("opens");
+        let address = transport.local_addr().expect("listening");
+        let mut hello_bytes = AlignedVec::<ALIGNMENT>::new();
+        let hello = Hello {
+            cluster_id: 0,
+            node: NodeId(2),
+            shard: 0,
+        };
+        encode_into(&mut hello_bytes, &hello, 1 << 20).expect("encodes");
+        let mut pooled = None;
+        for peer in 0..5 {
+            let mut client = TcpStream::connect(address).expect("connects");
+            client.write_all(&hello_bytes).expect("writes");
+            drop(client);
+            let (started, mut closed) = (Instant::now(), false);
+            while !closed {
+                assert!(started.elapsed() < Duration::from_secs(30), "peer {peer}");
+                let mut events = Vec::new();
+                transport
+                    .turn(Duration::from_millis(10), &mut events)
+                    .expect("turns");
+                closed = events.iter().any(|event| {
+                    matches!(
+                        event,
+                        Event::Closed {
+                            reason: CloseReason::EndOfStream,
+                            ..
+                        }
+                    )
+                });
+            }
+            assert_eq!(transport.buffers.len(), 1, "peer {peer}");
+            let address = transport.buffers[0].as_ptr();
+            assert_eq!(*pooled.get_or_insert(address), address, "peer {peer}");
+        }
     }
 
     #[test]
