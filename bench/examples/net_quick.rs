@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use synod_bench::net::{table, NetBench};
+use synod_bench::net::{table, NetBench, Setup};
 
 fn list(argument: Option<String>, default: Vec<usize>) -> Vec<usize> {
     argument.map_or(default, |text| {
@@ -24,12 +24,17 @@ fn main() {
         .and_then(|text| text.parse().ok())
         .unwrap_or(300);
     let defaults = NetBench::default();
+    let sizes = list(arguments.next(), defaults.sizes.clone());
+    let connections = list(arguments.next(), defaults.connections.clone());
+    let setup = Setup {
+        send_zero_copy_bytes_min: arguments.next().and_then(|text| text.parse().ok()),
+        ..Setup::lasting(Duration::from_millis(duration_ms))
+    };
     let bench = NetBench {
         repeats,
-        duration: Duration::from_millis(duration_ms),
-        sizes: list(arguments.next(), defaults.sizes.clone()),
-        connections: list(arguments.next(), defaults.connections.clone()),
-        send_zero_copy_bytes_min: arguments.next().and_then(|text| text.parse().ok()),
+        sizes,
+        connections,
+        setup,
         ..defaults
     };
     let cells = bench.run(|line| eprintln!("{line}"));

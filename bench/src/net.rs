@@ -49,14 +49,8 @@ pub struct NetBench {
     pub backends: Vec<BackendChoice>,
     /// Repeats of the whole grid, interleaved.
     pub repeats: usize,
-    /// How long each run measures.
-    pub duration: Duration,
-    /// `SEND_ZC` threshold for the io_uring runs (None: the default).
-    pub send_zero_copy_bytes_min: Option<usize>,
-    /// Where the two threads of each run may run.
-    pub pin: Pin,
-    /// `Config::busy_poll_us` for both transports (0: they sleep when idle).
-    pub busy_poll_us: u32,
+    /// How every run lasts, and how it sets up and places its transports.
+    pub setup: Setup,
 }
 
 /// How one run sets up and places its transports, beyond its cell.
@@ -93,10 +87,7 @@ impl Default for NetBench {
             modes: vec![Mode::PingPong, Mode::Streaming],
             backends: vec![BackendChoice::IoUring, BackendChoice::Portable],
             repeats: 5,
-            duration: Duration::from_millis(500),
-            send_zero_copy_bytes_min: None,
-            pin: Pin::Auto,
-            busy_poll_us: 0,
+            setup: Setup::lasting(Duration::from_millis(500)),
         }
     }
 }
@@ -422,12 +413,7 @@ impl NetBench {
     /// Runs the grid `repeats` times, interleaving back ends within each
     /// cell and cells within each repeat; `progress` hears about every run.
     pub fn run(&self, mut progress: impl FnMut(&str)) -> Vec<Cell> {
-        let setup = Setup {
-            duration: self.duration,
-            send_zero_copy_bytes_min: self.send_zero_copy_bytes_min,
-            pin: self.pin,
-            busy_poll_us: self.busy_poll_us,
-        };
+        let setup = self.setup;
         let mut grid: Vec<(Mode, usize, usize, String, Vec<Sample>)> = Vec::new();
         for repeat in 0..self.repeats {
             let mut at = 0;
@@ -445,7 +431,7 @@ impl NetBench {
                             );
                         }
                         if mode == Mode::PingPong && connections == 1 {
-                            let sample = run_blocking_ping_pong(size, self.duration, self.pin);
+                            let sample = run_blocking_ping_pong(size, setup.duration, setup.pin);
                             record(
                                 &mut grid,
                                 &mut at,
@@ -671,7 +657,7 @@ mod tests {
             sizes: vec![64, 20_000],
             connections: vec![1, 2],
             repeats: 1,
-            duration: Duration::from_millis(60),
+            setup: Setup::lasting(Duration::from_millis(60)),
             ..NetBench::default()
         };
         let cells = bench.run(|_| {});

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use synod_bench::net::{goals, table, zero_copy_sweep, Mode, NetBench, Pin};
+use synod_bench::net::{goals, table, zero_copy_sweep, Mode, NetBench, Pin, Setup};
 use synod_net::transport::BackendChoice;
 
 use crate::print_out;
@@ -83,15 +83,16 @@ pub(crate) fn bench(arguments: &NetArgs) -> anyhow::Result<()> {
             .collect(),
         backends: vec![BackendChoice::IoUring, BackendChoice::Portable],
         repeats: arguments.repeats,
-        duration,
-        send_zero_copy_bytes_min: None,
-        pin: match arguments.pin {
-            PinArg::Auto => Pin::Auto,
-            PinArg::Free => Pin::Free,
-            PinArg::Shared => Pin::Shared,
-            PinArg::Split => Pin::Split,
+        setup: Setup {
+            pin: match arguments.pin {
+                PinArg::Auto => Pin::Auto,
+                PinArg::Free => Pin::Free,
+                PinArg::Shared => Pin::Shared,
+                PinArg::Split => Pin::Split,
+            },
+            busy_poll_us: arguments.busy_poll_us,
+            ..Setup::lasting(duration)
         },
-        busy_poll_us: arguments.busy_poll_us,
     };
     let cells = bench.run(progress);
     let polling = if arguments.busy_poll_us > 0 {
