@@ -74,6 +74,20 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
+/// Which code computes checksums of [`FOLD_MIN_BYTES`] and more on this
+/// CPU, for benchmark reports: `"512-bit fold"`, `"256-bit fold"` or
+/// `"crc32c crate"`.
+#[must_use]
+pub fn implementation() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    match fold::width() {
+        Some(fold::Width::Zmm) => return "512-bit fold",
+        Some(fold::Width::Ymm) => return "256-bit fold",
+        None => {}
+    }
+    "crc32c crate"
+}
+
 /// Copies `source` to `target` and continues `crc` over it, as
 /// `target.copy_from_slice(source)` followed by
 /// `crc32c_append(crc, source)` would, in one pass over the bytes where

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::machine::Machine;
 use crate::print_out;
 
 /// Lists a log directory; exit status 2 when it is damaged.
@@ -54,6 +55,10 @@ pub(crate) fn bench(arguments: BenchLogArgs) -> anyhow::Result<ExitCode> {
         records_per_group: arguments.per_group,
     };
     let report = synod_log::bench::run(&config).context("running the log benchmark")?;
-    print_out(format_args!("{report}{}", synod_log::bench::goals(&report)))?;
+    print_out(format_args!(
+        "{}\n{report}{}",
+        Machine::probe(),
+        synod_log::bench::goals(&report)
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod log;
+mod machine;
 mod net;
 
 use std::io::Write;

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use synod_bench::net::{goals, table, zero_copy_sweep, Mode, NetBench, Pin, Setup};
 use synod_net::transport::BackendChoice;
 
+use crate::machine::Machine;
 use crate::print_out;
 
 /// A benchmark mode.
@@ -68,7 +69,7 @@ pub(crate) fn bench(arguments: &NetArgs) -> anyhow::Result<()> {
     let progress = |line: &str| eprintln!("{line}");
     if arguments.zero_copy_sweep {
         let sweep = zero_copy_sweep(&arguments.sizes, arguments.repeats, duration, progress);
-        return print_out(format_args!("{sweep}\n"));
+        return print_out(format_args!("{}\n{sweep}\n", Machine::probe()));
     }
     let bench = NetBench {
         sizes: arguments.sizes.clone(),
@@ -104,7 +105,8 @@ pub(crate) fn bench(arguments: &NetArgs) -> anyhow::Result<()> {
         String::new()
     };
     print_out(format_args!(
-        "{}\n{polling}{}",
+        "{}\n{}\n{polling}{}",
+        Machine::probe(),
         table(&cells),
         goals(&cells)
     ))

@@ -18,6 +18,11 @@ fn one_small_cell_prints_every_subject_with_at_most_one_sync_per_commit() {
     let _ = std::fs::remove_dir_all(&directory);
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8_lossy(&output.stdout);
+    let machine = text.lines().next().unwrap_or_default();
+    assert!(
+        machine.starts_with("machine: ") && machine.contains("; checksums: "),
+        "the table names its machine first\n{text}"
+    );
     let rows: Vec<Vec<&str>> = text
         .lines()
         .filter(|line| line.starts_with("| ") && !line.starts_with("| subject"))
