@@ -8,7 +8,7 @@ use std::fmt;
 /// The CPU, how many the process may use, whether a hypervisor is under
 /// it, the kernel, and which checksum code runs (it decides much of the
 /// cost of large frames and records).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Machine {
     cpu: String,
     cpus: usize,
@@ -52,23 +52,25 @@ impl fmt::Display for Machine {
 
 /// The first processor's model name in `/proc/cpuinfo` text.
 fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        let value = value.trim();
-        (key.trim() == "model name" && !value.is_empty()).then(|| value.to_string())
-    })
+    fields(cpuinfo, "model name")
+        .find(|value| !value.is_empty())
+        .map(str::to_string)
 }
 
 /// Whether the first processor's `flags` line in `/proc/cpuinfo` text has
 /// `flag` (a whole word).
 fn has_flag(cpuinfo: &str, flag: &str) -> bool {
-    cpuinfo
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == "flags").then_some(value)
-        })
+    fields(cpuinfo, "flags")
+        .next()
         .is_some_and(|flags| flags.split_whitespace().any(|word| word == flag))
+}
+
+/// The values of every `key: value` line named `key`, trimmed, in order.
+fn fields<'a>(cpuinfo: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> {
+    cpuinfo.lines().filter_map(move |line| {
+        let (name, value) = line.split_once(':')?;
+        (name.trim() == key).then(|| value.trim())
+    })
 }
 
 #[cfg(test)]
